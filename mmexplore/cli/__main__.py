@@ -1,0 +1,5 @@
+import sys
+
+from mmexplore.cli import main
+
+sys.exit(main())

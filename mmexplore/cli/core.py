@@ -1,0 +1,98 @@
+"""Core commands: ``info``, ``similarity``, ``train``, ``eval retrieval``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mmexplore.cli.common import add_common_args, command, load_encoder
+from mmexplore.errors import InputError
+
+
+def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
+    encoder = load_encoder(args)
+    return {"model": encoder.info.to_dict()}
+
+
+def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.data.images import load_image
+    from mmexplore.data.pairs import read_pairs, read_texts
+    from mmexplore.pipeline import compute_similarity
+
+    pairs = None
+    if args.captions:
+        if args.images or args.texts or args.texts_file:
+            raise InputError("give either --captions FILE or --images/--texts, not both")
+        table = read_pairs(args.captions)
+        image_paths, texts, pairs = table.images, table.texts, table.pairs
+    else:
+        image_paths = list(args.images or [])
+        texts = list(args.texts or [])
+        if args.texts_file:
+            texts += read_texts(args.texts_file)
+        if not image_paths:
+            raise InputError("no images: pass --images FILE... or --captions FILE")
+        if not texts:
+            raise InputError("no captions: pass --texts TEXT... , --texts-file FILE or --captions FILE")
+    images = [load_image(p) for p in image_paths]
+    encoder = load_encoder(args)
+    report = compute_similarity(encoder, images, texts, pairs)
+    return {"images": image_paths, "texts": texts, "model": encoder.info.to_dict(), **report.to_dict()}
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.training.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        out=args.out,
+        arch=args.arch,
+        steps=args.steps,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        negatives=args.negatives,
+        seed=args.seed,
+        device=args.device,
+        eval_every=args.eval_every,
+        threads=args.threads,
+    )
+    log = (lambda s: None) if args.json else print
+    metrics = train(cfg, log=log)
+    return {"out": args.out, "steps": metrics["steps"], "wall_s": metrics["wall_s"], "eval": metrics["eval"]}
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.evaluation.retrieval import RENDERERS, evaluate_retrieval
+
+    encoder = load_encoder(args)
+    renderers = RENDERERS if args.renderer == "both" else (args.renderer,)
+    res = evaluate_retrieval(encoder, n_scenes=args.scenes, renderers=renderers)
+    return {"model": encoder.info.name, "retrieval": res}
+
+
+def register(commands: Any, evals: Any) -> None:
+    command(commands, "info", cmd_info, "show the loaded model's name, size, device and dtype")
+
+    p = command(commands, "similarity", cmd_similarity, "image×text cosine, logits, softmax, InfoNCE, recall@K")
+    p.add_argument("--images", nargs="+", metavar="FILE", help="image files (image k pairs with text k)")
+    p.add_argument("--texts", nargs="+", metavar="TEXT", help="captions")
+    p.add_argument("--texts-file", metavar="FILE", help="captions, one per line")
+    p.add_argument("--captions", metavar="FILE", help="CSV/TSV/JSONL with image,text columns (many-to-many)")
+
+    p = command(commands, "train", cmd_train, "train a shapes-world model from scratch")
+    p.add_argument("--out", default="runs/shapes", help="output folder (model + config + metrics)")
+    p.add_argument("--arch", default="mmexplore-shapes-s", help="open_clip model config to train")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget (the schedule ends with it)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--negatives", type=int, default=1, help="hard-negative captions per image (0: plain CLIP)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--threads", type=int, default=None)
+
+    p = evals.add_parser("retrieval", help="R@K and hard-negative accuracy on held-out scenes")
+    add_common_args(p)
+    p.add_argument("--scenes", type=int, default=200)
+    p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")
+    p.set_defaults(handler=cmd_eval_retrieval)

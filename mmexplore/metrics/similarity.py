@@ -1,0 +1,223 @@
+"""Similarity maths of a contrastive image–text model (DESIGN §4), over numpy arrays.
+
+Notation: ``E_i`` (N × d) image and ``E_t`` (M × d) text embeddings, unit rows. Cosine
+``S = E_i E_tᵀ``; logits ``C = logit_scale · S`` where ``logit_scale = 1/τ``; softmax over texts
+per image (i→t) and over images per text (t→i). Pairs are a boolean N × M matrix, so an image may
+have several true captions and a caption several true images.
+
+>>> import numpy as np
+>>> e = np.eye(3, dtype=np.float32)
+>>> r = similarity_report(e, e, logit_scale=10.0)
+>>> r.recall["i2t@1"], r.recall["t2i@1"]
+(1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import log_softmax, softmax
+
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
+
+
+def l2_normalize(x: np.ndarray, axis: int = -1, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero). Shape unchanged, float32."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), eps)
+
+
+def cosine_matrix(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+    """Cosine similarity.
+
+    Parameters
+    ----------
+    image_emb : ndarray of shape (N, d)
+    text_emb : ndarray of shape (M, d)
+        Need not be normalised; they are normalised here.
+
+    Returns
+    -------
+    ndarray of shape (N, M), float64, values in [-1, 1].
+    """
+    a = l2_normalize(image_emb).astype(np.float64)
+    b = l2_normalize(text_emb).astype(np.float64)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"embedding dims differ: images {a.shape[1]}, texts {b.shape[1]}")
+    return a @ b.T
+
+
+def softmax_i2t(logits: np.ndarray) -> np.ndarray:
+    """Softmax over texts for each image: rows of the (N, M) result sum to 1."""
+    return softmax(logits, axis=1)
+
+
+def softmax_t2i(logits: np.ndarray) -> np.ndarray:
+    """Softmax over images for each text: columns of the (N, M) result sum to 1."""
+    return softmax(logits, axis=0)
+
+
+def identity_pairs(n_images: int, n_texts: int) -> np.ndarray:
+    """Pairs matrix (N, M) for the common case "image k goes with text k" (needs N == M)."""
+    if n_images != n_texts:
+        raise ValueError(
+            f"no pairs given and {n_images} images vs {n_texts} texts: give pairs explicitly "
+            "(e.g. a captions file with image,text columns)"
+        )
+    return np.eye(n_images, dtype=bool)
+
+
+def infonce_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
+    """Symmetric InfoNCE ½(CE(C, pairs) + CE(Cᵀ, pairsᵀ)) in nats.
+
+    With several true texts for an image, each image's target is spread uniformly over its true
+    texts (and likewise per text), which reduces to the usual diagonal CE for one-to-one pairs.
+    Images (texts) without any true pair do not contribute to their direction's term.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (N, M)
+        ``logit_scale × cosine``.
+    pairs : ndarray of shape (N, M), bool
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=bool)
+    if logits.shape != pairs.shape:
+        raise ValueError(f"logits {logits.shape} and pairs {pairs.shape} differ in shape")
+    if not pairs.any():
+        return float("nan")
+
+    def directional(lg: np.ndarray, pr: np.ndarray) -> float:
+        rows = pr.any(axis=1)
+        lp = log_softmax(lg[rows], axis=1)
+        target = pr[rows] / pr[rows].sum(axis=1, keepdims=True)
+        return float(-(target * lp).sum(axis=1).mean())
+
+    return 0.5 * (directional(logits, pairs) + directional(logits.T, pairs.T))
+
+
+def recall_at_k(scores: np.ndarray, pairs: np.ndarray, k: int) -> float:
+    """Fraction of query rows whose top-``k`` columns contain at least one true pair.
+
+    Rows without any true pair are left out. Ties are broken by column order (stable sort).
+
+    Parameters
+    ----------
+    scores : ndarray of shape (Q, C)
+    pairs : ndarray of shape (Q, C), bool
+    k : int
+        Clipped to the number of columns.
+    """
+    pairs = np.asarray(pairs, dtype=bool)
+    rows = pairs.any(axis=1)
+    if not rows.any():
+        return float("nan")
+    k = max(1, min(int(k), scores.shape[1]))
+    top = np.argsort(-scores[rows], axis=1, kind="stable")[:, :k]
+    hit = np.take_along_axis(pairs[rows], top, axis=1).any(axis=1)
+    return float(hit.mean())
+
+
+@dataclass
+class SimilarityReport:
+    """Everything the similarity page and ``mmexplore similarity`` show, as plain arrays.
+
+    Attributes
+    ----------
+    cosine : ndarray (N, M)
+    logits : ndarray (N, M)
+        ``logit_scale × cosine``.
+    probs_i2t : ndarray (N, M)
+        Softmax over texts per image (rows sum to 1).
+    probs_t2i : ndarray (N, M)
+        Softmax over images per text (columns sum to 1).
+    logit_scale : float
+    pairs : ndarray (N, M), bool
+    infonce_loss : float
+        NaN when no pairs are given.
+    recall : dict
+        ``"i2t@K"`` and ``"t2i@K"`` for each K.
+    best_text_for_image, best_image_for_text : list of int
+    """
+
+    cosine: np.ndarray
+    logits: np.ndarray
+    probs_i2t: np.ndarray
+    probs_t2i: np.ndarray
+    logit_scale: float
+    pairs: np.ndarray
+    infonce_loss: float
+    recall: dict[str, float] = field(default_factory=dict)
+    best_text_for_image: list[int] = field(default_factory=list)
+    best_image_for_text: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (NaN becomes None) with the CLI contract's field names."""
+
+        def clean(x: float) -> float | None:
+            return None if x is None or not np.isfinite(x) else float(x)
+
+        return {
+            "cosine": self.cosine.round(6).tolist(),
+            "logits": self.logits.round(5).tolist(),
+            "logit_scale": float(self.logit_scale),
+            "probs_i2t": self.probs_i2t.round(6).tolist(),
+            "probs_t2i": self.probs_t2i.round(6).tolist(),
+            "pairs": self.pairs.astype(int).tolist(),
+            "infonce_loss": clean(self.infonce_loss),
+            "recall": {k: clean(v) for k, v in self.recall.items()},
+            "best_text_for_image": self.best_text_for_image,
+            "best_image_for_text": self.best_image_for_text,
+        }
+
+
+def similarity_report(
+    image_emb: np.ndarray,
+    text_emb: np.ndarray,
+    *,
+    logit_scale: float,
+    pairs: np.ndarray | None = None,
+    ks: tuple[int, ...] = DEFAULT_KS,
+) -> SimilarityReport:
+    """Compute cosine, logits, both softmaxes, InfoNCE and recall@K for one image and text set.
+
+    Parameters
+    ----------
+    image_emb : ndarray of shape (N, d)
+    text_emb : ndarray of shape (M, d)
+    logit_scale : float
+        The model's ``exp(logit_scale)`` = 1/τ (e.g. 100 for OpenAI CLIP).
+    pairs : ndarray of shape (N, M), bool, optional
+        True pairs; when None and N == M, image k pairs with text k; when None and N != M, no pairs
+        (loss and recall are NaN).
+    ks : tuple of int
+        The K of recall@K.
+    """
+    if len(image_emb) == 0 or len(text_emb) == 0:
+        raise ValueError("need at least one image and one text")
+    cos = cosine_matrix(image_emb, text_emb)
+    n, m = cos.shape
+    if pairs is None:
+        pairs = np.eye(n, dtype=bool) if n == m else np.zeros((n, m), dtype=bool)
+    pairs = np.asarray(pairs, dtype=bool)
+    if pairs.shape != (n, m):
+        raise ValueError(f"pairs must have shape {(n, m)}, got {pairs.shape}")
+    logits = float(logit_scale) * cos
+    recall: dict[str, float] = {}
+    for k in ks:
+        recall[f"i2t@{k}"] = recall_at_k(cos, pairs, k)
+        recall[f"t2i@{k}"] = recall_at_k(cos.T, pairs.T, k)
+    return SimilarityReport(
+        cosine=cos,
+        logits=logits,
+        probs_i2t=softmax_i2t(logits),
+        probs_t2i=softmax_t2i(logits),
+        logit_scale=float(logit_scale),
+        pairs=pairs,
+        infonce_loss=infonce_loss(logits, pairs),
+        recall=recall,
+        best_text_for_image=[int(j) for j in cos.argmax(axis=1)],
+        best_image_for_text=[int(i) for i in cos.argmax(axis=0)],
+    )

@@ -1,0 +1,301 @@
+"""The one place that calls open_clip to build models: spec in, :class:`Encoder` out.
+
+Loading is cache-first and never hangs. For a pretrained tag or a hub model the weights are looked
+up in the local Hugging Face cache first; only when they are missing and the hub answers within
+a few seconds does open_clip download them. Offline and not cached, :func:`load_model` raises
+:class:`ModelLoadError` at once, naming the spec and what to do.
+
+Loaded models are kept per ``(spec, device)`` in this process (a small LRU); the app wraps
+:func:`load_model` in ``st.cache_resource`` keyed by the same strings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import socket
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mmexplore.errors import ModelLoadError
+from mmexplore.models.cache import EmbeddingCache
+from mmexplore.models.devices import autocast_dtype, resolve_device
+from mmexplore.models.encoder import Encoder
+from mmexplore.models.specs import ModelSpec, parse_spec
+
+CONFIG_NAME = "open_clip_config.json"
+MAX_LOADED_MODELS = 3
+HUB_PROBE_TIMEOUT_S = 3.0
+
+_loaded: OrderedDict[tuple[str, str], Encoder] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """True when the Hugging Face hub accepts a TCP connection within ``timeout`` seconds.
+
+    False at once when ``HF_HUB_OFFLINE`` is set (tests set it).
+    """
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")):
+        return False
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except ImportError:  # pragma: no cover - huggingface_hub comes with open_clip
+        return False
+    host = urlparse(endpoint).hostname or ""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a weights file (size and mtime for files over 256 MB, to keep start-up quick)."""
+    stat = path.stat()
+    if stat.st_size > 256 * 2**20:
+        return f"size{stat.st_size}-mtime{stat.st_mtime_ns}"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+PROJECT_CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+PROJECT_ARCH_PREFIX = "mmexplore-shapes"
+
+
+def register_project_configs() -> None:
+    """Register the project's own architectures (``mmexplore-shapes-*``) with open_clip (idempotent)."""
+    import open_clip
+
+    if not any(name.startswith(PROJECT_ARCH_PREFIX) for name in open_clip.list_models()):
+        open_clip.add_model_config(PROJECT_CONFIG_DIR)
+
+
+def _tokenizer_for_arch(arch: str):
+    """open_clip's tokenizer for an architecture; the compact one for the project's own."""
+    import open_clip
+
+    if arch.startswith(PROJECT_ARCH_PREFIX):
+        from mmexplore.training.train import build_tokenizer
+
+        return build_tokenizer(open_clip.get_model_config(arch)["text_cfg"]["context_length"])
+    return open_clip.get_tokenizer(arch)
+
+
+def _check_arch(arch: str, spec: str) -> None:
+    import open_clip
+
+    names = open_clip.list_models()
+    if arch not in names:
+        close = difflib.get_close_matches(arch, names, n=5, cutoff=0.5)
+        hint = f" Close matches: {', '.join(close)}." if close else " See `open_clip.list_models()`."
+        raise ModelLoadError(f"model spec '{spec}': unknown architecture '{arch}'.{hint}")
+
+
+def _cached_hub_file(repo: str, filenames: list[str]) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in filenames:
+        found = try_to_load_from_cache(repo_id=repo, filename=name)
+        if isinstance(found, str) and Path(found).is_file():
+            return found
+    return None
+
+
+def _not_available(spec: str, what: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"model '{spec}' is not available offline: {what} is not in the local cache and the hub cannot "
+        f"be reached. Download it once while online (run `mmexplore info --model {spec}`), or pass a "
+        f"local file as 'ARCH:/path/to/weights.safetensors'."
+    )
+
+
+def _weights_files(filename: str) -> list[str]:
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    filename = filename or HF_WEIGHTS_NAME
+    safe = [filename.rsplit(".", 1)[0] + ".safetensors"]
+    if filename == HF_WEIGHTS_NAME:
+        safe.insert(0, HF_SAFE_WEIGHTS_NAME)
+    return [*safe, filename]
+
+
+def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
+    """Create (model, preprocess, tokenizer, model_id) for a parsed spec on ``device``."""
+    import open_clip
+    import torch
+
+    if spec.kind in {"bundled", "local-dir"}:
+        folder = spec.path
+        assert folder is not None
+        config_path = folder / CONFIG_NAME
+        if not config_path.is_file():
+            if spec.kind == "bundled":
+                raise ModelLoadError(
+                    f"the bundled model is missing ({config_path} not found); "
+                    "train it with `mmexplore train --out assets/bundled` (see README)"
+                )
+            raise ModelLoadError(f"model spec '{spec.text}': no {CONFIG_NAME} in {folder}")
+        config = json.loads(config_path.read_text())
+        model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", device=device)
+        weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+        digest = _file_digest(weights[0]) if weights else "noweights"
+        tok_cfg = config.get("mmexplore", {}).get("tokenizer")
+        if tok_cfg and tok_cfg.get("kind") == "compact":
+            from mmexplore.models.tokenizer import CompactTokenizer
+
+            tokenizer = CompactTokenizer(tok_cfg["kept_bpe_ids"], tok_cfg["context_length"])
+        else:
+            tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+        return model, preprocess, tokenizer, f"{spec.text}@{digest}"
+
+    if spec.kind == "hf-hub":
+        from open_clip.constants import HF_CONFIG_NAME
+
+        config_file = _cached_hub_file(spec.repo, [HF_CONFIG_NAME])
+        weights = _cached_hub_file(spec.repo, _weights_files(""))
+        if config_file and weights:
+            folder = Path(config_file).parent
+            model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", device=device)
+            tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+            return model, preprocess, tokenizer, f"{spec.text}@{_file_digest(Path(weights))}"
+        if not hub_reachable():
+            raise _not_available(spec.text, f"hub repository '{spec.repo}'")
+        model, _, preprocess = open_clip.create_model_and_transforms(spec.text, device=device)
+        return model, preprocess, open_clip.get_tokenizer(spec.text), spec.text
+
+    register_project_configs()
+    _check_arch(spec.arch, spec.text)
+    tokenizer = _tokenizer_for_arch(spec.arch)
+    if getattr(tokenizer, "vocab_size", None) and spec.arch.startswith(PROJECT_ARCH_PREFIX):
+        # The compact vocabulary decides the token-embedding size, as in training.
+        text_cfg = dict(open_clip.get_model_config(spec.arch)["text_cfg"], vocab_size=tokenizer.vocab_size)
+        arch_kwargs: dict[str, Any] = {"text_cfg": text_cfg}
+    else:
+        arch_kwargs = {}
+    if spec.kind == "random":
+        torch.manual_seed(0)  # the same "random" weights in every process, so caching stays valid
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.arch, pretrained=None, device=device, **arch_kwargs
+        )
+        return model, preprocess, tokenizer, f"{spec.text}@seed0"
+
+    if spec.kind == "file":
+        assert spec.path is not None
+        if not spec.path.is_file():
+            raise ModelLoadError(f"model spec '{spec.text}': weights file not found: {spec.path}")
+        try:
+            # open_clip reads .safetensors with safetensors and other files with weights_only=True.
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                spec.arch, pretrained=str(spec.path), device=device, weights_only=True, **arch_kwargs
+            )
+        except (RuntimeError, KeyError, ValueError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(
+                f"model spec '{spec.text}': could not load {spec.path.name} into architecture '{spec.arch}': {first[:300]}"
+            ) from exc
+        return model, preprocess, tokenizer, f"{spec.text}@{_file_digest(spec.path)}"
+
+    # kind == "pretrained"
+    tags = open_clip.list_pretrained_tags_by_model(spec.arch)
+    if spec.tag not in tags:
+        close = difflib.get_close_matches(spec.tag, tags, n=5, cutoff=0.3) or tags[:8]
+        raise ModelLoadError(
+            f"model spec '{spec.text}': unknown pretrained tag '{spec.tag}' for {spec.arch}. "
+            f"Available: {', '.join(close)}"
+        )
+    cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
+    cached: str | None = None
+    if cfg.get("hf_hub"):
+        hub = cfg["hf_hub"]
+        # open_clip's convention: "org/repo/" names the default file, "org/repo/file" a given one.
+        repo, filename = (hub.rstrip("/"), "") if hub.endswith("/") else os.path.split(hub)
+        cached = _cached_hub_file(repo, _weights_files(filename))
+    if cached is None and cfg.get("url"):
+        candidate = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(cfg["url"])
+        cached = str(candidate) if candidate.is_file() else None
+    preprocess_cfg = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
+    if cached is not None:
+        # Load the cached file directly (no network), with the preprocessing of these weights and
+        # QuickGELU where the tag needs it (open_clip #771).
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.arch,
+            pretrained=cached,
+            device=device,
+            force_quick_gelu=bool(cfg.get("quick_gelu", False)),
+            force_preprocess_cfg=preprocess_cfg or None,
+        )
+        return model, preprocess, tokenizer, spec.text
+    if not hub_reachable():
+        raise _not_available(spec.text, f"pretrained weights '{spec.tag}' for {spec.arch}")
+    model, _, preprocess = open_clip.create_model_and_transforms(spec.arch, pretrained=spec.tag, device=device)
+    return model, preprocess, tokenizer, spec.text
+
+
+def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | None = None) -> Encoder:
+    """Load (or fetch from the in-process cache) the model named by ``spec`` on ``device``.
+
+    Parameters
+    ----------
+    spec : str
+        A model spec (DESIGN §2): ``bundled``, ``ARCH:TAG``, ``ARCH:/path/weights``, ``ARCH:random``,
+        ``hf-hub:org/name`` or ``local-dir:/path``.
+    device : str
+        ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
+    cache_dir : str, optional
+        Directory for a persistent embedding cache (default: ``$MMEXPLORE_CACHE_DIR``, else memory).
+
+    Returns
+    -------
+    Encoder
+        In eval mode, with its own preprocessing and tokenizer.
+
+    Raises
+    ------
+    ModelLoadError
+        Unknown architecture or tag (with close matches), missing file, or weights not available
+        offline (raised within seconds, never after a hanging download).
+    """
+    parsed = parse_spec(spec)
+    dev = resolve_device(device)
+    key = (parsed.text, dev)
+    with _lock:
+        if key in _loaded:
+            _loaded.move_to_end(key)
+            return _loaded[key]
+        model, preprocess, tokenizer, model_id = _build(parsed, dev)
+        cache = EmbeddingCache(directory=cache_dir or os.environ.get("MMEXPLORE_CACHE_DIR") or None)
+        encoder = Encoder(
+            model.to(dev).eval(),
+            preprocess,
+            tokenizer,
+            name=parsed.text,
+            model_id=model_id,
+            device=dev,
+            dtype=autocast_dtype(dev),
+            cache=cache,
+        )
+        _loaded[key] = encoder
+        while len(_loaded) > MAX_LOADED_MODELS:
+            _loaded.popitem(last=False)
+        return encoder
+
+
+def clear_loaded_models() -> None:
+    """Forget every model loaded in this process."""
+    with _lock:
+        _loaded.clear()
