@@ -3,6 +3,7 @@
 A model is named by one string, the same in the app, the CLI and the API:
 
 - ``bundled`` — the project's shapes-world model in ``assets/bundled`` (the default);
+  ``bundled-<variant>`` another shipped variant in ``assets/bundled-<variant>`` (e.g. ``bundled-noneg``);
 - ``ARCH:TAG`` — an open_clip architecture and pretrained tag, e.g. ``ViT-B-32:laion2b_s34b_b79k``;
   ``ARCH:random`` builds the architecture with random weights (benchmarks, tests);
 - ``ARCH:/path/to/weights.safetensors`` (or ``.bin``/``.pt``/``.pth``) — a local weights file;
@@ -61,8 +62,9 @@ def parse_spec(spec: str) -> ModelSpec:
     text = (spec or "").strip()
     if not text:
         raise ModelLoadError("empty model spec: use 'bundled', 'ARCH:TAG', 'ARCH:/path/weights' or 'hf-hub:org/name'")
-    if text == "bundled":
-        return ModelSpec(text, "bundled", path=BUNDLED_DIR)
+    if text == "bundled" or text.startswith("bundled-"):
+        # "bundled" is the default model; "bundled-<variant>" names another model shipped in assets/.
+        return ModelSpec(text, "bundled", path=BUNDLED_DIR.parent / text)
     if text.startswith("hf-hub:"):
         repo = text[len("hf-hub:"):].strip("/")
         if repo.count("/") != 1 or not all(repo.split("/")):
