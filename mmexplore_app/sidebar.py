@@ -1,0 +1,109 @@
+"""The sidebar every page shares: model picker, device, model facts, data set summary, samples."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mmexplore.errors import MMExploreError
+from mmexplore_app import widgets
+from mmexplore_app.state import Dataset
+
+# Model sources offered in the picker: label -> (spec prefix hint, placeholder).
+MODEL_SOURCES: dict[str, str] = {
+    "Bundled (shapes world)": "bundled",
+    "open_clip pretrained (ARCH:TAG)": "ViT-B-32:laion2b_s34b_b79k",
+    "Local weights file (ARCH:/path)": "ViT-B-32:/path/to/weights.safetensors",
+    "Hugging Face hub (hf-hub:org/name)": "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+    "Local model folder (local-dir:/path)": "local-dir:/path/to/folder",
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _shapes_samples(n: int) -> object:
+    from mmexplore.data.samples import shapes_samples
+
+    return shapes_samples(n=n)
+
+
+@st.cache_data(show_spinner=False, max_entries=1)
+def _photo_samples() -> object:
+    from mmexplore.data.samples import photo_samples
+
+    return photo_samples()
+
+
+def load_samples(kind: str, n: int = 8) -> Dataset:
+    """Replace the shared data set with a sample set ("shapes" or "photos") and return it."""
+    samples = _shapes_samples(n) if kind == "shapes" else _photo_samples()
+    ds = Dataset.from_samples(samples)
+    widgets.set_dataset(ds)
+    return ds
+
+
+def _model_picker() -> None:
+    st.subheader("Model")
+    spec, device = widgets.active_model_choice()
+    source = st.selectbox("Source", list(MODEL_SOURCES), key="sb_model_source")
+    if MODEL_SOURCES[source] == "bundled":
+        new_spec = "bundled"
+    else:
+        new_spec = st.text_input(
+            "Model spec", key="sb_model_spec", placeholder=MODEL_SOURCES[source], help="See README, 'Model specs'."
+        )
+    from mmexplore.models.devices import DEVICE_CHOICES
+
+    new_device = st.selectbox("Device", DEVICE_CHOICES, key="sb_model_device", index=DEVICE_CHOICES.index("auto"))
+    if st.button("Load model", key="sb_model_load", width="stretch"):
+        if not new_spec.strip():
+            st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES[source]}"
+        else:
+            widgets.switch_model(new_spec, new_device)
+    err = st.session_state.get(widgets.MODEL_ERROR_KEY)
+    if err:
+        st.error(f"{err}\n\nStill using: {spec}", icon="⚠️")
+    spec, device = widgets.active_model_choice()
+    try:
+        encoder = widgets._load_model(spec, device)
+    except MMExploreError as exc:
+        st.error(str(exc), icon="⚠️")
+        return
+    except Exception as exc:
+        st.error(widgets.error_message(exc), icon="⚠️")
+        return
+    info = encoder.info
+    st.caption(
+        f"**{info.name}** · {info.device} · {info.dtype}  \n"
+        f"embed dim {info.embed_dim} · input {info.image_size}px · {info.params / 1e6:.1f}M params  \n"
+        f"logit scale {info.logit_scale:.1f}"
+    )
+
+
+def _data_summary() -> None:
+    st.subheader("Data set")
+    ds = widgets.current_dataset()
+    st.caption(ds.summary() if not ds.is_empty else "Nothing loaded yet.")
+    c1, c2 = st.columns(2)
+    if c1.button("Shapes samples", key="sb_samples_shapes", help="8 generated scenes, true captions and hard negatives"):
+        load_samples("shapes")
+        st.rerun()
+    if c2.button("Photo samples", key="sb_samples_photos", help="8 photos from scikit-image with captions"):
+        load_samples("photos")
+        st.rerun()
+
+
+def render_sidebar() -> None:
+    """Draw the shared sidebar (call once per run, from ``app.py``)."""
+    with st.sidebar:
+        _model_picker()
+        st.divider()
+        _data_summary()
+
+
+def render_banner() -> None:
+    """The plain note about what the bundled model can and cannot do (shown while it is active)."""
+    if widgets.is_bundled():
+        st.info(
+            "The bundled model was trained only on synthetic shapes (circles, squares, triangles in four "
+            "colours). Photos need a pretrained model: pick one under *Model* in the sidebar.",
+            icon="ℹ️",
+        )

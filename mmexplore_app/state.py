@@ -1,0 +1,157 @@
+"""The one data set every page shares, kept in ``st.session_state["dataset"]``.
+
+:class:`Dataset` is plain data (PIL images, strings, a boolean pairs matrix) with a few methods that
+keep its parts consistent: adding or removing an image or a caption also grows or shrinks ``pairs``
+and ``scenes``. Pages read it through :func:`mmexplore_app.widgets.current_dataset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DATASET_KEY = "dataset"
+
+
+@dataclass
+class Dataset:
+    """Images, captions and which of them belong together.
+
+    Attributes
+    ----------
+    images : list of PIL.Image.Image, length N
+        RGB images as decoded (not resized).
+    image_names : list of str, length N
+        File names (uploads) or sample names, shown as labels.
+    texts : list of str, length M
+    pairs : ndarray of shape (N, M), bool
+        True where image i and caption j belong together (many-to-many).
+    scenes : list of Scene or None, length N
+        Shapes-world ground truth for generated samples; None for other images.
+    source : str
+        Where the data came from, e.g. "shapes samples", "uploads", "empty".
+    text_notes : dict of str to str
+        Optional note per caption, e.g. ``"hard negative: relation_swap"`` (shown in the pairs table).
+    """
+
+    images: list[Any] = field(default_factory=list)
+    image_names: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    scenes: list[Any] = field(default_factory=list)
+    source: str = "empty"
+    text_notes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_samples(cls, samples: Any) -> Dataset:
+        """A data set from a :class:`mmexplore.data.samples.SampleSet`."""
+        notes = {}
+        for text, kind in zip(samples.texts, samples.text_kinds or [], strict=False):
+            if kind.startswith("negative:"):
+                notes[text] = "hard negative: " + kind.split(":", 1)[1].replace("_", " ")
+            elif kind == "distractor":
+                notes[text] = "distractor (matches no image)"
+        return cls(
+            list(samples.images),
+            list(samples.names),
+            list(samples.texts),
+            np.asarray(samples.pairs, dtype=bool).copy(),
+            list(samples.scenes),
+            samples.source,
+            notes,
+        )
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def n_texts(self) -> int:
+        return len(self.texts)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.images and not self.texts
+
+    def summary(self) -> str:
+        """One line for the sidebar: counts and source."""
+        return f"{self.n_images} images · {self.n_texts} captions · {int(self.pairs.sum())} true pairs ({self.source})"
+
+    def content_key(self) -> str:
+        """A hash of the images' pixels, the captions and the pairs (cache key for derived results)."""
+        from mmexplore.models.cache import image_digest, text_digest
+
+        h = hashlib.sha256()
+        for im in self.images:
+            h.update(image_digest(im).encode())
+        h.update(b"|texts|")
+        for t in self.texts:
+            h.update(text_digest(t).encode())
+        h.update(b"|pairs|")
+        h.update(np.packbits(self.pairs.astype(bool)).tobytes())
+        h.update(str(self.pairs.shape).encode())
+        return h.hexdigest()[:32]
+
+    # ------------------------------------------------------------------ editing
+    def _check(self) -> None:
+        if self.pairs.shape != (len(self.images), len(self.texts)):
+            # Repair a pairs matrix of the wrong shape instead of failing later in a page.
+            fixed = np.zeros((len(self.images), len(self.texts)), dtype=bool)
+            n, m = min(self.pairs.shape[0], fixed.shape[0]), min(self.pairs.shape[1], fixed.shape[1])
+            fixed[:n, :m] = self.pairs[:n, :m]
+            self.pairs = fixed
+        if len(self.scenes) != len(self.images):
+            self.scenes = (list(self.scenes) + [None] * len(self.images))[: len(self.images)]
+
+    def add_images(self, images: Sequence[Any], names: Sequence[str], scenes: Sequence[Any] | None = None) -> None:
+        """Append images (and their ground-truth scenes, if any); new rows of ``pairs`` are False."""
+        if len(images) != len(names):
+            raise ValueError("images and names differ in length")
+        self._check()
+        self.images = [*self.images, *images]
+        self.image_names = [*self.image_names, *names]
+        self.scenes = [*self.scenes, *(scenes if scenes is not None else [None] * len(images))]
+        self.pairs = np.vstack([self.pairs, np.zeros((len(images), self.pairs.shape[1]), dtype=bool)])
+
+    def add_texts(self, texts: Sequence[str]) -> list[int]:
+        """Append captions not already present; returns the column index of each given caption."""
+        self._check()
+        index = {t: j for j, t in enumerate(self.texts)}
+        new = [t for t in dict.fromkeys(texts) if t not in index]
+        self.texts = [*self.texts, *new]
+        self.pairs = np.hstack([self.pairs, np.zeros((self.pairs.shape[0], len(new)), dtype=bool)])
+        index.update({t: len(self.texts) - len(new) + k for k, t in enumerate(new)})
+        return [index[t] for t in texts]
+
+    def remove_images(self, indices: Sequence[int]) -> None:
+        """Drop images (and their rows of ``pairs``)."""
+        self._check()
+        keep = [i for i in range(len(self.images)) if i not in set(indices)]
+        self.images = [self.images[i] for i in keep]
+        self.image_names = [self.image_names[i] for i in keep]
+        self.scenes = [self.scenes[i] for i in keep]
+        self.pairs = self.pairs[keep, :]
+
+    def remove_texts(self, indices: Sequence[int]) -> None:
+        """Drop captions (and their columns of ``pairs``)."""
+        self._check()
+        keep = [j for j in range(len(self.texts)) if j not in set(indices)]
+        self.texts = [self.texts[j] for j in keep]
+        self.pairs = self.pairs[:, keep]
+
+    def copy(self) -> Dataset:
+        """A shallow copy (images shared, lists and pairs copied)."""
+        return Dataset(
+            list(self.images),
+            list(self.image_names),
+            list(self.texts),
+            self.pairs.copy(),
+            list(self.scenes),
+            self.source,
+            dict(self.text_notes),
+        )

@@ -1,0 +1,269 @@
+"""Shared Streamlit widgets: the model and data set every page uses, errors, explanations, exports.
+
+Pages call these instead of touching ``st.session_state`` or the model loader themselves:
+
+- :func:`current_encoder` — the model picked in the sidebar (loaded once per (spec, device) through
+  ``st.cache_resource``);
+- :func:`current_dataset` / :func:`dataset_embeddings` — the shared data set and its embeddings
+  (memoised per model and content hash, so switching pages never re-encodes);
+- :func:`require_data`, :func:`explain`, :func:`show_error`, :func:`download_figure`,
+  :func:`download_csv`, :func:`progress_callback`.
+
+Session-state keys used here: ``dataset``, ``model_spec``, ``model_device``, ``model_error``,
+``_emb_memo``. Page-specific keys belong to the pages, with a prefix.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from mmexplore.errors import MMExploreError
+from mmexplore_app.state import DATASET_KEY, Dataset
+
+MODEL_SPEC_KEY = "model_spec"
+MODEL_DEVICE_KEY = "model_device"
+MODEL_ERROR_KEY = "model_error"
+EMB_MEMO_KEY = "_emb_memo"
+DEFAULT_SPEC = "bundled"
+DEFAULT_DEVICE = "auto"
+# Encoding more items than this shows a progress bar with counts.
+PROGRESS_MIN_ITEMS = 8
+
+
+# ---------------------------------------------------------------------------- state
+def init_state() -> None:
+    """Create the shared session-state entries once (called by ``app.py`` before any page runs)."""
+    st.session_state.setdefault(DATASET_KEY, Dataset())
+    st.session_state.setdefault(MODEL_SPEC_KEY, DEFAULT_SPEC)
+    st.session_state.setdefault(MODEL_DEVICE_KEY, DEFAULT_DEVICE)
+    st.session_state.setdefault(MODEL_ERROR_KEY, None)
+
+
+def current_dataset() -> Dataset:
+    """The shared data set (an empty one if nothing is loaded yet)."""
+    ds = st.session_state.get(DATASET_KEY)
+    if not isinstance(ds, Dataset):
+        ds = Dataset()
+        st.session_state[DATASET_KEY] = ds
+    return ds
+
+
+def set_dataset(ds: Dataset) -> None:
+    """Replace the shared data set."""
+    st.session_state[DATASET_KEY] = ds
+
+
+# ---------------------------------------------------------------------------- model
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _load_model(spec: str, device: str) -> Any:
+    # Keyed by the two strings only (STYLE: never pass the model itself as a cache argument).
+    from mmexplore.models import load_model
+
+    return load_model(spec, device)
+
+
+def active_model_choice() -> tuple[str, str]:
+    """The (spec, device) the app is currently using."""
+    return (
+        str(st.session_state.get(MODEL_SPEC_KEY, DEFAULT_SPEC)),
+        str(st.session_state.get(MODEL_DEVICE_KEY, DEFAULT_DEVICE)),
+    )
+
+
+def switch_model(spec: str, device: str) -> bool:
+    """Load ``spec`` on ``device`` and make it the app's model; on failure keep the previous one.
+
+    Returns True on success. On failure the message is stored under ``model_error`` (the sidebar
+    shows it) and the previously active model stays in use.
+    """
+    spec, device = (spec or "").strip(), (device or DEFAULT_DEVICE).strip()
+    try:
+        with st.spinner(f"Loading model {spec} on {device}…"):
+            _load_model(spec, device)
+    except MMExploreError as exc:
+        st.session_state[MODEL_ERROR_KEY] = str(exc)
+        return False
+    except Exception as exc:  # an unexpected failure inside open_clip/torch: one line, no traceback
+        st.session_state[MODEL_ERROR_KEY] = f"model '{spec}' could not be loaded: {type(exc).__name__}: {exc}"
+        return False
+    st.session_state[MODEL_SPEC_KEY] = spec
+    st.session_state[MODEL_DEVICE_KEY] = device
+    st.session_state[MODEL_ERROR_KEY] = None
+    return True
+
+
+def current_encoder() -> Any:
+    """The :class:`~mmexplore.models.encoder.Encoder` chosen in the sidebar.
+
+    If it cannot be loaded (e.g. the bundled model is missing), shows the error and stops the page.
+    """
+    spec, device = active_model_choice()
+    try:
+        return _load_model(spec, device)
+    except MMExploreError as exc:
+        show_error(exc)
+    except Exception as exc:
+        show_error(f"model '{spec}' could not be loaded: {type(exc).__name__}: {exc}")
+    st.stop()
+
+
+def is_bundled(spec: str | None = None) -> bool:
+    """True when ``spec`` (default: the active one) names a shapes-world model shipped in assets/."""
+    spec = spec if spec is not None else active_model_choice()[0]
+    return spec == "bundled" or spec.startswith("bundled-")
+
+
+# ---------------------------------------------------------------------------- embeddings
+def progress_callback(label: str, *, min_items: int = PROGRESS_MIN_ITEMS) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callable that draws an ``st.progress`` bar with counts.
+
+    The bar appears only when ``total > min_items`` (a handful of items encode instantly) and is
+    removed when ``done == total``.
+    """
+    holder: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if total <= min_items:
+            return
+        if "bar" not in holder:
+            holder["slot"] = st.empty()
+            holder["bar"] = holder["slot"].progress(0.0, text=f"{label}: 0/{total}")
+        holder["bar"].progress(min(1.0, done / max(total, 1)), text=f"{label}: {done}/{total}")
+        if done >= total:
+            holder["slot"].empty()
+
+    return update
+
+
+def dataset_embeddings(dataset: Dataset | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of the shared data set under the current model: ``(img_emb (N, d), txt_emb (M, d))``.
+
+    Memoised in the session per (model id, content hash of images and captions), so switching
+    pages returns the same arrays without encoding; below that, the encoder's own embedding cache
+    (shared by all sessions) makes re-encoding a seen image or caption a lookup.
+    """
+    ds = dataset if dataset is not None else current_dataset()
+    encoder = current_encoder()
+    key = (encoder.model_id, ds.content_key())
+    memo = st.session_state.setdefault(EMB_MEMO_KEY, {})
+    if key in memo:
+        return memo[key]
+    n, m = ds.n_images, ds.n_texts
+    bar = progress_callback("Encoding images and captions")
+
+    try:
+        img = encoder.encode_images(ds.images, progress=lambda d, t: bar(d, n + m))
+        txt = encoder.encode_texts(ds.texts, progress=lambda d, t: bar(n + d, n + m))
+    except MMExploreError as exc:
+        show_error(exc)
+        st.stop()
+    memo.clear()  # one entry per session: the current data set under the current model
+    memo[key] = (img, txt)
+    return img, txt
+
+
+# ---------------------------------------------------------------------------- page helpers
+def require_data(min_images: int = 1, min_texts: int = 1) -> Dataset:
+    """Return the data set, or show a friendly note and stop the page when it is too small."""
+    ds = current_dataset()
+    if ds.n_images >= min_images and ds.n_texts >= min_texts:
+        return ds
+    need = []
+    if ds.n_images < min_images:
+        need.append(f"{min_images} image{'s' if min_images != 1 else ''}")
+    if ds.n_texts < min_texts:
+        need.append(f"{min_texts} caption{'s' if min_texts != 1 else ''}")
+    st.info(
+        f"This page needs at least {' and '.join(need)} (now: {ds.n_images} images, {ds.n_texts} captions). "
+        "Load a sample set from the sidebar, or add your own on the Home page."
+    )
+    st.stop()
+
+
+def explain(title: str, markdown: str, *, expanded: bool = False) -> None:
+    """A collapsible "what am I looking at" box."""
+    with st.expander(title or "What am I looking at?", expanded=expanded):
+        st.markdown(markdown)
+
+
+def error_message(exc_or_msg: BaseException | str) -> str:
+    """The one-line text shown for an error (no traceback)."""
+    if isinstance(exc_or_msg, str):
+        return exc_or_msg
+    if isinstance(exc_or_msg, MMExploreError):
+        return str(exc_or_msg)
+    return f"Unexpected error ({type(exc_or_msg).__name__}): {exc_or_msg}"
+
+
+def show_error(exc_or_msg: BaseException | str) -> None:
+    """Show an error as ``st.error`` with its one-line message, never a traceback."""
+    st.error(error_message(exc_or_msg), icon="⚠️")
+
+
+def download_csv(df: Any, name: str, *, label: str = "Download CSV", key: str | None = None) -> None:
+    """A download button for a pandas DataFrame as CSV (``name`` without or with ``.csv``)."""
+    file_name = name if name.endswith(".csv") else f"{name}.csv"
+    st.download_button(
+        label,
+        data=df.to_csv(index=True).encode("utf-8"),
+        file_name=file_name,
+        mime="text/csv",
+        key=key or f"dl_csv_{file_name}",
+        on_click="ignore",
+    )
+
+
+def figure_png(fig: Any, *, scale: float = 2.0) -> bytes:
+    """Render a Plotly figure to PNG bytes with kaleido (raises when no Chrome/Chromium is usable)."""
+    return fig.to_image(format="png", scale=scale)
+
+
+def download_figure(fig: Any, name: str, *, key: str | None = None, png: bool = True) -> None:
+    """Download buttons for a Plotly figure: interactive HTML always, PNG on request.
+
+    The PNG is rendered only after "Prepare PNG" is clicked (kaleido starts a headless Chromium,
+    which takes seconds), so drawing the page stays fast. Where PNG export fails (no Chrome or
+    Chromium), a note says so and points to the HTML file and the chart's own camera button.
+    """
+    base = name.rsplit(".", 1)[0] if name.endswith((".png", ".html")) else name
+    key = key or f"dl_fig_{base}"
+    cols = st.columns(2)
+    with cols[0]:
+        html = io.StringIO()
+        fig.write_html(html, include_plotlyjs="cdn", full_html=True)
+        st.download_button(
+            "Download figure (HTML)",
+            data=html.getvalue().encode("utf-8"),
+            file_name=f"{base}.html",
+            mime="text/html",
+            key=f"{key}_html",
+            on_click="ignore",
+        )
+    if not png:
+        return
+    with cols[1]:
+        if st.button("Prepare PNG", key=f"{key}_png_prepare", help="Render the figure to a PNG file (takes a few seconds)"):
+            try:
+                with st.spinner("Rendering PNG…"):
+                    data = figure_png(fig)
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                st.warning(
+                    f"PNG export is not available here ({first}); it needs Chrome or Chromium for kaleido. "
+                    "Use the HTML export, or the camera icon above the chart.",
+                    icon="ℹ️",
+                )
+            else:
+                st.download_button(
+                    "Download figure (PNG)",
+                    data=data,
+                    file_name=f"{base}.png",
+                    mime="image/png",
+                    key=f"{key}_png",
+                    on_click="ignore",
+                )
