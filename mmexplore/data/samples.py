@@ -31,6 +31,7 @@ from mmexplore.data.shapes import (
     hard_negative,
     make_scene,
     render_scene,
+    scene_captions,
 )
 
 # Seeds of the sample scenes: held out from training, and away from the seeds the tests use.
@@ -72,6 +73,14 @@ def _scene_objects(k: int) -> int:
     return (2, 2, 1, 3)[k % 4]
 
 
+def _true_of(scene: Scene, text: str) -> bool:
+    """Whether ``text`` is one of ``scene``'s true captions, or names one of its objects ("a small red circle")."""
+    if text in {c.text for c in scene_captions(scene)}:
+        return True
+    mentions = {f"a {o.phrase}" for o in scene.objects} | {f"a {o.color} {o.shape}" for o in scene.objects}
+    return text in mentions
+
+
 def shapes_samples(n: int = 8, *, seed: int = SAMPLE_SEED_START, size: int = 192, negatives: bool = True) -> SampleSet:
     """Shapes-world scenes with their canonical captions and one hard negative per scene.
 
@@ -85,7 +94,8 @@ def shapes_samples(n: int = 8, *, seed: int = SAMPLE_SEED_START, size: int = 192
         Rendered image side in pixels (the model resizes to its own input size).
     negatives : bool
         Add one hard negative caption per scene (kinds tried in :data:`NEGATIVE_ORDER`). Negatives are
-        false for every image, so their column of ``pairs`` is all False.
+        false for every image (a perturbation that happens to describe another sample scene is
+        skipped), so their column of ``pairs`` is all False.
 
     Returns
     -------
@@ -107,7 +117,7 @@ def shapes_samples(n: int = 8, *, seed: int = SAMPLE_SEED_START, size: int = 192
             for offset in range(len(NEGATIVE_ORDER)):
                 kind = NEGATIVE_ORDER[(k + offset) % len(NEGATIVE_ORDER)]
                 neg = hard_negative(cap, kind, rng)
-                if neg is not None and neg.text not in seen:
+                if neg is not None and neg.text not in seen and not any(_true_of(sc, neg.text) for sc in scenes):
                     texts.append(neg.text)
                     kinds.append(f"negative:{kind}")
                     seen.add(neg.text)
