@@ -1,0 +1,113 @@
+"""Precomputed paired embeddings from ``.npz`` or ``.parquet`` files (for data sets too big to encode live).
+
+- ``.npz`` (read with ``allow_pickle=False``): arrays ``image`` (N × d) and ``text`` (M × d); row k
+  of one is paired with row k of the other when N == M, or an int array ``pairs`` (P × 2) of
+  (image row, text row) says which go together. Optional string arrays ``captions`` (M,) and
+  ``image_names`` (N,) label the points.
+- ``.parquet``: one row per pair, list/array columns ``image_embedding`` and ``text_embedding``;
+  optional ``text`` (or ``caption``) and ``image`` columns label them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmexplore.errors import InputError
+from mmexplore.projection.gap import pair_indices
+
+
+@dataclass
+class EmbeddingSet:
+    """Image and text embeddings with their pairs and labels.
+
+    Attributes
+    ----------
+    image : ndarray of shape (N, d), float32
+    text : ndarray of shape (M, d), float32
+    pairs : ndarray of shape (P, 2), int
+        (image row, text row) of each true pair.
+    image_names : list of str, length N
+    captions : list of str, length M
+    source : str
+    """
+
+    image: np.ndarray
+    text: np.ndarray
+    pairs: np.ndarray
+    image_names: list[str]
+    captions: list[str]
+    source: str
+
+    def paired_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, Y)`` with row p of each from pair p: (P, d) image and (P, d) text rows (for CCA)."""
+        return self.image[self.pairs[:, 0]], self.text[self.pairs[:, 1]]
+
+
+def _finish(image: Any, text: Any, pairs: Any, names: Any, captions: Any, source: str) -> EmbeddingSet:
+    img = np.asarray(image, dtype=np.float32)
+    txt = np.asarray(text, dtype=np.float32)
+    if img.ndim != 2 or txt.ndim != 2:
+        raise InputError(f"{source}: 'image' and 'text' must be 2-D (rows × dims); got {img.shape} and {txt.shape}")
+    if img.shape[1] != txt.shape[1]:
+        raise InputError(f"{source}: image embeddings have {img.shape[1]} dims but text embeddings {txt.shape[1]}")
+    if not (np.isfinite(img).all() and np.isfinite(txt).all()):
+        raise InputError(f"{source}: embeddings contain NaN or infinite values")
+    ii, tt = pair_indices(pairs, len(img), len(txt))
+    names = [str(s) for s in names] if names is not None else [f"image {k}" for k in range(len(img))]
+    caps = [str(s) for s in captions] if captions is not None else [f"text {k}" for k in range(len(txt))]
+    if len(names) != len(img) or len(caps) != len(txt):
+        raise InputError(f"{source}: {len(names)} image names / {len(caps)} captions for {len(img)} / {len(txt)} rows")
+    return EmbeddingSet(img, txt, np.stack([ii, tt], axis=1), names, caps, source)
+
+
+def parse_embeddings(data: bytes, name: str) -> EmbeddingSet:
+    """Parse ``.npz`` or ``.parquet`` bytes (``name``'s suffix picks the format)."""
+    suffix = Path(name).suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except ValueError as exc:
+            raise InputError(f"{name}: not a readable .npz without pickled objects ({exc})") from None
+        except Exception as exc:
+            raise InputError(f"{name}: not a readable .npz file ({type(exc).__name__})") from None
+        missing = [k for k in ("image", "text") if k not in arrays]
+        if missing:
+            raise InputError(f"{name}: missing array(s) {missing}; it has {sorted(arrays)} (need 'image' and 'text')")
+        return _finish(arrays["image"], arrays["text"], arrays.get("pairs"), arrays.get("image_names"),
+                       arrays.get("captions", arrays.get("texts")), name)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except Exception as exc:
+            raise InputError(f"{name}: not a readable parquet file ({type(exc).__name__})") from None
+        cols = set(table.column_names)
+        missing = [c for c in ("image_embedding", "text_embedding") if c not in cols]
+        if missing:
+            raise InputError(f"{name}: missing column(s) {missing}; it has {sorted(cols)}")
+        try:
+            img = np.stack(table.column("image_embedding").to_numpy(zero_copy_only=False))
+            txt = np.stack(table.column("text_embedding").to_numpy(zero_copy_only=False))
+        except ValueError:
+            raise InputError(f"{name}: embedding columns must hold equal-length number lists") from None
+        cap_col = "text" if "text" in cols else ("caption" if "caption" in cols else None)
+        caps = table.column(cap_col).to_pylist() if cap_col else None
+        names = table.column("image").to_pylist() if "image" in cols else None
+        return _finish(img, txt, None, names, caps, name)
+    raise InputError(f"{name}: unsupported embeddings file type {suffix or '(none)'}; use .npz or .parquet")
+
+
+def read_embeddings(path: str | os.PathLike) -> EmbeddingSet:
+    """Read a ``.npz`` / ``.parquet`` embeddings file (see the module docstring for the layout)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    return parse_embeddings(p.read_bytes(), str(p))
