@@ -1,0 +1,144 @@
+"""``mmexplore heatmap`` (per-word maps of one pair, or phrase peaks of a pairs file) and
+``mmexplore eval pointing`` (DESIGN §8)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+from mmexplore.cli.common import add_common_args, command, load_encoder
+from mmexplore.errors import InputError
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:40] or "x"
+
+
+def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"start_layer": args.start_layer, "word_features": args.word_features}
+
+
+def _write_pair_files(out: Path, stem: str, image: Any, result: Any, args: argparse.Namespace) -> list[str]:
+    from mmexplore.heatmaps import overlay, overlay_grid
+
+    out.mkdir(parents=True, exist_ok=True)
+    style = {"cmap": args.cmap, "opacity": args.opacity, "smooth": args.smooth}
+    files = []
+    for k, word in enumerate(result.words):
+        path = out / f"{stem}_{args.method}_{k:02d}_{_safe(word)}.png"
+        overlay(image, result, k, **style).save(path)
+        files.append(str(path))
+    for phrase in result.phrases:
+        path = out / f"{stem}_{args.method}_phrase_{_safe(phrase)}.png"
+        overlay(image, result, phrase, **style).save(path)
+        files.append(str(path))
+    grid = out / f"{stem}_{args.method}_grid.png"
+    overlay_grid(image, result, **style).save(grid)
+    files.append(str(grid))
+    return files
+
+
+def cmd_heatmap(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.data.images import load_image
+    from mmexplore.heatmaps import check_method, compute_heatmaps
+
+    check_method(args.method)
+    if args.pairs:
+        if args.image or args.text:
+            raise InputError("give either --pairs FILE or --image/--text, not both")
+        return _heatmap_pairs(args)
+    if not args.image or args.text is None:
+        raise InputError("pass --image FILE and --text TEXT (or --pairs FILE)")
+    if not args.text.strip():
+        raise InputError("--text is empty: type at least one word")
+    image = load_image(args.image)
+    encoder = load_encoder(args)
+    phrases = [args.phrase] if args.phrase else []
+    result = compute_heatmaps(encoder, [image], [args.text], phrases=[phrases], method=args.method, **_method_kwargs(args))[0]
+    files = _write_pair_files(Path(args.out), _safe(Path(args.image).stem), image, result, args) if args.out else []
+    d = result.to_dict()
+    out = {"words": d["words"], "maps": d["maps"], "files": files, **{k: v for k, v in d.items() if k not in {"words", "maps"}}}
+    if args.phrase:
+        out["peak"] = list(result.peak(args.phrase))
+    return out
+
+
+def _heatmap_pairs(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.data.images import load_image
+    from mmexplore.data.pairs import read_pairs
+    from mmexplore.heatmaps import compute_heatmaps, overlay
+
+    table = read_pairs(args.pairs)
+    cache: dict[str, Any] = {}
+    for row in table.rows:
+        if row["image"] not in cache:
+            cache[row["image"]] = load_image(row["image"])
+    images = [cache[r["image"]] for r in table.rows]
+    texts = [r["text"] for r in table.rows]
+    # No phrase on a row: the map of the whole caption (its pooled embedding).
+    phrases = [(r.get("phrase") or "").strip() or r["text"] for r in table.rows]
+    encoder = load_encoder(args)
+    results = compute_heatmaps(encoder, images, texts, phrases=phrases, method=args.method, **_method_kwargs(args))
+    out_rows = []
+    for n, (row, res, phrase) in enumerate(zip(table.rows, results, phrases, strict=True)):
+        item = {"image": row["image"], "text": row["text"], "phrase": phrase, "peak": list(res.peak(phrase))}
+        if res.note:
+            item["note"] = res.note
+        if args.out:
+            path = Path(args.out) / f"{n:04d}_{_safe(Path(row['image']).stem)}_{args.method}_{_safe(phrase)}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            overlay(images[n], res, phrase, cmap=args.cmap, opacity=args.opacity, smooth=args.smooth).save(path)
+            item["file"] = str(path)
+        out_rows.append(item)
+    return {"method": args.method, "results": out_rows}
+
+
+def cmd_eval_pointing(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.heatmaps import METHODS, pointing_game
+
+    if args.scenes < 1:
+        raise InputError(f"--scenes must be at least 1, got {args.scenes}")
+    methods = METHODS if args.method == "both" else (args.method,)
+    encoder = load_encoder(args)
+    report = pointing_game(encoder, n_scenes=args.scenes, methods=methods, **_method_kwargs(args))
+    lines = [f"pointing game, {report['n_scenes']} scenes, {report['n_phrases']} object phrases ({encoder.info.name})",
+             f"  random pixel baseline {report['baseline']:.3f}; random object baseline {report['object_baseline']:.3f}"]
+    for m, r in report["methods"].items():
+        lines.append(
+            f"  {m:10s} accuracy {r['accuracy']:.3f}  energy in mask {r['energy']:.3f}  peak on an object {r['any_object']:.3f}"
+        )
+    return {"model": encoder.info.name, "pointing": report, "_text": "\n".join(lines)}
+
+
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    from mmexplore.heatmaps.methods import WORD_FEATURES
+
+    p.add_argument("--start-layer", type=int, default=0, help="relevancy: first image block used (negative: from the end)")
+    p.add_argument("--word-features", choices=WORD_FEATURES, default="context",
+                   help="context: the word's token state in the caption; alone: the word embedded on its own")
+
+
+def register(commands: Any, evals: Any) -> None:
+    from mmexplore.heatmaps.methods import METHODS
+    from mmexplore.heatmaps.render import COLORMAPS
+
+    p = command(commands, "heatmap", cmd_heatmap, "per-word heatmaps (attention or gradient relevancy) of an image–caption pair")
+    p.add_argument("--image", metavar="FILE", help="image file")
+    p.add_argument("--text", metavar="TEXT", help="caption")
+    p.add_argument("--phrase", metavar="P", help="also map this phrase (embedded on its own); reports its peak")
+    p.add_argument("--pairs", metavar="FILE", help="CSV/JSONL with image,text[,phrase] columns: the peak of each row's phrase")
+    p.add_argument("--method", default="attention", help=f"one of {', '.join(METHODS)} (default attention)")
+    p.add_argument("--out", metavar="DIR", help="write overlay PNGs (one per word, phrase, and a grid) here")
+    p.add_argument("--cmap", default="inferno", choices=COLORMAPS)
+    p.add_argument("--opacity", type=float, default=0.5)
+    p.add_argument("--smooth", type=float, default=0.0, help="Gaussian blur of the overlay, in patches")
+    _add_method_args(p)
+
+    p = evals.add_parser("pointing", help="pointing game: does each object phrase's map peak inside its mask?")
+    add_common_args(p)
+    p.add_argument("--scenes", type=int, default=100, help="held-out scenes with 2-3 objects")
+    p.add_argument("--method", choices=[*METHODS, "both"], default="both")
+    _add_method_args(p)
+    p.set_defaults(handler=cmd_eval_pointing)

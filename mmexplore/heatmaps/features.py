@@ -1,0 +1,209 @@
+"""Dense features in the joint space: patch features (MaskCLIP) and per-token text features.
+
+open_clip's towers return one pooled vector each. Heatmaps need one vector per image patch and one
+per caption token, *in the same joint space*. Both come from re-running the towers with the model's
+own weights (no copy of the architecture, no hooks):
+
+* **Image.** The vision transformer is unrolled block by block. For the last block, MaskCLIP (Zhou et
+  al., 2022) keeps only the *value path*: ``out_proj(W_v · ln_1(x))`` for every patch token, skipping
+  the query–key mixing that makes every output token look like the class token. That vector goes
+  through ``ln_post`` and the visual projection, exactly as the class token does, so a patch feature
+  can be compared with a text embedding by cosine. The unrolled forward also computes every block's
+  attention matrix explicitly (softmax(q kᵀ/√d)), which gradient relevancy needs, and reproduces
+  ``encode_image`` (a test checks it).
+* **Text.** The text tower's token states after ``ln_final`` projected by ``text_projection`` (open_clip
+  projects only the end-of-text token; here every position is).
+
+Supports open_clip ``VisionTransformer`` towers with class-token or average pooling whose blocks use
+``nn.MultiheadAttention`` or open_clip's plain ``Attention``; other designs raise :class:`ModelLoadError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mmexplore.errors import ModelLoadError
+
+DENSE_MODES = ("value", "value_residual")
+
+
+@dataclass
+class VisualPass:
+    """What one unrolled pass of the vision tower returns (torch tensors, batch first).
+
+    Attributes
+    ----------
+    pooled : Tensor (B, d)
+        The image embedding (unnormalised), equal to ``model.encode_image``.
+    last_input : Tensor (B, 1 + m, width)
+        Input of the last block (class token first, then m patch tokens).
+    attentions : list of Tensor (B, heads, 1 + m, 1 + m)
+        Attention probabilities of blocks ``attn_from ..`` (empty unless asked for).
+    """
+
+    pooled: Any
+    last_input: Any
+    attentions: list
+
+
+def _check_visual(visual: Any) -> None:
+    name = type(visual).__name__
+    if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
+        raise ModelLoadError(f"heatmaps need an open_clip VisionTransformer image tower; this model has {name}")
+    if getattr(visual, "attn_pool", None) is not None:
+        raise ModelLoadError("heatmaps do not support vision towers with attentional pooling (CoCa-style)")
+    for blk in visual.transformer.resblocks:
+        attn = blk.attn
+        if not hasattr(attn, "in_proj_weight") or attn.in_proj_weight is None:
+            raise ModelLoadError(f"heatmaps need packed q/k/v projections; block attention is {type(attn).__name__}")
+        if getattr(attn, "scaled_cosine", False) or getattr(attn, "head_scale", None) is not None:
+            raise ModelLoadError("heatmaps do not support scaled-cosine or head-scaled attention blocks")
+
+
+def _qkv(blk: Any, y: Any):
+    import torch.nn.functional as F
+
+    attn = blk.attn
+    return F.linear(y, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+
+
+def _attention(blk: Any, x: Any, keep: list | None):
+    """One block's attention sub-layer on ``x`` (B, L, width), written out so the map is a tensor."""
+    import torch
+
+    attn = blk.attn
+    b, n, w = x.shape
+    heads = attn.num_heads
+    q, k, v = _qkv(blk, blk.ln_1(x))
+    q, k, v = (t.reshape(b, n, heads, w // heads).transpose(1, 2) for t in (q, k, v))
+    q = getattr(attn, "ln_q", torch.nn.Identity())(q)
+    k = getattr(attn, "ln_k", torch.nn.Identity())(k)
+    probs = torch.softmax((q * (w // heads) ** -0.5) @ k.transpose(-2, -1), dim=-1)
+    if keep is not None:
+        if probs.requires_grad:
+            probs.retain_grad()
+        keep.append(probs)
+    out = (probs @ v).transpose(1, 2).reshape(b, n, w)
+    out = getattr(attn, "ln_inner", torch.nn.Identity())(out)
+    return attn.out_proj(out)
+
+
+def visual_pass(visual: Any, pixels: Any, *, attn_from: int | None = None) -> VisualPass:
+    """Run the vision tower block by block.
+
+    Parameters
+    ----------
+    visual : open_clip VisionTransformer
+    pixels : Tensor (B, 3, S, S)
+        Preprocessed images.
+    attn_from : int or None
+        Keep the attention probabilities of blocks ``attn_from, ..., last`` (negative: from the end).
+        With gradients enabled they retain their gradient (for relevancy).
+
+    Returns
+    -------
+    VisualPass
+    """
+    _check_visual(visual)
+    blocks = list(visual.transformer.resblocks)
+    if attn_from is not None and attn_from < 0:
+        attn_from = max(0, len(blocks) + attn_from)
+    x = visual._embeds(pixels)
+    attentions: list = []
+    last_input = x
+    for i, blk in enumerate(blocks):
+        if i == len(blocks) - 1:
+            last_input = x
+        keep = attentions if attn_from is not None and i >= attn_from else None
+        x = x + blk.ls_1(_attention(blk, x, keep))
+        x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+    pooled, _ = visual._pool(x)
+    if visual.proj is not None:
+        pooled = pooled @ visual.proj
+    return VisualPass(pooled, last_input, attentions)
+
+
+def dense_from_last_input(visual: Any, last_input: Any, mode: str = "value"):
+    """MaskCLIP patch features from the last block's input.
+
+    Parameters
+    ----------
+    visual : open_clip VisionTransformer
+    last_input : Tensor (B, 1 + m, width)
+    mode : {"value", "value_residual"}
+        ``value``: ``out_proj(v)`` alone (MaskCLIP's value path, as ClearCLIP keeps it);
+        ``value_residual``: plus the residual stream and the block's MLP, as the full block would add.
+
+    Returns
+    -------
+    Tensor (B, m, d)
+        Patch features in the joint space (unnormalised), in row-major grid order.
+    """
+    if mode not in DENSE_MODES:
+        raise ValueError(f"Unsupported dense mode '{mode}'. The available modes are {list(DENSE_MODES)}")
+    blk = visual.transformer.resblocks[-1]
+    _, _, v = _qkv(blk, blk.ln_1(last_input))
+    v = blk.ls_1(blk.attn.out_proj(getattr(blk.attn, "ln_inner", lambda t: t)(v)))
+    if mode == "value_residual":
+        v = last_input + v
+        v = v + blk.ls_2(blk.mlp(blk.ln_2(v)))
+    tokens = visual.ln_post(v[:, 1:])
+    if visual.proj is not None:
+        tokens = tokens @ visual.proj
+    return tokens
+
+
+def patch_features(encoder: Any, pixels: Any, *, mode: str = "value"):
+    """Dense patch features and pooled embeddings of preprocessed images (no gradients).
+
+    Parameters
+    ----------
+    encoder : mmexplore Encoder
+    pixels : Tensor (B, 3, S, S) on ``encoder.device``
+    mode : {"value", "value_residual"}
+
+    Returns
+    -------
+    (patches, pooled) : Tensor (B, m, d) and Tensor (B, d), float32, L2-normalised
+    """
+    import torch
+
+    visual = encoder.model.visual
+    with torch.inference_mode():
+        res = visual_pass(visual, pixels)
+        dense = dense_from_last_input(visual, res.last_input, mode)
+    return (torch.nn.functional.normalize(dense.float(), dim=-1), torch.nn.functional.normalize(res.pooled.float(), dim=-1))
+
+
+def token_features(encoder: Any, texts: list[str]):
+    """Per-token text features in the joint space.
+
+    Parameters
+    ----------
+    encoder : mmexplore Encoder
+    texts : list of str
+
+    Returns
+    -------
+    (tokens, pooled) : Tensor (n, context_length, d) and Tensor (n, d), float32, L2-normalised
+        ``pooled`` equals ``encode_text`` (the end-of-text token for CLIP models).
+    """
+    import torch
+    from open_clip.transformer import text_global_pool
+
+    model = encoder.model
+    if not hasattr(model, "token_embedding"):
+        raise ModelLoadError("heatmaps need an open_clip CLIP text tower (token_embedding, ln_final, text_projection)")
+    ids = encoder.tokenizer(texts).to(encoder.device)
+    with torch.inference_mode():
+        cast = model.transformer.get_cast_dtype()
+        x = model.token_embedding(ids).to(cast) + model.positional_embedding.to(cast)
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+        pooled = text_global_pool(x, ids, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+        proj = model.text_projection
+        if proj is not None:
+            x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+            pooled = proj(pooled) if isinstance(proj, torch.nn.Linear) else pooled @ proj
+    norm = torch.nn.functional.normalize
+    return norm(x.float(), dim=-1), norm(pooled.float(), dim=-1)
