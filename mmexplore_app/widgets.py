@@ -267,3 +267,16 @@ def download_figure(fig: Any, name: str, *, key: str | None = None, png: bool = 
                     key=f"{key}_png",
                     on_click="ignore",
                 )
+
+
+def dataset_thumbnail_uris(dataset: Dataset | None = None, size: int = 96) -> list[str]:
+    """Small PNG ``data:`` URIs of the data set's images (memoised per content hash and size)."""
+    from mmexplore_app.figures import image_data_uri
+
+    ds = dataset if dataset is not None else current_dataset()
+    key = (ds.content_key(), size)
+    memo = st.session_state.setdefault("_thumb_memo", {})
+    if key not in memo:
+        memo.clear()
+        memo[key] = [image_data_uri(im, size) for im in ds.images]
+    return memo[key]

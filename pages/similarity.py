@@ -1,6 +1,132 @@
-"""Similarity page (placeholder until its feature lands)."""
+"""Similarity: the image × caption matrix (cosine, logits, softmax both ways), InfoNCE, recall@K."""
 
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
 
+from mmexplore.metrics.similarity import similarity_report
+from mmexplore_app import widgets
+from mmexplore_app.figures import matrix_heatmap
+
+# view name -> (SimilarityReport attribute, colour-bar label, colour scale, fixed range or None)
+VIEWS = {
+    "cosine": ("cosine", "cosine", "Viridis", None),
+    "logits (× logit scale)": ("logits", "logit", "Viridis", None),
+    "softmax over captions (image → text)": ("probs_i2t", "p(text | image)", "Blues", (0.0, 1.0)),
+    "softmax over images (text → image)": ("probs_t2i", "p(image | text)", "Blues", (0.0, 1.0)),
+}
+
+EXPLANATION = r"""
+Each image and each caption is turned into a vector of length $d$ by the model's two encoders, and
+the vectors are scaled to length 1: $E_i$ holds the $N$ image vectors as rows, $E_t$ the $M$ caption vectors.
+
+- **Cosine similarity** $S = E_i E_t^\top$: entry $S_{ij}$ is the cosine of the angle between image $i$
+  and caption $j$ (1 = same direction, 0 = unrelated).
+- **Logits** $C = S / \tau$: the model multiplies by its learned *logit scale* $1/\tau$ before the softmax,
+  which sharpens the differences.
+- **Softmax over captions** (image → text): $p(j \mid i) = e^{C_{ij}} / \sum_k e^{C_{ik}}$; each row sums to 1.
+  **Softmax over images** (text → image): $p(i \mid j) = e^{C_{ij}} / \sum_k e^{C_{kj}}$; each column sums to 1.
+- **Symmetric InfoNCE loss**, the training objective of CLIP:
+  $L = \tfrac12\left(\mathrm{CE}(C, \text{pairs}) + \mathrm{CE}(C^\top, \text{pairs}^\top)\right)$,
+  the average surprise of the true pair in both directions (lower is better; $\ln M$ is chance for
+  one direction). With several true captions per image the target is spread over them.
+- **Recall@K**: the fraction of images whose true caption is among the K most similar captions
+  (image → text), and the same for captions (text → image).
+
+Black outlines mark the true pairs. In the shapes samples, the extra captions without an outline are
+*hard negatives*: one word changed or two objects swapped, so a model that reads the caption as a
+bag of words cannot tell them from the truth.
+"""
+
 st.title("Similarity")
-st.info("Coming: this page is being built.")
+ds = widgets.require_data(min_images=1, min_texts=1)
+encoder = widgets.current_encoder()
+if widgets.is_bundled() and all(s is None for s in ds.scenes):
+    st.warning(
+        "These images are not from the shapes world, and the bundled model knows only shapes: expect "
+        "meaningless numbers. Load a pretrained model in the sidebar for photos.",
+        icon="⚠️",
+    )
+
+try:
+    img_emb, txt_emb = widgets.dataset_embeddings(ds)
+    report = similarity_report(img_emb, txt_emb, logit_scale=encoder.logit_scale, pairs=ds.pairs)
+except Exception as exc:  # one message, never a traceback
+    widgets.show_error(exc)
+    st.stop()
+
+view = st.radio("Show", list(VIEWS), horizontal=True, key="sim_view")
+attr, label, scale, fixed = VIEWS[view]
+values = getattr(report, attr)
+
+left, right = st.columns([3, 1], gap="medium")
+with left:
+    fig = matrix_heatmap(
+        values,
+        image_names=ds.image_names,
+        texts=ds.texts,
+        pairs=report.pairs,
+        thumbnails=widgets.dataset_thumbnail_uris(ds, size=96),
+        value_label=label,
+        colorscale=scale,
+        zmin=fixed[0] if fixed else None,
+        zmax=fixed[1] if fixed else None,
+    )
+    st.plotly_chart(fig, key="sim_matrix", config={"displaylogo": False})
+    st.caption(
+        f"{ds.n_images} images × {ds.n_texts} captions · logit scale 1/τ = {report.logit_scale:.2f} · "
+        f"{int(report.pairs.sum())} true pairs outlined · hover a cell for its exact value"
+    )
+
+with right:
+    st.subheader("Scores")
+    if report.pairs.any():
+        st.metric("Symmetric InfoNCE loss", f"{report.infonce_loss:.3f} nats")
+        recall = pd.DataFrame(
+            {
+                "image → text": [report.recall[f"i2t@{k}"] for k in (1, 5, 10)],
+                "text → image": [report.recall[f"t2i@{k}"] for k in (1, 5, 10)],
+            },
+            index=["R@1", "R@5", "R@10"],
+        )
+        st.dataframe(recall.style.format("{:.2f}"), key="sim_recall")
+    else:
+        st.info("No true pairs are marked, so there is no loss or recall. Tick pairs in the table on Home.")
+
+st.subheader("Best matches")
+b1, b2 = st.columns(2)
+with b1:
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "image": ds.image_names,
+                "best caption": [ds.texts[j] for j in report.best_text_for_image],
+                "cosine": [report.cosine[i, j] for i, j in enumerate(report.best_text_for_image)],
+                "true pair": [bool(report.pairs[i, j]) for i, j in enumerate(report.best_text_for_image)],
+            }
+        ),
+        hide_index=True,
+        key="sim_best_text",
+    )
+with b2:
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "caption": ds.texts,
+                "best image": [ds.image_names[i] for i in report.best_image_for_text],
+                "cosine": [report.cosine[i, j] for j, i in enumerate(report.best_image_for_text)],
+                "true pair": [bool(report.pairs[i, j]) for j, i in enumerate(report.best_image_for_text)],
+            }
+        ),
+        hide_index=True,
+        key="sim_best_image",
+    )
+
+st.subheader("Export")
+slug = attr
+matrix_df = pd.DataFrame(values, index=pd.Index(ds.image_names, name="image"), columns=ds.texts)
+widgets.download_csv(matrix_df, f"similarity_{slug}.csv", label=f"Download {view.split(' (')[0]} matrix (CSV)", key="sim_csv")
+widgets.download_figure(fig, f"similarity_{slug}", key="sim_fig")
+
+widgets.explain("What am I looking at?", EXPLANATION)

@@ -113,3 +113,33 @@ def texts_of(elements: Any) -> list[str]:
 def plotly_charts(at: AppTest) -> list[Any]:
     """The Plotly chart elements of the current run (AppTest has no typed accessor for them)."""
     return [e for e in at.get("plotly_chart")]
+
+
+def _decode_array(value: Any) -> Any:
+    """Plotly ≥ 6 writes numeric arrays as ``{"dtype", "bdata" (base64), "shape"}``; lists pass through."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if shape:
+            dims = [int(s) for s in str(shape).split(",")] if isinstance(shape, str) else list(shape)
+            arr = arr.reshape(dims)
+        return arr
+    return np.asarray(value)
+
+
+def figure_spec(at: AppTest, index: int = 0) -> dict:
+    """The JSON figure of the ``index``-th Plotly chart on the page."""
+    import json
+
+    return json.loads(plotly_charts(at)[index].proto.spec)
+
+
+def heatmap_values(at: AppTest, index: int = 0) -> Any:
+    """The ``z`` matrix of the first heatmap trace of the ``index``-th Plotly chart, as a numpy array."""
+    spec = figure_spec(at, index)
+    trace = next(t for t in spec["data"] if t.get("type") == "heatmap")
+    return _decode_array(trace["z"])
