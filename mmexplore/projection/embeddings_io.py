@@ -111,3 +111,52 @@ def read_embeddings(path: str | os.PathLike) -> EmbeddingSet:
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     return parse_embeddings(p.read_bytes(), str(p))
+
+
+def find_pairs_file(path: str | os.PathLike) -> Path:
+    """A captions file given directly, or the single CSV/TSV/JSONL captions file inside a folder."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise InputError(f"{p}: no such file or folder")
+    found = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson"))
+    if len(found) != 1:
+        names = [q.name for q in found] or "none"
+        raise InputError(f"{p}: expected one captions file (CSV/TSV/JSONL with image,text columns) in the folder, found {names}")
+    return found[0]
+
+
+def encode_pairs_file(encoder: Any, path: str | os.PathLike, *, chunk: int = 256, progress: Any = None) -> EmbeddingSet:
+    """Embed every image and caption of a captions file (or a folder holding one), a chunk at a time.
+
+    Images are decoded ``chunk`` at a time, so a folder of 100k images never sits in memory at once.
+
+    Parameters
+    ----------
+    encoder : Encoder
+    path : path
+        CSV/TSV/JSONL with ``image`` and ``text`` columns (paths relative to the file), or its folder.
+    chunk : int
+        Images decoded and encoded per batch.
+    progress : callable(done, total), optional
+        Called after each chunk (images, then captions, counted together).
+    """
+    from mmexplore.data.images import load_image
+    from mmexplore.data.pairs import read_pairs
+
+    table = read_pairs(find_pairs_file(path))
+    n, m = len(table.images), len(table.texts)
+    parts = []
+    for start in range(0, n, chunk):
+        batch = [load_image(p) for p in table.images[start : start + chunk]]
+        parts.append(encoder.encode_images(batch))
+        if progress is not None:
+            progress(min(start + chunk, n), n + m)
+    img = np.vstack(parts)
+    txt = encoder.encode_texts(table.texts)
+    if progress is not None:
+        progress(n + m, n + m)
+    ii, tt = np.nonzero(table.pairs)
+    names = [Path(p).name for p in table.images]
+    return _finish(img, txt, np.stack([ii, tt], axis=1), names, table.texts, str(path))
