@@ -1,0 +1,163 @@
+"""``mmexplore relation`` (label pairs), ``relation calibrate``, ``relation fit`` and ``eval relation``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mmexplore.cli.common import add_common_args, load_encoder
+from mmexplore.errors import InputError
+
+
+def _calibration(args: argparse.Namespace):
+    from mmexplore.relation.calibration import load_calibration
+
+    return load_calibration(args.model, getattr(args, "calibration", None))
+
+
+def cmd_relation(args: argparse.Namespace) -> dict[str, Any]:
+    action = getattr(args, "action", None)
+    if action == "calibrate":
+        return cmd_calibrate(args)
+    if action == "fit":
+        return cmd_fit(args)
+    from mmexplore.data.images import load_image
+    from mmexplore.relation.api import relate
+
+    if args.pairs:
+        if args.image or args.text is not None:
+            raise InputError("give either --pairs FILE or --image/--text, not both")
+        from mmexplore.data.pairs import read_pairs
+
+        table = read_pairs(args.pairs)
+        rows = table.rows
+        images = {p: load_image(p) for p in table.images}
+        encoder = load_encoder(args)
+        results = relate(encoder, [images[r["image"]] for r in rows], [r["text"] for r in rows], calibration=_calibration(args))
+        out = []
+        for r, res in zip(rows, results, strict=True):
+            d = res.to_dict()
+            d["image"] = r["image"]
+            if "label" in r:
+                d["expected"] = r["label"]
+            out.append(d)
+        return {"results": out}
+    if not args.image:
+        raise InputError("no image: pass --image FILE --text TEXT, or --pairs FILE")
+    if args.text is None or not args.text.strip():
+        raise InputError("no text: pass --text TEXT (a caption or passage)")
+    image = load_image(args.image)
+    encoder = load_encoder(args)
+    res = relate(encoder, [image], [args.text], calibration=_calibration(args))[0]
+    d = res.to_dict()
+    d["image"] = args.image
+    d["_text"] = (
+        f"{res.label}  (CMI={res.cmi}, SC={res.sc}, STAT={res.stat}, p={res.probabilities[res.label]:.2f})\n"
+        f"{res.explanation}\nuse case: {res.use_case}"
+    )
+    return d
+
+
+def cmd_calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.relation.calibration import calibrate
+
+    encoder = load_encoder(args)
+    log = (lambda s: None) if args.json else print
+    return calibrate(encoder, model_spec=args.model, n_per_class=args.per_class, out=args.out, log=log)
+
+
+def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from mmexplore.data.images import load_image
+    from mmexplore.data.pairs import read_pairs
+    from mmexplore.relation.calibration import Calibration, calibration_path, pair_features
+    from mmexplore.relation.estimators import RelationClassifier
+    from mmexplore.relation.taxonomy import CLASSES, canonical_label
+
+    if not getattr(args, "pairs", None):
+        raise InputError("relation fit needs --pairs FILE (CSV/JSONL with image, text and label columns)")
+    table = read_pairs(args.pairs)
+    rows = table.rows
+    if any(not r.get("label") for r in rows):
+        raise InputError(f"{args.pairs}: every row needs a 'label' (one of {list(CLASSES)})")
+    try:
+        labels = [canonical_label(r["label"]) for r in rows]
+    except ValueError as exc:
+        raise InputError(f"{args.pairs}: {exc}") from None
+    if len(set(labels)) < 2:
+        raise InputError(f"{args.pairs}: labels of at least two classes are needed to fit, got only {labels[0]!r}")
+    base = _calibration(args)
+    images = {p: load_image(p) for p in table.images}
+    encoder = load_encoder(args)
+    _, _, X = pair_features(encoder, [images[r["image"]] for r in rows], [r["text"] for r in rows], base.scale)
+    clf = RelationClassifier(mode="supervised").fit(X, labels)
+    acc = float(np.mean([a == b for a, b in zip(clf.predict(X), labels, strict=True)]))
+    out = Path(args.out) if args.out else calibration_path(f"{args.model}_supervised")
+    meta = {"model": args.model, "mode": "supervised", "pairs": str(args.pairs), "n_pairs": len(rows), "train_accuracy": acc}
+    path = Calibration(base.scale, clf, meta).save(out)
+    return {"path": str(path), "n_pairs": len(rows), "train_accuracy": acc,
+            "hint": f"use it with: mmexplore relation --calibration {path} ..."}
+
+
+def cmd_eval_relation(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.relation.evaluate import HANDSET_DIR, evaluate_relation
+
+    encoder = load_encoder(args)
+    handset = None if args.no_handset else (args.handset or HANDSET_DIR)
+    rep = evaluate_relation(encoder, calibration=_calibration(args), n_per_class=args.per_class,
+                            renderer=args.renderer, handset=handset)
+    lines = []
+    for name in ("generated_test", "handset"):
+        r = rep.get(name)
+        if r:
+            comps = ", ".join(f"{k} {v:.3f}" for k, v in r["components"].items())
+            lines.append(f"{name}: macro accuracy {r['macro_accuracy']:.3f} on {r['n_pairs']} pairs ({comps})")
+            lines.append("  confusion (rows true, cols predicted): " + " | ".join(c[:6] for c in r["classes"]))
+            lines += [f"  {c[:16]:16s} " + " ".join(f"{v:3d}" for v in row) for c, row in zip(r["classes"], r["confusion"], strict=True)]
+    rep["_text"] = "\n".join(lines)
+    return {"model": args.model, "relation": rep, "_text": rep.pop("_text")}
+
+
+def _sub_common_args(p: argparse.ArgumentParser) -> None:
+    """The common options again on a sub-action, without defaults, so ``relation --model X calibrate`` keeps X."""
+    p.add_argument("--model", default=argparse.SUPPRESS, help="model spec (default: bundled)")
+    p.add_argument("--device", default=argparse.SUPPRESS, help="auto, cpu, cuda or mps")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+    p.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
+
+
+def _relation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calibration", metavar="FILE", help="calibration JSON (default: assets/relation/calibration_<model>.json)")
+
+
+def register(commands: Any, evals: Any) -> None:
+    help_ = "the semantic relation of image–text pairs (Otto et al. 2020): label, CMI, SC, STAT, evidence"
+    p = commands.add_parser("relation", help=help_, description=help_ + ". Subcommands: calibrate, fit.")
+    add_common_args(p)
+    _relation_args(p)
+    p.add_argument("--image", metavar="FILE", help="the image")
+    p.add_argument("--text", metavar="TEXT", help="the text (caption or passage)")
+    p.add_argument("--pairs", metavar="FILE", help="CSV/JSONL with image,text columns (paths relative to the file)")
+    p.set_defaults(handler=cmd_relation, action=None)
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = False
+    c = sub.add_parser("calibrate", help="fit the thresholds on the generated training split and save them")
+    _sub_common_args(c)
+    c.add_argument("--per-class", type=int, default=60, help="training pairs per class (default 60)")
+    c.add_argument("--out", metavar="FILE", help="where to write (default assets/relation/calibration_<model>.json)")
+    c.set_defaults(out=None)
+    f = sub.add_parser("fit", help="supervised mode: fit an 8-class classifier on your labelled pairs")
+    _sub_common_args(f)
+    f.add_argument("--pairs", metavar="FILE", default=argparse.SUPPRESS, help="CSV/JSONL with image, text and label columns")
+    f.add_argument("--out", metavar="FILE", help="where to write the fitted classifier JSON")
+
+    e = evals.add_parser("relation", help="macro accuracy, per-component accuracy and confusion of the relation label")
+    add_common_args(e)
+    _relation_args(e)
+    e.add_argument("--per-class", type=int, default=40, help="test pairs per class (held-out scenes)")
+    e.add_argument("--renderer", choices=["train", "alt", "mixed"], default="mixed")
+    e.add_argument("--handset", metavar="DIR", help="hand-written set folder (default assets/relation/handset)")
+    e.add_argument("--no-handset", action="store_true", help="skip the hand-written set")
+    e.set_defaults(handler=cmd_eval_relation)
