@@ -15,7 +15,12 @@ from collections.abc import Sequence
 
 from mmexplore import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("mmexplore.cli.core", "mmexplore.cli.heatmap", "mmexplore.cli.projection")
+COMMAND_MODULES: tuple[str, ...] = (
+    "mmexplore.cli.core",
+    "mmexplore.cli.heatmap",
+    "mmexplore.cli.projection",
+    "mmexplore.cli.relation",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
