@@ -1,6 +1,86 @@
-"""Joint space page (placeholder until its feature lands)."""
+"""Joint space: images and captions in one 2-D/3-D map (UMAP, PCA, t-SNE), with the modality gap."""
+
+from __future__ import annotations
 
 import streamlit as st
 
+from mmexplore.projection import get_method, list_methods, project_joint
+from mmexplore_app import widgets
+from mmexplore_app.embedding_source import choose_embeddings, memo_get
+from mmexplore_app.joint_figures import gap_figure, joint_scatter
+
+MAX_FIT = 5000  # UMAP / t-SNE are fitted on at most this many points (pairs kept together)
+
+EXPLANATION = r"""
+Every image and every caption is a unit vector in the same $d$-dimensional space. The map squeezes
+them to 2 or 3 dimensions: **blue circles** are images, **red diamonds** captions, and a grey line
+joins each true (image, caption) pair.
+
+- **The modality gap.** Contrastive models put images and texts in two separate cones: the mean
+  image and the mean caption are far apart, $\Delta = \lVert \bar E_i - \bar E_t \rVert$, even for
+  true pairs. That is why the map usually shows *two clouds* with long pair lines between them.
+- **Centre each modality** subtracts each cloud's own mean, so $\Delta = 0$ and the clouds overlap;
+  the cosine of pairs and of random combinations changes, but which caption is nearest to an image
+  does not (retrieval is unchanged by a shift common to all captions).
+- **Shift by λ** (Liang et al., 2022) moves images by $-\lambda g$ and captions by $+\lambda g$ along
+  the gap vector $g$, then puts them back on the sphere: λ = 0.5 nearly closes the gap, negative λ widens it.
+- **True vs random pairs**: the mean cosine of the true pairs against all other combinations.
+  CLIP-like models have both far below 1; what matters is the difference.
+- **Methods.** PCA is linear (axes are real directions; fast, exact; places new points).
+  UMAP keeps neighbourhoods (can place new points). t-SNE keeps local clusters but its distances
+  between clusters mean little, and it cannot place new points into an existing map.
+"""
+
 st.title("Joint space")
-st.info("Coming: this page is being built.")
+widgets.explain("What am I looking at?", EXPLANATION)
+loaded = choose_embeddings("joint")
+es = loaded.data
+
+c1, c2, c3, c4 = st.columns([1.2, 0.8, 1, 1.4])
+method = c1.selectbox("Method", list_methods(), key="joint_method", format_func=str.upper,
+                      help="\n\n".join(f"**{m}**: {get_method(m).description}" for m in list_methods()))
+dims = c2.radio("Dimensions", [2, 3], horizontal=True, key="joint_dims")
+center = c3.toggle("Centre each modality", key="joint_center", help="subtract each modality's mean: closes the gap")
+shift = c4.slider("Shift along the gap λ", -0.5, 1.0, 0.0, 0.05, key="joint_shift",
+                  help="images −λ·g, texts +λ·g, re-normalised; 0.5 closes the gap")
+total = len(es.image) + len(es.text)
+with st.expander("Display options", expanded=total > 20_000):
+    d1, d2, d3 = st.columns(3)
+    max_points = d1.select_slider("Points drawn at most", [1000, 2000, 5000, 10_000, 20_000], value=5000, key="joint_max_points")
+    show_lines = d2.toggle("Lines between true pairs", value=True, key="joint_lines")
+    density = d3.toggle("Density of all points underneath", value=total > max_points, key="joint_density",
+                        disabled=total <= max_points or dims == 3)
+
+try:
+    with st.spinner(f"Projecting {total:,} points with {method.upper()}…"):
+        res = memo_get("joint", (loaded.key, method, dims, center, shift), lambda: project_joint(
+            es.image, es.text, es.pairs, method=method, dims=dims, center=center, shift=shift, max_fit=MAX_FIT))
+except Exception as exc:  # one message, never a traceback
+    widgets.show_error(exc)
+    st.stop()
+
+left, right = st.columns([3, 1.15], gap="medium")
+with right:
+    st.subheader("Modality gap")
+    delta = res.gap.gap - res.gap_raw.gap
+    st.metric("Δ = ‖mean(images) − mean(texts)‖", f"{res.gap.gap:.3f}",
+              delta=f"{delta:+.3f} vs as given" if (center or shift) else None, delta_color="inverse")
+    st.metric("mean cosine, true pairs", f"{res.gap.pair_cosine:.3f}")
+    st.metric("mean cosine, random pairs", f"{res.gap.random_cosine:.3f}")
+    st.plotly_chart(gap_figure(res), key="joint_gap_fig", config={"displaylogo": False})
+    st.caption(f"{res.gap.n_images:,} images · {res.gap.n_texts:,} texts · {res.gap.n_pairs:,} true pairs · "
+               f"source: {es.source}")
+with left:
+    fig, drawn = joint_scatter(res, es.image_names, es.captions, max_points=max_points, show_lines=show_lines,
+                               density=density, thumbnails=loaded.thumbnails)
+    st.plotly_chart(fig, key="joint_scatter", config={"displaylogo": False})
+    for note in res.notes:
+        st.caption(f"ℹ️ {note}")
+    if drawn["drawn"] < drawn["points"]:
+        st.info(
+            f"Showing {drawn['drawn']:,} of {drawn['points']:,} projected points (a random sample of whole pairs) "
+            "so the chart stays responsive" + ("; the shaded density underneath counts every point." if density else ".")
+            + " The gap figures use all points.",
+            icon="🎯",
+        )
+    widgets.download_figure(fig, f"joint_{res.method}_{dims}d", key="joint_dl", png=False)

@@ -1,0 +1,104 @@
+"""Where the joint-space and CCA pages get their embeddings: the shared data set, an uploaded
+``.npz``/``.parquet`` of precomputed embeddings, or a captions file / folder on this computer.
+
+Both pages call :func:`choose_embeddings` with their own key prefix; the loaded set is memoised in
+session state so that moving a slider never re-reads or re-encodes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from mmexplore.projection.embeddings_io import EmbeddingSet, encode_pairs_file, parse_embeddings
+from mmexplore_app import widgets
+
+SOURCES = ("Shared data set", "Embeddings file (.npz / .parquet)", "Captions file or folder on this computer")
+THUMBNAIL_LIMIT = 40
+
+
+@dataclass
+class LoadedEmbeddings:
+    """An :class:`EmbeddingSet` plus what the pages need to draw it."""
+
+    data: EmbeddingSet
+    key: str
+    thumbnails: list[str] | None = None
+
+
+def _shared() -> LoadedEmbeddings:
+    ds = widgets.require_data(min_images=1, min_texts=1)
+    if widgets.is_bundled() and all(s is None for s in ds.scenes):
+        st.warning("The bundled model knows only the shapes world: on other images its map means little.", icon="⚠️")
+    img, txt = widgets.dataset_embeddings(ds)
+    ii, tt = np.nonzero(ds.pairs)
+    if len(ii) == 0 and ds.n_images == ds.n_texts:
+        ii = tt = np.arange(ds.n_images)  # no pairs marked: image k goes with caption k
+    data = EmbeddingSet(img, txt, np.stack([ii, tt], axis=1), list(ds.image_names), list(ds.texts), ds.source)
+    thumbs = widgets.dataset_thumbnail_uris(ds, size=64) if ds.n_images <= THUMBNAIL_LIMIT else None
+    return LoadedEmbeddings(data, f"shared:{widgets.current_encoder().model_id}:{ds.content_key()}", thumbs)
+
+
+def _uploaded(prefix: str) -> LoadedEmbeddings:
+    f = st.file_uploader(
+        "Embeddings: .npz with arrays `image` and `text` (N×d, paired by row; optional `captions`, "
+        "`image_names`, `pairs`) or .parquet with `image_embedding`, `text_embedding` and `text` columns",
+        type=["npz", "parquet"],
+        key=f"{prefix}_upload",
+    )
+    if f is None:
+        st.info("Upload an embeddings file to continue.")
+        st.stop()
+    data = f.getvalue()
+    key = f"upload:{f.name}:{hashlib.sha1(data).hexdigest()}"
+    memo = st.session_state.setdefault(f"{prefix}_loaded", {})
+    if key not in memo:
+        try:
+            memo.clear()
+            memo[key] = parse_embeddings(data, f.name)
+        except Exception as exc:
+            widgets.show_error(exc)
+            st.stop()
+    return LoadedEmbeddings(memo[key], key)
+
+
+def _folder(prefix: str) -> LoadedEmbeddings:
+    path = st.text_input("Captions file (CSV/TSV/JSONL with image,text columns) or a folder holding one",
+                         key=f"{prefix}_folder")
+    memo = st.session_state.setdefault(f"{prefix}_loaded", {})
+    key = f"folder:{widgets.current_encoder().model_id}:{path}"
+    if key not in memo:
+        if not path or not st.button("Encode", key=f"{prefix}_encode"):
+            st.info("Give the path and press Encode: every image is embedded once with the current model.")
+            st.stop()
+        try:
+            memo.clear()
+            memo[key] = encode_pairs_file(widgets.current_encoder(), path, progress=widgets.progress_callback("Encoding"))
+        except Exception as exc:
+            widgets.show_error(exc)
+            st.stop()
+    return LoadedEmbeddings(memo[key], key)
+
+
+def choose_embeddings(prefix: str) -> LoadedEmbeddings:
+    """A source picker and the chosen embeddings (stops the page with a note until there are some)."""
+    source = st.radio("Data", SOURCES, horizontal=True, key=f"{prefix}_source")
+    if source == SOURCES[0]:
+        return _shared()
+    if source == SOURCES[1]:
+        return _uploaded(prefix)
+    return _folder(prefix)
+
+
+def memo_get(prefix: str, key: Any, compute: Any, max_entries: int = 4) -> Any:
+    """``compute()`` memoised in this session under ``key`` (a few entries per page)."""
+    memo: dict[Any, Any] = st.session_state.setdefault(f"{prefix}_memo", {})
+    if key not in memo:
+        if len(memo) >= max_entries:
+            memo.pop(next(iter(memo)))
+        memo[key] = compute()
+    return memo[key]

@@ -1,0 +1,148 @@
+"""Plotly figures of the joint-space and CCA pages (drawing only: every number comes from the core).
+
+Big maps stay interactive by drawing at most ``max_points`` markers (a pair-preserving sample, WebGL
+``Scattergl``), optionally over a density image of *all* points; the caller tells the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mmexplore.projection import JointProjection
+from mmexplore.projection.joint import density_grid
+from mmexplore_app.figures import short_label
+
+COLORS = {"image": "#1f77b4", "text": "#d62728"}
+MAX_LINES = 3000
+THUMBS_MAX = 40
+
+
+def joint_scatter(
+    res: JointProjection,
+    image_labels: Sequence[str],
+    text_labels: Sequence[str],
+    *,
+    max_points: int = 5000,
+    show_lines: bool = True,
+    density: bool = False,
+    thumbnails: Sequence[str] | None = None,
+    seed: int = 0,
+) -> tuple[Any, dict[str, int]]:
+    """Scatter of a :class:`JointProjection`, coloured by modality, true pairs joined by lines.
+
+    Returns the figure and counts ``{"points", "drawn", "lines"}`` (what was drawn of how many).
+    ``thumbnails`` (data URIs per image) are drawn at the image points when there are few (2-D only).
+    """
+    import plotly.graph_objects as go
+
+    k, dims = res.points.shape
+    sel = np.arange(k)
+    if k > max_points:
+        # Keep whole pairs in the drawn sample (the projection's own rows may already be a sample).
+        rng = np.random.default_rng(seed)
+        take = res.pair_lines[rng.permutation(len(res.pair_lines))[: max_points // 2]]
+        sel = np.unique(take.ravel())
+        if len(sel) < max_points // 2:
+            sel = np.unique(np.concatenate([sel, rng.choice(k, size=max_points - len(sel), replace=False)]))
+    drawn = np.zeros(k, dtype=bool)
+    drawn[sel] = True
+    is_text, idx = res.is_text, res.item_index
+    fig = go.Figure()
+    scatter = go.Scattergl if dims == 2 else go.Scatter3d
+    if density and dims == 2 and k > max_points:
+        grid = density_grid(res.points, is_text, bins=160)
+        xc = (grid["x_edges"][:-1] + grid["x_edges"][1:]) / 2
+        yc = (grid["y_edges"][:-1] + grid["y_edges"][1:]) / 2
+        for name, scale in (("image", "Blues"), ("text", "Reds")):
+            z = np.log1p(grid[name])
+            z[z == 0] = np.nan
+            fig.add_trace(go.Heatmap(x=xc, y=yc, z=z, colorscale=scale, showscale=False, opacity=0.55,
+                                     name=f"{name} density (all points)", hoverinfo="skip"))
+    lines = res.pair_lines[drawn[res.pair_lines[:, 0]] & drawn[res.pair_lines[:, 1]]] if show_lines else np.zeros((0, 2), int)
+    lines = lines[:MAX_LINES]
+    if len(lines):
+        segs = np.full((len(lines) * 3, dims), np.nan)
+        segs[0::3] = res.points[lines[:, 0]]
+        segs[1::3] = res.points[lines[:, 1]]
+        coords = {a: segs[:, i] for i, a in enumerate("xyz"[:dims])}
+        fig.add_trace(scatter(**coords, mode="lines", line={"color": "rgba(90,90,90,0.35)", "width": 1},
+                              name="true pairs", hoverinfo="skip"))
+    for name, mask, labels in (("image", ~is_text, image_labels), ("text", is_text, text_labels)):
+        rows = np.flatnonzero(mask & drawn)
+        hover = [short_label(labels[i], 90) for i in idx[rows]]
+        coords = {a: res.points[rows, i] for i, a in enumerate("xyz"[:dims])}
+        fig.add_trace(scatter(
+            **coords, mode="markers", name=f"{name}s", text=hover, customdata=idx[rows],
+            marker={"color": COLORS[name], "size": 7 if len(sel) < 2000 else 4, "opacity": 0.85,
+                    "symbol": "circle" if name == "image" else "diamond"},
+            hovertemplate=f"<b>{name} %{{customdata}}</b><br>%{{text}}<extra></extra>",
+        ))
+    if thumbnails is not None and dims == 2 and (~is_text).sum() <= THUMBS_MAX:
+        span = np.ptp(res.points, axis=0).max() or 1.0
+        for row in np.flatnonzero(~is_text):
+            x, y = res.points[row]
+            fig.add_layout_image(source=thumbnails[idx[row]], x=x, y=y, xref="x", yref="y", sizex=span * 0.07,
+                                 sizey=span * 0.07, xanchor="center", yanchor="middle", layer="above", opacity=0.9)
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
+                      title=f"{res.method.upper()} of {res.n_images:,} images and {res.n_texts:,} texts")
+    if dims == 2:
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig, {"points": int(k), "drawn": len(sel), "lines": len(lines)}
+
+
+def gap_figure(res: JointProjection) -> Any:
+    """Bars: true-pair vs random-pair mean cosine, as given and as projected (after centring/shift)."""
+    import plotly.graph_objects as go
+
+    cats = ["true pairs", "random pairs"]
+    fig = go.Figure()
+    fig.add_bar(x=cats, y=[res.gap_raw.pair_cosine, res.gap_raw.random_cosine], name="as given",
+                marker_color="#7f7f7f", text=[f"{v:.3f}" for v in (res.gap_raw.pair_cosine, res.gap_raw.random_cosine)])
+    if res.centered or res.shift:
+        fig.add_bar(x=cats, y=[res.gap.pair_cosine, res.gap.random_cosine], name="centred/shifted",
+                    marker_color="#2ca02c", text=[f"{v:.3f}" for v in (res.gap.pair_cosine, res.gap.random_cosine)])
+    fig.update_layout(height=300, barmode="group", yaxis_title="mean cosine", margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title="cosine of true vs random pairs", legend={"orientation": "h"})
+    return fig
+
+
+def correlation_bars(correlations: np.ndarray, top_k: int | None = None) -> Any:
+    """Bar chart of canonical correlations, the first ``top_k`` highlighted."""
+    import plotly.graph_objects as go
+
+    c = np.asarray(correlations, float)
+    colors = ["#1f77b4" if top_k is None or i < top_k else "#c7c7c7" for i in range(len(c))]
+    fig = go.Figure(go.Bar(x=np.arange(1, len(c) + 1), y=c, marker_color=colors,
+                           hovertemplate="component %{x}<br>ρ = %{y:.4f}<extra></extra>"))
+    fig.update_layout(height=320, xaxis_title="canonical component", yaxis_title="canonical correlation ρ",
+                      yaxis_range=[0, 1.02], margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="canonical correlations")
+    return fig
+
+
+def canonical_scatter(tx: np.ndarray, ty: np.ndarray, image_labels: Sequence[str], text_labels: Sequence[str],
+                      *, max_pairs: int = 2000, seed: int = 0) -> tuple[Any, int]:
+    """Pairs on the first two canonical directions: image and text variates joined by a line."""
+    import plotly.graph_objects as go
+
+    n = len(tx)
+    rows = np.sort(np.random.default_rng(seed).permutation(n)[:max_pairs]) if n > max_pairs else np.arange(n)
+    a, b = tx[rows, :2], ty[rows, :2]
+    if a.shape[1] == 1:
+        a, b = np.hstack([a, np.zeros_like(a)]), np.hstack([b, np.zeros_like(b)])
+    segs = np.full((len(rows) * 3, 2), np.nan)
+    segs[0::3], segs[1::3] = a, b
+    fig = go.Figure()
+    fig.add_trace(go.Scattergl(x=segs[:, 0], y=segs[:, 1], mode="lines", line={"color": "rgba(90,90,90,0.35)", "width": 1},
+                               name="pairs", hoverinfo="skip"))
+    for name, pts, labels in (("image", a, image_labels), ("text", b, text_labels)):
+        fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], mode="markers", name=f"{name}s",
+                                   marker={"color": COLORS[name], "size": 7 if len(rows) < 500 else 4},
+                                   text=[short_label(labels[r], 90) for r in rows],
+                                   hovertemplate=f"<b>{name}</b><br>%{{text}}<extra></extra>"))
+    fig.update_layout(height=480, xaxis_title="canonical direction 1", yaxis_title="canonical direction 2",
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
+                      title="pairs in the canonical space (first two directions)")
+    return fig, len(rows)
