@@ -1,0 +1,107 @@
+"""AppTest of the joint-space and CCA pages, and the large-data rendering of the joint map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from apptest_utils import new_app, open_page, plotly_charts, sample_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+# The pages' behaviour is under test, not the model's quality: without the bundled checkpoint a
+# random-weight model of the same architecture provides the embeddings.
+MODEL = "bundled" if (ROOT / "assets/bundled/open_clip_config.json").exists() else "mmexplore-shapes-s:random"
+
+
+def metric(at, prefix):
+    return next(m.value for m in at.metric if m.label.startswith(prefix))
+
+
+@pytest.fixture(scope="module")
+def joint_page():
+    at = new_app(dataset=sample_dataset("shapes"), model=MODEL)
+    at.session_state["joint_method"] = "pca"  # fast; UMAP is covered in test_projection.py
+    at.run()
+    at.switch_page("pages/joint_space.py")
+    at.run()
+    return at
+
+
+def test_joint_page_shows_map_and_gap(joint_page):
+    at = joint_page
+    assert not at.exception
+    charts = plotly_charts(at)
+    assert len(charts) == 2  # the map and the gap bars
+    gap = float(metric(at, "Δ"))
+    assert gap > 0.05  # images and captions sit apart
+    assert "true pairs" in " ".join(str(c.value) for c in at.caption)
+
+
+def test_joint_page_centring_closes_the_gap(joint_page):
+    at = joint_page
+    gap0 = float(metric(at, "Δ"))
+    at.toggle(key="joint_center").set_value(True).run()
+    assert not at.exception
+    assert float(metric(at, "Δ")) == pytest.approx(0.0, abs=1e-3)
+    at.toggle(key="joint_center").set_value(False).run()
+    at.slider(key="joint_shift").set_value(0.5).run()
+    assert float(metric(at, "Δ")) < gap0  # λ = 0.5 pulls the clouds together
+    at.radio(key="joint_dims").set_value(3).run()
+    assert not at.exception and len(plotly_charts(at)) == 2
+
+
+def test_joint_page_small_and_empty_data():
+    at = open_page("pages/joint_space.py", samples=None, model=MODEL)
+    assert not at.exception
+    assert any("needs at least" in str(i.value) for i in at.info)
+    at = new_app(dataset=sample_dataset("shapes", n=3), model=MODEL)
+    at.session_state["joint_method"] = "tsne"
+    at.run()
+    at.switch_page("pages/joint_space.py")
+    at.run()
+    assert not at.exception
+    assert any("perplexity lowered" in str(c.value) for c in at.caption)
+
+
+def test_joint_page_upload_source_asks_for_file(joint_page):
+    at = joint_page
+    at.radio(key="joint_source").set_value("Embeddings file (.npz / .parquet)").run()
+    assert not at.exception
+    assert any("Upload an embeddings file" in str(i.value) for i in at.info)
+
+
+def test_cca_page():
+    at = open_page("pages/cca.py", model=MODEL)
+    assert not at.exception
+    assert len(plotly_charts(at)) == 2  # correlation bars and canonical scatter
+    assert "CCA space" in " ".join(m.label for m in at.metric)
+    at.slider(key="cca_top_k").set_value(2).run()
+    assert not at.exception
+    assert any(m.label == "CCA space, top 2 components" for m in at.metric)
+    at.select_slider(key="cca_reg").set_value(0.0).run()  # 8 pairs in 128 dims: too few without a ridge
+    assert any("needs at least 130" in str(i.value) for i in at.info)
+
+
+def test_cca_page_too_few_pairs():
+    at = open_page("pages/cca.py", n=2, model=MODEL)
+    assert not at.exception
+    assert any("at least 3" in str(i.value) and "has 2" in str(i.value) for i in at.info)
+
+
+def test_large_map_is_sampled_with_density():
+    from mmexplore.projection import project_joint
+    from mmexplore_app.joint_figures import joint_scatter
+
+    rng = np.random.default_rng(0)
+    n = 50_000
+    img = rng.normal(size=(n, 16)).astype(np.float32) + 2
+    txt = rng.normal(size=(n, 16)).astype(np.float32) - 2
+    res = project_joint(img, txt, method="pca")
+    assert len(res.points) == 2 * n and res.gap.n_pairs == n  # full data kept
+    fig, counts = joint_scatter(res, [f"i{k}" for k in range(n)], [f"t{k}" for k in range(n)], max_points=4000, density=True)
+    assert counts["points"] == 2 * n and counts["drawn"] <= 4000
+    kinds = [t.type for t in fig.data]
+    assert kinds.count("heatmap") == 2 and "scattergl" in kinds
+    drawn = sum(len(t.x) for t in fig.data if t.type == "scattergl" and t.mode == "markers")
+    assert drawn == counts["drawn"]
