@@ -1,0 +1,216 @@
+"""A searchable collection: image and text embeddings of one model, with their metadata, on disk.
+
+:class:`SearchIndex` holds up to two :class:`~mmexplore.retrieval.vector_index.VectorIndex` (one per
+kind, ``image`` and ``text``) and, for every row, a metadata record (``path``, ``caption``). It
+refuses vectors from another model (:class:`ModelMismatchError` names both model ids), because
+embeddings of two models live in unrelated spaces and mixing them gives meaningless neighbours.
+
+Folder layout (no pickle anywhere)::
+
+    DIR/index.json       model id and name, embed dim, per-kind backend, size and measured recall
+    DIR/image.faiss      faiss index of the image embeddings (when there are images)
+    DIR/image.jsonl      one JSON record per image row: {"path", "caption"}
+    DIR/text.faiss       ... and the same for captions
+    DIR/text.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmexplore.errors import InputError
+from mmexplore.retrieval.backends import AUTO
+from mmexplore.retrieval.vector_index import DEFAULT_THRESHOLD, VectorIndex
+
+KINDS = ("image", "text")
+FORMAT_VERSION = 1
+INDEX_FILE = "index.json"
+
+
+class ModelMismatchError(InputError):
+    """Embeddings of one model offered to an index built with another."""
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InputError(f"unknown item kind '{kind}'; choose one of {list(KINDS)}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class SearchIndex:
+    """Image and text embeddings of one model, searchable by text or by image.
+
+    Parameters
+    ----------
+    model_id : str
+        The encoder's ``model_id`` (spec and weights digest); every added vector must come from it.
+    model_name : str
+        The model spec a user gives to load that encoder (e.g. ``bundled``), shown in messages.
+    backend, threshold, params
+        Passed to each kind's :class:`VectorIndex`.
+
+    Attributes
+    ----------
+    indexes : dict of str to VectorIndex
+        Per kind present.
+    items : dict of str to list of dict
+        Per kind, one ``{"path", "caption"}`` record per row (row i of ``indexes[kind]``).
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        model_name: str = "",
+        *,
+        backend: str = AUTO,
+        threshold: int = DEFAULT_THRESHOLD,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.model_id = model_id
+        self.model_name = model_name or model_id.split("@")[0]
+        self.backend = backend
+        self.threshold = threshold
+        self.params = params
+        self.indexes: dict[str, VectorIndex] = {}
+        self.items: dict[str, list[dict[str, str]]] = {}
+
+    # ------------------------------------------------------------------ content
+    def check_model(self, model_id: str, what: str = "the query") -> None:
+        """Raise :class:`ModelMismatchError` unless ``model_id`` is this index's model."""
+        if model_id != self.model_id:
+            raise ModelMismatchError(
+                f"{what} uses model '{model_id}' but the index was built with model '{self.model_id}'; "
+                f"use the same model (--model {self.model_name}) or build a new index"
+            )
+
+    @property
+    def embed_dim(self) -> int | None:
+        return next((ix.dim_ for ix in self.indexes.values()), None)
+
+    def size(self, kind: str) -> int:
+        """Rows of ``kind`` (0 when absent)."""
+        return self.indexes[kind].n_ if kind in self.indexes else 0
+
+    def add(self, kind: str, vectors: np.ndarray, records: list[dict[str, str]], model_id: str) -> SearchIndex:
+        """Add rows of ``kind``: ``vectors`` (n, d) unit-norm and one ``{"path", "caption"}`` record each."""
+        _check_kind(kind)
+        self.check_model(model_id, "the new embeddings")
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(records):
+            raise InputError(f"{len(records)} records for {vectors.shape[0] if vectors.ndim else 0} vectors")
+        if len(records) == 0:
+            return self
+        dim = self.embed_dim
+        if dim is not None and vectors.shape[1] != dim:
+            raise InputError(f"embeddings of dimension {vectors.shape[1]} cannot join an index of dimension {dim}")
+        if kind not in self.indexes:
+            self.indexes[kind] = VectorIndex(self.backend, threshold=self.threshold, params=self.params)
+            self.items[kind] = []
+        self.indexes[kind].add(vectors)
+        self.items[kind].extend({"path": str(r.get("path", "")), "caption": str(r.get("caption", ""))} for r in records)
+        return self
+
+    # ------------------------------------------------------------------ queries
+    def default_target(self) -> str:
+        """``image`` when the index has images, else ``text``."""
+        return "image" if "image" in self.indexes else "text"
+
+    def search(self, query: np.ndarray, target: str | None = None, k: int = 10) -> list[dict[str, Any]]:
+        """The ``k`` rows of kind ``target`` nearest to one query vector.
+
+        Returns
+        -------
+        list of dict
+            ``{"path", "score", "caption", "kind", "id"}``, best first; ``score`` is the cosine.
+        """
+        target = target or self.default_target()
+        _check_kind(target)
+        if target not in self.indexes:
+            have = ", ".join(self.indexes) or "nothing"
+            raise InputError(f"the index holds no {target}s (it has: {have}); choose another target")
+        scores, ids = self.indexes[target].search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
+        out = []
+        for score, i in zip(scores[0], ids[0], strict=True):
+            if i < 0:
+                continue
+            rec = self.items[target][int(i)]
+            out.append({"path": rec["path"], "score": float(score), "caption": rec["caption"], "kind": target, "id": int(i)})
+        return out
+
+    def search_text(self, encoder: Any, text: str, target: str | None = None, k: int = 10) -> list[dict[str, Any]]:
+        """Text → image (default) or text → text with ``encoder`` (must be the index's model)."""
+        if not str(text).strip():
+            raise InputError("empty query text")
+        self.check_model(encoder.model_id)
+        return self.search(encoder.encode_texts([text])[0], target, k)
+
+    def search_image(self, encoder: Any, image: Any, target: str | None = None, k: int = 10) -> list[dict[str, Any]]:
+        """Image → image (default) or image → text with ``encoder`` (must be the index's model)."""
+        self.check_model(encoder.model_id)
+        return self.search(encoder.encode_images([image])[0], target, k)
+
+    def describe(self) -> dict[str, Any]:
+        """Model, dimension and, per kind, backend, size and measured recall (JSON-able)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "model_id": self.model_id,
+            "model": self.model_name,
+            "embed_dim": self.embed_dim,
+            "backend": self.backend,
+            "threshold": self.threshold,
+            "kinds": {kind: ix.describe() for kind, ix in self.indexes.items()},
+        }
+
+    # ------------------------------------------------------------------ disk
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the index into ``folder`` (created if needed); returns the folder."""
+        root = Path(folder)
+        root.mkdir(parents=True, exist_ok=True)
+        for kind, ix in self.indexes.items():
+            tmp = root / f"{kind}.faiss.tmp"
+            ix.save(tmp)
+            os.replace(tmp, root / f"{kind}.faiss")
+            _write_atomic(root / f"{kind}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.items[kind]))
+        for kind in KINDS:
+            if kind not in self.indexes:
+                for suffix in (".faiss", ".jsonl"):
+                    (root / f"{kind}{suffix}").unlink(missing_ok=True)
+        _write_atomic(root / INDEX_FILE, json.dumps(self.describe(), indent=2))
+        return root
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> SearchIndex:
+        """Read an index written by :meth:`save` (InputError naming the folder when it is not one)."""
+        root = Path(folder)
+        meta_path = root / INDEX_FILE
+        if not meta_path.is_file():
+            raise InputError(f"{root}: not a search index (no {INDEX_FILE}); build one with `mmexplore index build`")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            model_id = meta["model_id"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"{meta_path}: unreadable index description ({exc})") from None
+        obj = cls(model_id, meta.get("model", ""), backend=meta.get("backend", AUTO),
+                  threshold=int(meta.get("threshold", DEFAULT_THRESHOLD)))
+        for kind, desc in meta.get("kinds", {}).items():
+            _check_kind(kind)
+            ix = VectorIndex.load(root / f"{kind}.faiss", desc)
+            items_path = root / f"{kind}.jsonl"
+            if not items_path.is_file():
+                raise InputError(f"{items_path}: metadata table missing")
+            lines = [ln for ln in items_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            items = [json.loads(ln) for ln in lines]
+            if len(items) != ix.n_:
+                raise InputError(f"{items_path}: {len(items)} records for {ix.n_} vectors; rebuild the index")
+            obj.indexes[kind], obj.items[kind] = ix, items
+        return obj
