@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmexplore.cli.heatmap",
     "mmexplore.cli.projection",
     "mmexplore.cli.relation",
+    "mmexplore.cli.retrieval",
 )
 
 
