@@ -42,3 +42,32 @@ def test_training_is_reproducible(tiny_run, tmp_path):
     first = [json.loads(x)["loss"] for x in (out / "train_log.jsonl").read_text().splitlines()[:3]]
     again = [json.loads(x)["loss"] for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     np.testing.assert_allclose(first, again, atol=1e-3)
+
+
+def test_counterfactual_pairs_are_true_of_their_twin():
+    import random
+
+    from mmexplore.data.shapes import canonical_caption, make_scene, relation_between, scene_captions
+    from mmexplore.training.train import counterfactual_pair, make_batch
+
+    rng = random.Random(0)
+    made = 0
+    for seed in range(60):
+        pair = counterfactual_pair(make_scene(seed, n_objects=2), rng)
+        if pair is None:
+            continue
+        made += 1
+        scene, text, twin, twin_text = pair
+        assert text != twin_text
+        assert text == canonical_caption(scene).text
+        assert text not in {c.text for c in scene_captions(twin)}
+        cap = canonical_caption(scene)
+        i, rel, j = cap.relation
+        if [o.color for o in twin.objects] == [o.color for o in scene.objects]:
+            # Positions swapped: the relation reads the other way round in the twin.
+            assert relation_between(twin.objects[j], twin.objects[i]) == rel
+        else:
+            assert sorted(o.color for o in twin.objects) == sorted(o.color for o in scene.objects)
+    assert made > 30
+    images, captions, negs = make_batch(random.Random(1), 16, 1, 64, False, 0.5)
+    assert len(images) == 16 and captions[0] == negs[1][0] and captions[1] == negs[0][0]
