@@ -9,8 +9,9 @@ the page, runs it and returns the AppTest, ready for assertions:
 >>> at.session_state["dataset"].n_images             # doctest: +SKIP
 8
 
-The model is ``bundled`` unless ``model=`` or the environment variable ``MMEXPLORE_TEST_MODEL``
-names another spec. Models load once per test process (``st.cache_resource`` is process-wide).
+The model is ``bundled`` (or, while ``assets/bundled`` is absent, a random-weights model of the same
+family) unless ``model=`` or the environment variable ``MMEXPLORE_TEST_MODEL`` names another spec.
+Models load once per test process (``st.cache_resource`` is process-wide).
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ PAGES = (
 DEFAULT_TIMEOUT_S = 120.0
 
 
+# Used only while assets/bundled is absent (a fresh checkout before training): same wiring, random weights.
+FALLBACK_MODEL = "mmexplore-shapes-xs:random"
+
+
 def test_model_spec() -> str:
-    """The model spec AppTests use (``$MMEXPLORE_TEST_MODEL`` or ``bundled``)."""
-    return os.environ.get("MMEXPLORE_TEST_MODEL", "bundled")
+    """The model spec AppTests use: ``$MMEXPLORE_TEST_MODEL``, else ``bundled`` when it is present."""
+    if os.environ.get("MMEXPLORE_TEST_MODEL"):
+        return os.environ["MMEXPLORE_TEST_MODEL"]
+    return "bundled" if (ROOT / "assets" / "bundled" / "open_clip_config.json").is_file() else FALLBACK_MODEL
 
 
 test_model_spec.__test__ = False  # not a pytest test despite its name
