@@ -1,0 +1,89 @@
+"""The app's data-in logic (mmexplore_app.data_input, mmexplore_app.state) without Streamlit."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from mmexplore_app import data_input as di
+from mmexplore_app.state import Dataset
+
+
+def _png(color: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 16), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _ds() -> Dataset:
+    out = di.add_image_files(Dataset(), [("a.png", _png("red")), ("b.png", _png("blue"))])
+    return di.add_captions(out.dataset, ["red", "blue", "green"]).dataset
+
+
+def test_add_image_files_reports_each_bad_file_and_keeps_the_rest():
+    start = _ds()
+    out = di.add_image_files(start, [("x.png", b"garbage"), ("c.png", _png("green")), ("e.gif", b"")])
+    assert out.added == 1 and out.dataset.image_names == ["a.png", "b.png", "c.png"]
+    assert len(out.errors) == 2 and out.errors[0].startswith("x.png") and out.errors[1].startswith("e.gif")
+    assert start.n_images == 2  # the input data set is never modified
+    assert out.dataset.pairs.shape == (3, 3) and not out.dataset.pairs[2].any()
+
+
+def test_add_image_files_limit_and_duplicate_names():
+    out = di.add_image_files(_ds(), [("a.png", _png("red")), ("z.png", _png("red"))], max_images=3)
+    assert out.dataset.image_names == ["a.png", "b.png", "a (2).png"]
+    assert any("z.png" in e and "limit of 3 images" in e for e in out.errors)
+
+
+def test_add_captions_dedup_length_and_limit():
+    assert di.split_captions("  one \n\n two\none\n") == ["one", "two"]
+    out = di.add_captions(_ds(), ["red", "x" * (di.MAX_CAPTION_CHARS + 1), "new one", "another"], max_texts=4)
+    assert out.dataset.texts == ["red", "blue", "green", "new one"]
+    assert len(out.errors) == 2  # too long, and over the limit
+
+
+def test_add_pairs_file_matches_by_file_name_and_reports_missing_images():
+    data = b'{"image": "dir/a.png", "text": "red"}\n{"image": "b.png", "text": "dark"}\n{"image": "q.png", "text": "q"}\n'
+    out = di.add_pairs_file(_ds(), "pairs.jsonl", data)
+    ds = out.dataset
+    assert ds.texts == ["red", "blue", "green", "dark"]
+    assert ds.pairs[0, 0] and ds.pairs[1, 3] and ds.pairs.sum() == 2
+    assert any("q.png" in e for e in out.errors)
+    bad = di.add_pairs_file(_ds(), "pairs.csv", b"foo,bar\n1,2\n")
+    assert bad.dataset.texts == ["red", "blue", "green"] and "missing column" in bad.errors[0]
+
+
+def test_pairs_table_round_trip_with_edits():
+    ds = di.pair_in_order(_ds())
+    assert ds.pairs.tolist() == [[True, False, False], [False, True, False]]
+    frame = di.pairs_frame(ds)
+    assert list(frame.columns) == ["caption", "note", "1: a.png", "2: b.png"]
+    same = di.apply_pairs_frame(ds, frame).dataset
+    assert same.texts == ds.texts and np.array_equal(same.pairs, ds.pairs)
+    edited = frame.copy()
+    edited.loc[2, "caption"] = "green-ish"  # edit a caption
+    edited.loc[2, "2: b.png"] = True  # tick a pair
+    edited = edited.drop(index=0)  # delete a row
+    extra = pd.DataFrame([{"caption": "blue", "note": None, "1: a.png": True, "2: b.png": None},  # duplicate
+                          {"caption": None, "note": None, "1: a.png": None, "2: b.png": None}])  # empty row
+    edited = pd.concat([edited, extra], ignore_index=True)
+    out = di.apply_pairs_frame(ds, edited).dataset
+    assert out.texts == ["blue", "green-ish"]
+    assert out.pairs.tolist() == [[True, False], [True, True]]
+    assert out.pairs.shape == (2, 2)
+
+
+def test_dataset_add_remove_and_content_key():
+    ds = _ds()
+    key = ds.content_key()
+    ds.pairs[0, 0] = True
+    assert ds.content_key() != key  # pairs are part of the key
+    ds.remove_texts([1])
+    assert ds.texts == ["red", "green"] and ds.pairs.shape == (2, 2)
+    ds.remove_images([0])
+    assert ds.image_names == ["b.png"] and ds.pairs.shape == (1, 2) and ds.scenes == [None]
+    cols = ds.add_texts(["green", "new"])
+    assert cols == [1, 2] and ds.pairs.shape == (1, 3)
