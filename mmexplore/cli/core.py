@@ -55,6 +55,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device,
         eval_every=args.eval_every,
         threads=args.threads,
+        dense_weight=args.dense_weight,
+        init=args.init,
     )
     log = (lambda s: None) if args.json else print
     metrics = train(cfg, log=log)
@@ -90,6 +92,9 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--dense-weight", type=float, default=0.0,
+                   help="weight of the dense phrase-patch alignment term from object masks (0: off)")
+    p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
 
     p = evals.add_parser("retrieval", help="R@K and hard-negative accuracy on held-out scenes")
     add_common_args(p)

@@ -64,6 +64,8 @@ class TrainConfig:
     eval_every: int = 250
     eval_scenes: int = 200
     threads: int | None = None
+    dense_weight: float = 0.0  # weight of the dense phrase-patch alignment term (0: off; training/dense.py)
+    init: str | None = None  # start from the weights of this model folder (same arch), e.g. to fine-tune
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,13 +93,13 @@ def build_model(arch: str, vocab_size: int, device: str):
     return model, preprocess, dict(cfg, text_cfg=text_cfg)
 
 
-def make_batch(rng: random.Random, batch_size: int, negatives: int, render_size: int):
-    """One training batch: (images, captions, negative captions per image).
+def make_batch(rng: random.Random, batch_size: int, negatives: int, render_size: int, with_scenes: bool = False):
+    """One training batch: (images, captions, negative captions per image[, scenes]).
 
     Scenes come from seeds below :data:`HELD_OUT_SEED_START`; 1–4 objects, two-object scenes most
     often (they carry the relations).
     """
-    images, captions, negs = [], [], []
+    images, captions, negs, scenes = [], [], [], []
     for _ in range(batch_size):
         n = rng.choices([1, 2, 3, 4], weights=[0.15, 0.45, 0.25, 0.15])[0]
         scene = make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=n)
@@ -122,7 +124,8 @@ def make_batch(rng: random.Random, batch_size: int, negatives: int, render_size:
         images.append(render_scene(scene, render_size))
         captions.append(text)
         negs.append(mine)
-    return images, captions, negs
+        scenes.append(scene)
+    return (images, captions, negs, scenes) if with_scenes else (images, captions, negs)
 
 
 def contrastive_loss(img, txt, neg, logit_scale, captions: list[str], neg_texts: list[list[str]]):
@@ -251,6 +254,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     device = resolve_device(cfg.device)
     tokenizer = build_tokenizer()
     model, preprocess, model_cfg = build_model(cfg.arch, tokenizer.vocab_size, device)
+    if cfg.init:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(Path(cfg.init) / "open_clip_model.safetensors"), device=device))
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW(
@@ -268,7 +275,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     step = 0
     samples = 0
     use_amp = device.startswith("cuda")
-    batches = _Prefetcher(lambda: make_batch(rng, cfg.batch_size, cfg.negatives, cfg.render_size))
+    dense = cfg.dense_weight > 0
+    dense_rng = random.Random(cfg.seed + 1)  # its own stream: runs without the term are unchanged
+    batches = _Prefetcher(lambda: make_batch(rng, cfg.batch_size, cfg.negatives, cfg.render_size, with_scenes=dense))
     try:
         while True:
             elapsed = time.time() - start
@@ -279,18 +288,25 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
                 break
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * _lr_factor(progress, step, cfg.warmup_steps)
-            images, captions, neg_texts = batches.get()
+            images, captions, neg_texts, *scenes = batches.get()
             pixels = torch.stack([preprocess(im) for im in images]).to(device)
             flat_negs = [t for row in neg_texts for t in row]
             tokens = tokenizer(captions + flat_negs).to(device)
             model.train()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                img = model.encode_image(pixels, normalize=True)
+                if dense:
+                    from mmexplore.training.dense import dense_step
+
+                    img, dense_loss = dense_step(model, pixels, scenes[0], tokenizer, dense_rng)
+                else:
+                    img = model.encode_image(pixels, normalize=True)
                 txt_all = model.encode_text(tokens, normalize=True)
             img, txt_all = img.float(), txt_all.float()
             txt, neg = txt_all[: len(captions)], (txt_all[len(captions):] if flat_negs else None)
             scale = model.logit_scale.exp().clamp(max=100)
             loss, acc, hard = contrastive_loss(img, txt, neg, scale, captions, neg_texts)
+            if dense:
+                loss = loss + cfg.dense_weight * dense_loss.float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -308,6 +324,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
                 "lr": opt.param_groups[0]["lr"],
                 "elapsed_s": round(time.time() - start, 1),
             }
+            if dense:
+                rec["dense_loss"] = round(float(dense_loss.detach()), 4)
             history.append(rec)
             log_file.write(json.dumps(rec) + "\n")
             if step % 25 == 0 or step == 1:
