@@ -1,0 +1,201 @@
+"""Retrieval core: backends, recall, disk round trip, model-mismatch refusal, resumable build."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmexplore.errors import InputError
+from mmexplore.retrieval import (
+    BACKENDS,
+    ModelMismatchError,
+    SearchIndex,
+    VectorIndex,
+    available_backends,
+    build_index,
+    get_backend,
+)
+
+
+def unit(n: int, d: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Points around 20 centres: low intrinsic dimension, like real embeddings."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, d))
+    x = centres[rng.integers(0, 20, n)] + 0.3 * rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_exact_search_equals_numpy_argsort():
+    x, q = unit(400, 24, 1), unit(7, 24, 2)
+    idx = VectorIndex("exact").fit(x)
+    scores, ids = idx.search(q, k=15)
+    sims = q @ x.T
+    expected = np.argsort(-sims, axis=1)[:, :15]
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(sims, expected, axis=1), atol=1e-5)
+    assert idx.recall_ == 1.0
+
+
+def test_registry_declares_capabilities_and_rejects_unknown():
+    assert set(BACKENDS) == {"exact", "hnsw", "ivfpq"} and available_backends()[0] == "auto"
+    assert get_backend("exact").capabilities.exact and not get_backend("hnsw").capabilities.exact
+    assert get_backend("ivfpq").capabilities.needs_training
+    with pytest.raises(InputError, match=r"Unsupported search backend 'annoy'.*exact.*hnsw.*ivfpq"):
+        get_backend("annoy")
+
+
+def test_hnsw_recall_sanity_and_measured_at_build():
+    x = clustered(3000, 32)
+    idx = VectorIndex("hnsw", params={"ef_search": 64}).fit(x)
+    assert idx.backend_ == "hnsw" and 0.9 <= idx.recall_ <= 1.0
+    q = clustered(50, 32, seed=5)
+    _, approx = idx.search(q, 10)
+    _, exact = VectorIndex("exact").fit(x).search(q, 10)
+    overlap = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert overlap >= 0.9
+    assert idx.describe()["params"]["ef_search"] == 64
+
+
+def test_ivfpq_builds_and_reports_recall():
+    x = clustered(2048, 32)
+    idx = VectorIndex("ivfpq").fit(x)
+    assert idx.backend_ == "ivfpq" and 0.0 < idx.recall_ <= 1.0
+    _, ids = idx.search(x[:30], 5)
+    assert ((ids >= 0) & (ids < 2048)).all()
+    assert np.mean([i in row for i, row in enumerate(ids)]) >= 0.8  # stored vectors mostly find themselves
+    with pytest.raises(InputError, match="at least 1024"):
+        VectorIndex("ivfpq").fit(x[:100])
+
+
+def test_auto_switches_by_size_and_on_add():
+    x = clustered(600, 16)
+    small = VectorIndex(threshold=500).fit(x[:300])
+    assert small.backend_ == "exact"
+    small.add(x[300:])  # crosses the threshold: rebuilt as HNSW with all 600 rows
+    assert small.backend_ == "hnsw" and small.n_ == 600 and small.recall_ > 0.8
+    _, ids = small.search(x[450], 1)
+    assert ids[0, 0] == 450
+
+
+def test_bad_vectors_and_queries():
+    with pytest.raises(InputError, match="NaN"):
+        VectorIndex().fit(np.array([[np.nan, 1.0]]))
+    idx = VectorIndex().fit(unit(10, 8))
+    with pytest.raises(InputError, match="dimension"):
+        idx.search(unit(1, 9))
+    with pytest.raises(InputError, match="dimension"):
+        idx.add(unit(2, 9))
+    with pytest.raises(InputError, match="empty"):
+        VectorIndex().search(unit(1, 8))
+
+
+def records(n, prefix="img"):
+    return [{"path": f"{prefix}{i}.png", "caption": f"caption {i}"} for i in range(n)]
+
+
+def test_search_index_round_trip(tmp_path):
+    img, txt = clustered(50, 16, 1), clustered(30, 16, 2)
+    si = SearchIndex("toy@1", "toy").add("image", img, records(50), "toy@1").add("text", txt, records(30, "t"), "toy@1")
+    before_i, before_t = si.search(txt[3], "image", 5), si.search(img[4], "text", 5)
+    si.save(tmp_path / "ix")
+    files = sorted(p.name for p in (tmp_path / "ix").iterdir())
+    assert files == ["image.faiss", "image.jsonl", "index.json", "text.faiss", "text.jsonl"]
+    meta = json.loads((tmp_path / "ix" / "index.json").read_text())
+    assert meta["model_id"] == "toy@1" and meta["embed_dim"] == 16
+    assert meta["kinds"]["image"]["backend"] == "exact" and meta["kinds"]["image"]["size"] == 50
+    loaded = SearchIndex.load(tmp_path / "ix")
+    assert loaded.search(txt[3], "image", 5) == before_i and loaded.search(img[4], "text", 5) == before_t
+    assert before_t[0]["caption"] and before_i[0]["path"].startswith("img")
+    # Incremental add after loading keeps ids aligned with metadata.
+    loaded.add("image", img[:1] * -1, [{"path": "new.png"}], "toy@1")
+    assert loaded.search(-img[0], "image", 1)[0]["path"] == "new.png"
+
+
+def test_refuses_to_mix_models(tmp_path):
+    si = SearchIndex("model-A@111", "model-A").add("image", unit(5, 8), records(5), "model-A@111")
+    with pytest.raises(ModelMismatchError, match=r"model-B@222.*model-A@111"):
+        si.add("image", unit(2, 8), records(2), "model-B@222")
+    other = SimpleNamespace(model_id="model-B@222", encode_texts=lambda t: unit(1, 8))
+    with pytest.raises(ModelMismatchError, match="model-A@111"):
+        si.search_text(other, "a query")
+    with pytest.raises(InputError, match="no texts"):
+        si.search(unit(1, 8)[0], "text")
+    with pytest.raises(InputError, match="not a search index"):
+        SearchIndex.load(tmp_path)
+
+
+class FakeEncoder:
+    """Deterministic 8-d embeddings from pixels/text (fast); counts what it embeds; can fail on demand."""
+
+    def __init__(self, model_id="fake@1", fail_after=None):
+        self.model_id, self.fail_after, self.n_images = model_id, fail_after, 0
+        self.info = SimpleNamespace(name=model_id.split("@")[0])
+
+    def encode_images(self, images, batch_size=64):
+        if self.fail_after is not None and self.n_images + len(images) > self.fail_after:
+            raise KeyboardInterrupt  # an interruption in the middle of the build
+        self.n_images += len(images)
+        x = np.stack([np.asarray(im.convert("RGB").resize((2, 2)), dtype=np.float32).ravel()[:8] + 1 for im in images])
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def encode_texts(self, texts):
+        x = np.stack([np.frombuffer(t.encode().ljust(8, b"_")[:8], dtype=np.uint8).astype(np.float32) for t in texts])
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(folder / f"im{i:02d}.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    return folder
+
+
+def test_build_is_resumable_and_skips_bad_images(tmp_path, image_folder):
+    out = tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(image_folder, out, FakeEncoder(fail_after=7), chunk_size=3, progress=False)
+    chunks = list((out / "chunks").glob("image-*.jsonl"))
+    assert len(chunks) == 2  # two complete chunks survived (the first one has the broken file's gap)
+    n_done = sum(len(c.read_text().splitlines()) for c in chunks)
+    assert n_done == 5
+    enc = FakeEncoder()
+    res = build_index(image_folder, out, enc, chunk_size=3, progress=False)
+    assert enc.n_images == 10 - n_done and res["skipped"] == n_done and res["embedded"] == 10 - n_done
+    assert res["sizes"] == {"image": 10}
+    assert len(res["errors"]) == 1 and "broken.jpg" in res["errors"][0]
+    index = SearchIndex.load(out)
+    first = sorted(image_folder.glob("im*.png"))[0]
+    hit = index.search_image(enc, Image.open(first), k=1)[0]
+    assert hit["path"] == str(first.resolve()) and hit["score"] == pytest.approx(1.0, abs=1e-5)
+    again = FakeEncoder()
+    build_index(image_folder, out, again, chunk_size=3, progress=False)
+    assert again.n_images == 0  # nothing redone
+    with pytest.raises(ModelMismatchError, match="other@2"):
+        build_index(image_folder, out, FakeEncoder("other@2"), progress=False)
+
+
+def test_build_from_captions_file(tmp_path, image_folder):
+    caps = tmp_path / "caps.csv"
+    caps.write_text("image,text\nimgs/im00.png,a red thing\nimgs/im01.png,a blue thing\nimgs/im00.png,a second caption\n")
+    enc = FakeEncoder()
+    res = build_index(caps, tmp_path / "ix", enc, progress=False)
+    assert res["sizes"] == {"image": 2, "text": 3}
+    index = SearchIndex.load(tmp_path / "ix")
+    hit = index.search_text(enc, "a blue thing", target="text", k=1)[0]
+    assert hit["caption"] == "a blue thing" and hit["path"].endswith("im01.png")
+    assert index.items["image"][0]["caption"] == "a red thing | a second caption"
+    with pytest.raises(InputError, match="expected a folder"):
+        build_index(image_folder / "im00.png", tmp_path / "x", enc, progress=False)
