@@ -91,12 +91,13 @@ def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
     base = _calibration(args)
     images = {p: load_image(p) for p in table.images}
     encoder = load_encoder(args)
-    _, _, X = pair_features(encoder, [images[r["image"]] for r in rows], [r["text"] for r in rows], base.scale)
+    _, _, X = pair_features(encoder, [images[r["image"]] for r in rows], [r["text"] for r in rows], base.scale,
+                           zoom_scale=base.zoom_scale)
     clf = RelationClassifier(mode="supervised").fit(X, labels)
     acc = float(np.mean([a == b for a, b in zip(clf.predict(X), labels, strict=True)]))
     out = Path(args.out) if args.out else calibration_path(f"{args.model}_supervised")
     meta = {"model": args.model, "mode": "supervised", "pairs": str(args.pairs), "n_pairs": len(rows), "train_accuracy": acc}
-    path = Calibration(base.scale, clf, meta).save(out)
+    path = Calibration(base.scale, clf, meta, base.zoom_scale).save(out)
     return {"path": str(path), "n_pairs": len(rows), "train_accuracy": acc,
             "hint": f"use it with: mmexplore relation --calibration {path} ..."}
 

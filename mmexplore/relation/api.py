@@ -50,6 +50,9 @@ def explain(g: Grounding, label: str) -> str:
         else:
             parts.append("the text names no shapes-world concept")
     for rec in g.phrases:
+        if rec["generic"]:
+            parts.append(f"{_fmt_phrase(rec)} speaks of a kind in general")
+            continue
         if rec["p_contradicted"] > 0.5:
             continue
         if rec["p_depicted"] >= 0.5:
@@ -96,7 +99,7 @@ def relate(
     if len(images) != len(texts):
         raise ValueError(f"{len(images)} images but {len(texts)} texts: give one text per image")
     cal = calibration or load_calibration(model_spec)
-    _, groundings, X = pair_features(encoder, images, texts, cal.scale)
+    _, groundings, X = pair_features(encoder, images, texts, cal.scale, zoom_scale=cal.zoom_scale)
     if not groundings:
         return []
     clf = cal.classifier

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError
+from mmexplore.relation.chunker import parse_text
 from mmexplore.relation.estimators import RelationClassifier
-from mmexplore.relation.grounding import VOCAB, ImageReading, ground, read_images
+from mmexplore.relation.grounding import ATTRIBUTE_VALUES, VOCAB, ImageReading, ground, read_images, whole_text_scores
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "assets" / "relation"
 CALIBRATION_VERSION = 1
@@ -35,18 +36,21 @@ def calibration_path(model_spec: str = DEFAULT_SPEC) -> Path:
 
 @dataclass
 class Calibration:
-    """Fitted values: the posterior's softmax ``scale`` and the label classifier."""
+    """Fitted values: the posterior's softmax scales (in place, zoomed) and the label classifier."""
 
     scale: float
     classifier: RelationClassifier
     meta: dict[str, Any] = field(default_factory=dict)
+    zoom_scale: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": CALIBRATION_VERSION, "scale": self.scale, "classifier": self.classifier.to_dict(), "meta": self.meta}
+        return {"version": CALIBRATION_VERSION, "scale": self.scale, "zoom_scale": self.zoom_scale,
+                "classifier": self.classifier.to_dict(), "meta": self.meta}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        return cls(float(d["scale"]), RelationClassifier.from_dict(d["classifier"]), dict(d.get("meta", {})))
+        return cls(float(d["scale"]), RelationClassifier.from_dict(d["classifier"]), dict(d.get("meta", {})),
+                   float(d.get("zoom_scale", 0.0)))
 
     def save(self, path: str | Path) -> Path:
         """Write JSON atomically (temp file + rename)."""
@@ -81,19 +85,26 @@ def load_calibration(model_spec: str = DEFAULT_SPEC, path: str | Path | None = N
     )
 
 
-def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | None = None) -> tuple[float, float]:
-    """Maximum-likelihood softmax scale for the vocabulary posterior.
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | None = None) -> dict[str, float]:
+    """Maximum-likelihood softmax scales of the vocabulary posterior.
 
     Each proposal is matched to the nearest object of its scene (only images where the number of
-    proposals equals the number of objects); the scale minimises the mean negative log-likelihood of
-    the objects' true vocabulary entries.
+    proposals equals the number of objects). ``scale`` minimises the negative log-likelihood of the
+    objects' true (size, colour, shape) entries in the in-place view; ``zoom_scale`` then minimises
+    that of their shapes when the zoomed view's cosines are added.
 
     Returns
     -------
-    (scale, accuracy) : tuple of float
-        The fitted scale and the share of objects whose most probable entry is right.
+    dict
+        ``scale``, ``zoom_scale`` and the per-attribute reading accuracy (``size``, ``color``,
+        ``shape``) and ``object`` (all three right) at those scales, on these objects.
     """
-    cos, target = [], []
+    cos, zcos, target = [], [], []
     for rd, scene in zip(readings, scenes, strict=True):
         if rd.whole_image or len(rd.positions) != len(scene.objects):
             continue
@@ -101,28 +112,45 @@ def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | Non
         for k, pos in enumerate(rd.positions):
             o = scene.objects[int(np.argmin(((centres - pos) ** 2).sum(axis=1)))]
             cos.append(rd.cosines[k])
+            zcos.append(rd.zoom_cosines[k])
             target.append(VOCAB.index((o.size, o.color, o.shape)))
     if not cos:
         raise InputError("calibration: no object proposals matched the generated scenes; is the image renderer broken?")
-    c, t = np.asarray(cos), np.asarray(target)
+    c, zc, t = np.asarray(cos), np.asarray(zcos), np.asarray(target)
     grid = np.geomspace(2.0, 2000.0, 80) if grid is None else grid
-    best, best_nll = float(grid[0]), np.inf
-    for s in grid:
-        z = c * s
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        nll = -logp[np.arange(len(t)), t].mean()
-        if nll < best_nll:
-            best, best_nll = float(s), nll
-    acc = float((c.argmax(axis=1) == t).mean())
-    return best, acc
+    rows = np.arange(len(t))
+    nll = [-_log_softmax(c * s)[rows, t].mean() for s in grid]
+    scale = float(grid[int(np.argmin(nll))])
+    shape_of = np.array([VOCAB[k][2] for k in range(len(VOCAB))])
+    shape_t = shape_of[t]
+
+    def shape_nll(b: float) -> float:
+        p = np.exp(_log_softmax(c * scale + zc * b))
+        p_shape = np.stack([p[:, shape_of == sh].sum(axis=1) for sh in ("circle", "square", "triangle")], axis=1)
+        idx = np.array([("circle", "square", "triangle").index(x) for x in shape_t])
+        return float(-np.log(p_shape[rows, idx] + 1e-12).mean())
+
+    zgrid = np.concatenate([[0.0], grid])
+    zoom_scale = float(zgrid[int(np.argmin([shape_nll(b) for b in zgrid]))])
+    reading = ImageReading(np.zeros((len(t), 2)), c, zc, np.ones(len(t)))
+    marg = reading.marginals(scale, zoom_scale)
+    acc = {}
+    right = np.ones(len(t), dtype=bool)
+    for n, attr in enumerate(("size", "color", "shape")):
+        truth = np.array([ATTRIBUTE_VALUES[attr].index(VOCAB[k][n]) for k in t])
+        ok = marg[attr].argmax(axis=1) == truth
+        acc[attr] = float(ok.mean())
+        right &= ok
+    return {"scale": scale, "zoom_scale": zoom_scale, **acc, "object": float(right.mean())}
 
 
-def pair_features(encoder, images: list, texts: list[str], scale: float | None = None, readings=None):
+def pair_features(encoder, images: list, texts: list[str], scale: float | None = None, readings=None, zoom_scale: float = 0.0):
     """Readings, groundings and the feature matrix (n_pairs, n_features) for aligned image/text lists."""
     readings = readings if readings is not None else read_images(encoder, images)
     s = float(scale if scale is not None else encoder.logit_scale)
-    groundings = [ground(t, rd, s) for t, rd in zip(texts, readings, strict=True)]
+    parsed = [parse_text(t) for t in texts]
+    whole = whole_text_scores(encoder, readings, parsed)
+    groundings = [ground(p, rd, s, zoom_scale, w) for p, rd, w in zip(parsed, readings, whole, strict=True)]
     X = np.stack([g.vector() for g in groundings]) if groundings else np.zeros((0, 0))
     return readings, groundings, X
 
@@ -160,18 +188,21 @@ def calibrate(
     pairs = generate_pairs("train", n_per_class, renderer=renderer)
     log(f"generated {len(pairs)} training pairs")
     readings = read_images(encoder, [p.image for p in pairs])
-    scale, obj_acc = fit_scale(readings, [p.scene for p in pairs])
-    log(f"posterior scale {scale:.1f} (object reading accuracy {obj_acc:.3f})")
-    _, _, X = pair_features(encoder, [], [p.text for p in pairs], scale, readings)
+    fitted = fit_scale(readings, [p.scene for p in pairs])
+    scale, zoom_scale, obj_acc = fitted["scale"], fitted["zoom_scale"], fitted["object"]
+    log(f"posterior scales {scale:.1f} / zoom {zoom_scale:.1f}; object reading accuracy {obj_acc:.3f} "
+        f"(size {fitted['size']:.3f}, colour {fitted['color']:.3f}, shape {fitted['shape']:.3f})")
+    _, _, X = pair_features(encoder, [], [p.text for p in pairs], scale, readings, zoom_scale)
     labels = [p.label for p in pairs]
     clf = RelationClassifier().fit(X, labels)
     train_acc = float(np.mean([a == b for a, b in zip(clf.predict(X), labels, strict=True)]))
     meta = {
         "model": model_spec, "model_id": getattr(encoder, "model_id", ""), "n_pairs": len(pairs),
-        "renderer": renderer, "object_accuracy": obj_acc, "train_accuracy": train_acc,
+        "renderer": renderer, "object_accuracy": obj_acc, "attribute_accuracy": {k: fitted[k] for k in ("size", "color", "shape")},
+        "train_accuracy": train_acc,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    cal = Calibration(scale, clf, meta)
+    cal = Calibration(scale, clf, meta, zoom_scale)
     path = cal.save(out or calibration_path(model_spec))
-    return {"path": str(path), "scale": scale, "object_accuracy": obj_acc, "train_accuracy": train_acc,
+    return {"path": str(path), "scale": scale, "zoom_scale": zoom_scale, "object_accuracy": obj_acc, "train_accuracy": train_acc,
             "n_pairs": len(pairs), "seconds": round(time.time() - t0, 1)}

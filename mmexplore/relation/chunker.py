@@ -30,12 +30,15 @@ SHAPE_WORDS: dict[str, str] = {
     "triangle": "triangle", "triangles": "triangle", "pyramid": "triangle", "pyramids": "triangle",
     "wedge": "triangle", "wedges": "triangle",
 }
+# The shapes world's own nouns; the other shape words are synonyms that count only with a colour or
+# size ("a red ball"), since alone they are too often something else ("the box", "tile a floor").
+CORE_SHAPE_WORDS: frozenset[str] = frozenset({"circle", "circles", "square", "squares", "triangle", "triangles"})
 # Nouns that head a phrase without naming a shape ("a red shape").
 GENERIC_NOUNS: frozenset[str] = frozenset(
     {"shape", "shapes", "object", "objects", "thing", "things", "one", "ones", "figure", "figures", "item", "items", "form", "forms"}
 )
 PLURAL_NOUNS: frozenset[str] = frozenset(
-    w for w in list(SHAPE_WORDS) + list(GENERIC_NOUNS) if w.endswith("s") and w not in {"ones"} or w == "ones"
+    w for w in list(SHAPE_WORDS) + list(GENERIC_NOUNS) if (w.endswith("s") and w not in {"ones"}) or w == "ones"
 )
 COLOR_WORDS: dict[str, str] = {
     "red": "red", "crimson": "red", "scarlet": "red", "reddish": "red",
@@ -66,7 +69,8 @@ RELATION_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
 DEICTIC_PATTERNS: tuple[tuple[str, ...], ...] = (
     ("this",), ("these",), ("here",), ("shown",), ("pictured",), ("depicted",), ("illustrated",),
     ("above",), ("below",), ("the", "image"), ("the", "picture"), ("the", "photo"), ("the", "figure"),
-    ("the", "drawing"), ("see",), ("look",), ("like", "that"), ("that", "one"),
+    ("the", "drawing"), ("see",), ("look",), ("like", "that"), ("that", "one"), ("that", "is"), ("the", "one"),
+    ("pictured",), ("copy",),
 )
 # Words the chunker knows as grammar or shapes-world content (everything else counts as "other").
 FUNCTION_WORDS: frozenset[str] = frozenset(
@@ -102,6 +106,11 @@ class ConceptPhrase:
     size: str | None
     count: int | None
     sentence: int
+
+    @property
+    def generic(self) -> bool:
+        """A bare plural naming a kind in general ("circles have no corners"), not a depicted object."""
+        return self.count is None and self.color is None and self.size is None
 
     @property
     def attributes(self) -> dict[str, str]:
@@ -207,15 +216,13 @@ def parse_text(text: str) -> ParsedText:
                 hint = SHAPE_ADJECTIVES[words[k]]
             k += 1
         noun = words[k] if k < len(words) else None
-        is_shape = noun in SHAPE_WORDS
+        is_shape = noun in CORE_SHAPE_WORDS or (noun in SHAPE_WORDS and bool(size or color))
         is_generic = noun in GENERIC_NOUNS and bool(size or color or hint) and not (noun == "one" and k == j)
         if (is_shape or is_generic) and (k > j or count is not None or is_shape):
             shape = SHAPE_WORDS.get(noun, hint) if noun else hint
             plural = noun in PLURAL_NOUNS
             start_tok = i if (words[i] in COUNT_WORDS or words[i] in DETERMINERS) else j
-            if count is None and words[i] not in DETERMINERS:
-                count = None if plural else 1
-            elif count is None:  # "the", "this", ...
+            if (count is None and words[i] not in DETERMINERS) or count is None:
                 count = None if plural else 1
             elif count == 1 and plural and words[i] in {"a", "an"}:
                 count = None

@@ -166,7 +166,7 @@ def _describe(objs: list[ShapeObject], scene: Scene, rng: random.Random, with_si
     if len(objs) >= 2 and u < 0.5:
         for i, j in itertools_pairs(len(objs), rng):
             rel = relation_between(objs[i], objs[j])
-            if rel is not None:
+            if rel is not None and objs[i].phrase != objs[j].phrase:
                 rest = [o for k, o in enumerate(objs) if k not in (i, j)]
                 s = f"{_article(_words(objs[i], with_size))} {rel} {_article(_words(objs[j], with_size))}"
                 if rest:
@@ -197,7 +197,9 @@ def _relation_swapped(objs: list[ShapeObject]) -> str | None:
             if i != j and (rel := relation_between(objs[i], objs[j])) is not None:
                 if (objs[i].color, objs[i].shape) == (objs[j].color, objs[j].shape):
                     continue
-                return f"{_article(_words(objs[j], True))} {rel} {_article(_words(objs[i], True))}"
+                rest = [_article(_words(o, True)) for k, o in enumerate(objs) if k not in (i, j)]
+                text = f"{_article(_words(objs[j], True))} {rel} {_article(_words(objs[i], True))}"
+                return text + (" and " + _join(rest) if rest else "")
     return None
 
 

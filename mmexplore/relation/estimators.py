@@ -99,7 +99,7 @@ class _LogisticOnFeatures:
 
 
 _GROUNDING = ("has_phrases", "deictic", "dep_max", "dep_mean", "about_max", "about_mean",
-              "contra_max", "contra_attr", "contra_relation", "contra_count", "whole_image")
+              "contra_max", "contra_attr", "contra_relation", "contra_count", "whole_image", "whole_margin")
 
 
 class CMIEstimator(_LogisticOnFeatures):

@@ -19,6 +19,7 @@ image's objects the text names — and the text's length and structure complete 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -44,50 +45,63 @@ FEATURE_NAMES: tuple[str, ...] = (
     "has_phrases", "n_phrases", "deictic", "dep_max", "dep_mean", "about_max", "about_mean",
     "contra_max", "contra_attr", "contra_relation", "contra_count", "image_coverage", "n_regions",
     "log_words", "n_sentences", "concept_sentence_share", "concept_word_share", "other_word_share",
-    "whole_image",
+    "whole_image", "whole_margin",
 )
+# Logit difference (own − best perturbation) below which the whole-text check reports a contradiction.
+WHOLE_MARGIN_REPORT = -1.0
 
 
 @dataclass
 class ImageReading:
-    """What the model sees in one image: its object proposals and a posterior per object.
+    """What the model sees in one image: its object proposals and their vocabulary scores.
 
     Attributes
     ----------
     positions : ndarray of shape (n_objects, 2)
         Centroids (x, y) in normalised coordinates; NaN when the whole image is the only "object".
     cosines : ndarray of shape (n_objects, 24)
-        Cosine of each isolated object with each :data:`VOCAB_TEXTS` phrase.
+        Cosine of each object, isolated in place, with each :data:`VOCAB_TEXTS` phrase.
+    zoom_cosines : ndarray of shape (n_objects, 24)
+        The same for the object centred and enlarged (its shape is easier to see; its size is not).
     whole_image : bool
         True when no proposals were found and the whole image stands in for one object.
     """
 
     positions: np.ndarray
     cosines: np.ndarray
+    zoom_cosines: np.ndarray
     areas: np.ndarray
     whole_image: bool = False
+    embedding: np.ndarray | None = None  # the whole image's embedding, shape (embed_dim,)
 
-    def posterior(self, scale: float) -> np.ndarray:
-        """Softmax of ``scale · cosines`` over the vocabulary, shape (n_objects, 24)."""
-        z = self.cosines * scale
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+    def marginals(self, scale: float, zoom_scale: float = 0.0) -> dict[str, np.ndarray]:
+        """Calibrated attribute posteriors per object: ``{"size": (n, 2), "color": (n, 4), "shape": (n, 3)}``.
+
+        Size and colour come from the in-place view, ``softmax(scale · cosines)`` marginalised; shape
+        from ``softmax(scale · cosines + zoom_scale · zoom_cosines)``, both scales fitted by calibration.
+        """
+        place = marginals(_softmax(self.cosines * scale))
+        both = marginals(_softmax(self.cosines * scale + self.zoom_cosines * zoom_scale))
+        return {"size": place["size"], "color": place["color"], "shape": both["shape"]}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def _vocab_embeddings(encoder) -> np.ndarray:
     cache = getattr(encoder, "_relation_vocab", None)
     if cache is None:
         cache = encoder.encode_texts(list(VOCAB_TEXTS), use_cache=False)
-        try:
+        with contextlib.suppress(AttributeError):  # an encoder that takes no attributes just re-encodes
             encoder._relation_vocab = cache
-        except AttributeError:  # pragma: no cover - slotted encoders
-            pass
     return cache
 
 
 def read_images(encoder, images: list, *, batch_size: int = 128) -> list[ImageReading]:
-    """Propose objects in each image and score every object against the vocabulary in one pass.
+    """Propose objects in each image and score every object (in place and zoomed) against the vocabulary.
 
     Parameters
     ----------
@@ -105,7 +119,11 @@ def read_images(encoder, images: list, *, batch_size: int = 128) -> list[ImageRe
         regions = propose_regions(im)
         whole = not regions
         per_image.append((regions, whole))
-        crops.extend([im.convert("RGB")] if whole else [r.isolated for r in regions])
+        if whole:
+            crops += [im.convert("RGB"), im.convert("RGB")]
+        else:
+            crops += [v for r in regions for v in (r.isolated, r.zoomed)]
+        crops.append(im.convert("RGB"))
     emb = encoder.encode_images(crops, batch_size=batch_size, use_cache=False) if crops else np.zeros((0, vocab.shape[1]))
     cos = emb @ vocab.T
     out, at = [], 0
@@ -113,21 +131,23 @@ def read_images(encoder, images: list, *, batch_size: int = 128) -> list[ImageRe
         n = 1 if whole else len(regions)
         pos = np.full((1, 2), np.nan) if whole else np.array([[r.cx, r.cy] for r in regions])
         areas = np.ones(1) if whole else np.array([r.area for r in regions])
-        out.append(ImageReading(pos, cos[at : at + n], areas, whole))
-        at += n
+        block = cos[at : at + 2 * n]
+        out.append(ImageReading(pos, block[0::2], block[1::2], areas, whole, emb[at + 2 * n]))
+        at += 2 * n + 1
     return out
 
 
 def marginals(post: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-attribute marginals of the vocabulary posterior: attribute → (n_objects, n_values)."""
+    """Per-attribute marginals of a vocabulary posterior (n_objects, 24): attribute → (n_objects, n_values)."""
     grid = post.reshape(post.shape[0], len(SIZES), len(COLORS), len(SHAPES))
     return {"size": grid.sum(axis=(2, 3)), "color": grid.sum(axis=(1, 3)), "shape": grid.sum(axis=(1, 2))}
 
 
-def object_reading(post_row: np.ndarray) -> tuple[str, float]:
-    """The most probable vocabulary phrase of one object and its probability."""
-    k = int(np.argmax(post_row))
-    return VOCAB_TEXTS[k], float(post_row[k])
+def object_reading(marg: dict[str, np.ndarray], k: int) -> tuple[str, float]:
+    """The most probable (size, colour, shape) of object ``k`` as a phrase, and its probability."""
+    vals = {a: ATTRIBUTE_VALUES[a][int(np.argmax(marg[a][k]))] for a in ("size", "color", "shape")}
+    p = float(np.prod([marg[a][k].max() for a in ("size", "color", "shape")]))
+    return f"a {vals['size']} {vals['color']} {vals['shape']}", p
 
 
 def _attribute_probs(phrase: ConceptPhrase, marg: dict[str, np.ndarray]) -> np.ndarray:
@@ -166,15 +186,60 @@ class Grounding:
         return np.array([self.features[k] for k in FEATURE_NAMES], dtype=np.float64)
 
 
-def ground(parsed: ParsedText | str, reading: ImageReading, scale: float) -> Grounding:
+def whole_text_scores(encoder, readings: list[ImageReading], parsed: list[ParsedText]) -> list[dict[str, Any] | None]:
+    """Each text's own canonical version vs its one-step perturbations, scored against its whole image.
+
+    Returns
+    -------
+    list of dict or None
+        Per pair: ``own`` (logit of the canonical text), ``best`` (highest perturbed logit) and
+        ``best_text`` / ``best_change``; None when the text has no specific phrase.
+    """
+    from mmexplore.relation.perturb import canonical_text, perturbations
+
+    jobs = []
+    for p in parsed:
+        own = canonical_text(p)
+        jobs.append((own, perturbations(p)) if own else None)
+    texts = sorted({t for j in jobs if j for t in [j[0], *(x for x, _ in j[1])]})
+    if not texts:
+        return [None] * len(parsed)
+    emb = encoder.encode_texts(texts, use_cache=False)
+    index = {t: k for k, t in enumerate(texts)}
+    scale = float(getattr(encoder, "logit_scale", 1.0))
+    out: list[dict[str, Any] | None] = []
+    for j, rd in zip(jobs, readings, strict=True):
+        if j is None or rd.embedding is None:
+            out.append(None)
+            continue
+        own_text, perts = j
+        own = scale * float(emb[index[own_text]] @ rd.embedding)
+        if not perts:
+            out.append({"own": own, "best": None, "best_text": None, "best_change": None, "text": own_text})
+            continue
+        logits = [scale * float(emb[index[t]] @ rd.embedding) for t, _ in perts]
+        k = int(np.argmax(logits))
+        out.append({"own": own, "best": logits[k], "best_text": perts[k][0], "best_change": perts[k][1], "text": own_text})
+    return out
+
+
+def ground(
+    parsed: ParsedText | str,
+    reading: ImageReading,
+    scale: float,
+    zoom_scale: float = 0.0,
+    whole: dict[str, Any] | None = None,
+) -> Grounding:
     """Ground a parsed text in an image reading.
 
     Parameters
     ----------
     parsed : ParsedText or str
     reading : ImageReading
-    scale : float
-        Softmax scale (inverse temperature) of the vocabulary posterior, fitted by calibration.
+    scale, zoom_scale : float
+        Softmax scales (inverse temperatures) of the in-place and zoomed views, fitted by calibration.
+    whole : dict, optional
+        The pair's entry of :func:`whole_text_scores` (the whole-text perturbation check).
 
     Returns
     -------
@@ -184,9 +249,8 @@ def ground(parsed: ParsedText | str, reading: ImageReading, scale: float) -> Gro
     """
     if isinstance(parsed, str):
         parsed = parse_text(parsed)
-    post = reading.posterior(scale)
-    marg = marginals(post)
-    n_obj = post.shape[0]
+    marg = reading.marginals(scale, zoom_scale)
+    n_obj = reading.cosines.shape[0]
     g = Grounding(parsed)
     covered = np.zeros(n_obj)
     named_by: list[str | None] = [None] * n_obj
@@ -209,6 +273,8 @@ def ground(parsed: ParsedText | str, reading: ImageReading, scale: float) -> Gro
     best_obj: list[int | None] = [None] * len(parsed.phrases)
     for i in order:
         ph = parsed.phrases[i]
+        if ph.generic:  # "circles have no corners" speaks of circles in general, not of these objects
+            continue
         match, one_off = match_rows[i]
         s = np.maximum(match, one_off)
         want = ph.count if ph.count else max(1, int((match > 0.5).sum()))
@@ -223,15 +289,19 @@ def ground(parsed: ParsedText | str, reading: ImageReading, scale: float) -> Gro
     contra_attr = contra_count = contra_rel = 0.0
     for i, ph in enumerate(parsed.phrases):
         match, one_off = match_rows[i]
+        if ph.generic:
+            g.phrases.append({"phrase": ph.text, "canonical": ph.canonical, "attributes": ph.attributes, "count": None,
+                              "generic": True, "p_depicted": None, "p_contradicted": None, "p_about": None, "object": None})
+            continue
         p_dep = float(match.max()) if n_obj else 0.0
         p_con = (1.0 - p_dep) * float(one_off.max()) if n_obj else 0.0
         k_alt = int(np.argmax(one_off)) if n_obj else 0
         k_best = int(np.argmax(match)) if n_obj else 0
-        reads, reads_p = object_reading(post[k_alt if p_con > p_dep else k_best])
+        reads, reads_p = object_reading(marg, k_alt if p_con > p_dep else k_best)
         rec = {
             "phrase": ph.text, "canonical": ph.canonical, "attributes": ph.attributes, "count": ph.count,
             "p_depicted": p_dep, "p_contradicted": p_con, "p_about": float(about[i]),
-            "object": best_obj[i], "image_reads": reads, "image_reads_p": reads_p,
+            "object": best_obj[i], "image_reads": reads, "image_reads_p": reads_p, "generic": False,
         }
         g.phrases.append(rec)
         if p_con > 0.5:
@@ -254,6 +324,8 @@ def ground(parsed: ParsedText | str, reading: ImageReading, scale: float) -> Gro
                 })
     if not reading.whole_image and n_obj >= 2:
         for rel in parsed.relations:
+            if parsed.phrases[rel.subject].generic or parsed.phrases[rel.object].generic:
+                continue
             ma = match_rows[rel.subject][0]
             mb = match_rows[rel.object][0]
             ka = int(np.argmax(ma))
@@ -272,13 +344,24 @@ def ground(parsed: ParsedText | str, reading: ImageReading, scale: float) -> Gro
                     "kind": "relation", "phrase": f"{sa} {rel.text} {sb}", "p": p_rc,
                     "detail": f"'{sa}' is not {rel.relation} '{sb}' in the image",
                 })
+    margin = 0.0
+    if whole is not None and whole.get("best") is not None:
+        margin = whole["own"] - whole["best"]
+        if margin < WHOLE_MARGIN_REPORT:
+            g.contradictions.append({
+                "kind": "whole_text", "phrase": whole["text"], "p": _sigmoid(-margin), "change": whole["best_change"],
+                "detail": f"the whole image matches '{whole['best_text']}' better than the text's "
+                          f"'{whole['text']}' ({whole['best_change']}; logit {whole['best']:.1f} vs {whole['own']:.1f})",
+            })
     for k in range(n_obj):
-        reads, p = object_reading(post[k])
+        reads, p = object_reading(marg, k)
         pos = None if reading.whole_image else [float(v) for v in reading.positions[k]]
         g.objects.append({"object": k, "reads": reads, "p": p, "position": pos, "named_by": named_by[k], "covered": float(covered[k])})
-    n_ph = len(parsed.phrases)
-    deps = [r["p_depicted"] for r in g.phrases]
-    about_sent = {parsed.phrases[i].sentence for i in range(n_ph) if about[i] > 0.5}
+    specific = [i for i, ph in enumerate(parsed.phrases) if not ph.generic]
+    n_ph = len(specific)
+    deps = [g.phrases[i]["p_depicted"] for i in specific]
+    about = about[specific]
+    about_sent = {parsed.phrases[i].sentence for i, a in zip(specific, about, strict=True) if a > 0.5}
     n_words = max(1, parsed.n_words)
     g.features = {
         "has_phrases": float(n_ph > 0),
@@ -300,5 +383,6 @@ def ground(parsed: ParsedText | str, reading: ImageReading, scale: float) -> Gro
         "concept_word_share": parsed.concept_words / n_words,
         "other_word_share": parsed.other_words / n_words,
         "whole_image": float(reading.whole_image),
+        "whole_margin": float(np.clip(margin, -10.0, 10.0)),
     }
     return g

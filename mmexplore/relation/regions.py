@@ -26,6 +26,7 @@ FOREGROUND_DROP = 70.0
 MIN_AREA_FRACTION = 0.002  # of the canvas; smaller components are noise or stray anti-aliasing
 MAX_REGIONS = 8
 MAX_FOREGROUND_FRACTION = 0.6
+ZOOM_DIAMETER = 0.36  # object's extent as a share of the zoomed canvas: a "large" object's size
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Region:
         ``(left, top, right, bottom)`` in pixels of the analysed image.
     isolated : PIL.Image.Image
         The image with everything but this region painted over in the background colour.
+    zoomed : PIL.Image.Image
+        The isolated object centred and scaled to a fixed share of the canvas (:data:`ZOOM_DIAMETER`),
+        so that its shape can be read at the resolution the model sees large objects with.
     """
 
     cx: float
@@ -49,6 +53,7 @@ class Region:
     area: float
     bbox: tuple[int, int, int, int]
     isolated: Image.Image
+    zoomed: Image.Image | None = None
 
 
 def background_color(arr: np.ndarray) -> np.ndarray:
@@ -111,6 +116,20 @@ def propose_regions(image: Image.Image, *, max_side: int = 160) -> list[Region]:
                 area=float(mask.mean()),
                 bbox=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
                 isolated=Image.fromarray(iso.astype(np.uint8), "RGB"),
+                zoomed=_zoom(iso.astype(np.uint8), xs, ys, fill),
             )
         )
     return out
+
+
+def _zoom(iso: np.ndarray, xs: np.ndarray, ys: np.ndarray, fill: np.ndarray, out_size: int = 128) -> Image.Image:
+    """Centre the object on a background canvas and scale it to :data:`ZOOM_DIAMETER` of the side."""
+    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+    extent = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    side = max(4, int(round(extent / ZOOM_DIAMETER)))
+    canvas = Image.new("RGB", (side, side), tuple(int(v) for v in fill))
+    src = Image.fromarray(iso, "RGB")
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    crop = src.crop((max(0, left), max(0, top), min(src.width, left + side), min(src.height, top + side)))
+    canvas.paste(crop, (max(0, -left), max(0, -top)))
+    return canvas.resize((out_size, out_size), Image.Resampling.BICUBIC)
