@@ -23,6 +23,16 @@ run: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# Real-browser test: Debian's chromium (apt-get, as root or via sudo) + playwright pointed at it.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+test-browser: $(STAMP)
+	@test -x $(CHROMIUM) || { echo "installing chromium with apt-get"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install --quiet "playwright>=1.40"
+	HF_HUB_OFFLINE=1 MMEXPLORE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -m browser
+
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
 

@@ -60,15 +60,15 @@ def _model_picker() -> None:
             widgets.switch_model(new_spec, new_device)
     err = st.session_state.get(widgets.MODEL_ERROR_KEY)
     if err:
-        st.error(f"{err}\n\nStill using: {spec}", icon="⚠️")
+        st.error(f"{err}\n\nStill using: {spec}", icon=":material/error:")
     spec, device = widgets.active_model_choice()
     try:
         encoder = widgets._load_model(spec, device)
     except MMExploreError as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/error:")
         return
     except Exception as exc:
-        st.error(widgets.error_message(exc), icon="⚠️")
+        st.error(widgets.error_message(exc), icon=":material/error:")
         return
     info = encoder.info
     st.caption(
@@ -82,11 +82,12 @@ def _data_summary() -> None:
     st.subheader("Data set")
     ds = widgets.current_dataset()
     st.caption(ds.summary() if not ds.is_empty else "Nothing loaded yet.")
-    c1, c2 = st.columns(2)
-    if c1.button("Shapes samples", key="sb_samples_shapes", help="8 generated scenes, true captions and hard negatives"):
+    if st.button(
+        "Shapes samples", key="sb_samples_shapes", width="stretch", help="8 generated scenes, true captions and hard negatives"
+    ):
         load_samples("shapes")
         st.rerun()
-    if c2.button("Photo samples", key="sb_samples_photos", help="8 photos from scikit-image with captions"):
+    if st.button("Photo samples", key="sb_samples_photos", width="stretch", help="8 photos from scikit-image with captions"):
         load_samples("photos")
         st.rerun()
 
@@ -105,5 +106,5 @@ def render_banner() -> None:
         st.info(
             "The bundled model was trained only on synthetic shapes (circles, squares, triangles in four "
             "colours). Photos need a pretrained model: pick one under *Model* in the sidebar.",
-            icon="ℹ️",
+            icon=":material/info:",
         )

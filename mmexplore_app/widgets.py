@@ -16,6 +16,7 @@ Session-state keys used here: ``dataset``, ``model_spec``, ``model_device``, ``m
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -29,8 +30,9 @@ MODEL_SPEC_KEY = "model_spec"
 MODEL_DEVICE_KEY = "model_device"
 MODEL_ERROR_KEY = "model_error"
 EMB_MEMO_KEY = "_emb_memo"
-DEFAULT_SPEC = "bundled"
-DEFAULT_DEVICE = "auto"
+# The model a new session starts with; MMEXPLORE_MODEL / MMEXPLORE_DEVICE override (e.g. a pretrained one).
+DEFAULT_SPEC = os.environ.get("MMEXPLORE_MODEL", "bundled")
+DEFAULT_DEVICE = os.environ.get("MMEXPLORE_DEVICE", "auto")
 # Encoding more items than this shows a progress bar with counts.
 PROGRESS_MIN_ITEMS = 8
 
@@ -202,7 +204,7 @@ def error_message(exc_or_msg: BaseException | str) -> str:
 
 def show_error(exc_or_msg: BaseException | str) -> None:
     """Show an error as ``st.error`` with its one-line message, never a traceback."""
-    st.error(error_message(exc_or_msg), icon="⚠️")
+    st.error(error_message(exc_or_msg), icon=":material/error:")
 
 
 def download_csv(df: Any, name: str, *, label: str = "Download CSV", key: str | None = None) -> None:
@@ -256,7 +258,7 @@ def download_figure(fig: Any, name: str, *, key: str | None = None, png: bool = 
                 st.warning(
                     f"PNG export is not available here ({first}); it needs Chrome or Chromium for kaleido. "
                     "Use the HTML export, or the camera icon above the chart.",
-                    icon="ℹ️",
+                    icon=":material/info:",
                 )
             else:
                 st.download_button(

@@ -35,7 +35,7 @@ tab_img, tab_cap, tab_pairs = st.tabs(["Images", "Captions", "Pairs file (CSV / 
 
 def _report(key: str) -> None:
     for msg in st.session_state.get(f"{key}_notes", []):
-        st.success(msg, icon="✅")
+        st.success(msg, icon=":material/check_circle:")
     for msg in st.session_state.get(f"{key}_errors", []):
         widgets.show_error(msg)
 

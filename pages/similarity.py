@@ -46,7 +46,7 @@ if widgets.is_bundled() and all(s is None for s in ds.scenes):
     st.warning(
         "These images are not from the shapes world, and the bundled model knows only shapes: expect "
         "meaningless numbers. Load a pretrained model in the sidebar for photos.",
-        icon="⚠️",
+        icon=":material/warning:",
     )
 
 try:

@@ -1,0 +1,182 @@
+"""The app in a real browser: ``streamlit run`` on a free port, driven by headless Chromium.
+
+Run with ``make test-browser`` (installs Debian's ``chromium`` and ``playwright`` when missing).
+Playwright is pointed at the system Chromium (``/usr/bin/chromium`` or ``$MMEXPLORE_CHROMIUM``);
+its own browser download is never used. The test loads the shapes samples, opens the Similarity
+page, checks that the matrix is drawn and saves a screenshot in ``tests/artifacts/``. With
+``MMEXPLORE_SCREENSHOTS=assets/screenshots`` it also visits every page and saves ``<page>.png``
+there (the README's screenshots).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from apptest_utils import PAGES, ROOT, test_model_spec
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Page file stem -> navigation title in app.py.
+NAV_TITLES = {
+    "home": "Home & data",
+    "similarity": "Similarity",
+    "heatmaps": "Heatmaps",
+    "joint_space": "Joint space",
+    "cca": "CCA",
+    "relation": "Relation",
+    "search": "Search",
+    "probes": "Probes",
+}
+SERVER_START_TIMEOUT_S = 90
+PAGE_RUN_TIMEOUT_MS = 180_000
+
+
+def _chromium() -> str | None:
+    candidates = (
+        os.environ.get("MMEXPLORE_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    )
+    for cand in candidates:
+        if cand and Path(cand).is_file():
+            return cand
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    path = _chromium()
+    if path is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium, or run `make test-browser`)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url(chromium_path):
+    """Start ``streamlit run app.py`` headless on a free port; stop it (its whole process group) afterwards."""
+    port = _free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "streamlit-server.log", "w")  # noqa: SIM115 - closed in the finally below
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MMEXPLORE_MODEL=test_model_spec(), MMEXPLORE_DEVICE="cpu")
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with status {proc.returncode}; see {ARTIFACTS / 'streamlit-server.log'}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+            if time.time() > deadline:
+                pytest.fail(f"streamlit did not answer on {url} within {SERVER_START_TIMEOUT_S} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        # The server was started in its own session: stop exactly that process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium_path, app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1500, "height": 1400})
+            pg = context.new_page()
+            pg.set_default_timeout(60_000)
+            pg.goto(app_url, wait_until="domcontentloaded")
+            yield pg
+        finally:
+            browser.close()
+
+
+def _wait_idle(pg) -> None:
+    """Wait until Streamlit has finished running the script (the 'running' status widget is gone)."""
+    pg.wait_for_timeout(400)
+    pg.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=PAGE_RUN_TIMEOUT_MS)
+    pg.wait_for_timeout(300)
+
+
+def _open(pg, stem: str) -> None:
+    pg.locator('[data-testid="stSidebarNav"]').get_by_text(NAV_TITLES[stem], exact=True).first.click()
+    _wait_idle(pg)
+
+
+def test_similarity_page_in_a_real_browser(page):
+    pg = page
+    button = pg.get_by_role("button", name="Shapes samples", exact=True)
+    button.wait_for()
+    _wait_idle(pg)
+    button.click()
+    pg.get_by_text("8 images", exact=False).first.wait_for()
+    _wait_idle(pg)
+    _open(pg, "similarity")
+    chart = pg.locator(".js-plotly-plot").first
+    chart.wait_for(state="visible", timeout=PAGE_RUN_TIMEOUT_MS)
+    # Plotly draws the heatmap as a raster <image> in its heatmap layer and the thumbnails as
+    # layout images: both must be there, plus one outline per true pair.
+    pg.wait_for_selector(".js-plotly-plot .heatmaplayer image", state="attached")
+    thumbs = chart.locator(".layer-above .imagelayer image, g.layer-above image")
+    assert thumbs.count() == 8
+    assert chart.locator(".shapelayer path").count() >= 8
+    assert pg.get_by_text("Symmetric InfoNCE loss").count() >= 1
+    assert not pg.locator('[data-testid="stException"]').count()
+    chart.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "similarity.png"
+    pg.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+    out_dir = os.environ.get("MMEXPLORE_SCREENSHOTS")
+    if out_dir:
+        target = (ROOT / out_dir) if not Path(out_dir).is_absolute() else Path(out_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for page_file in PAGES:
+            stem = Path(page_file).stem
+            _open(pg, stem)
+            assert not pg.locator('[data-testid="stException"]').count(), f"{stem}: exception shown"
+            pg.screenshot(path=str(target / f"{stem}.png"), full_page=True)
