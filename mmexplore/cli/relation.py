@@ -116,7 +116,8 @@ def cmd_eval_relation(args: argparse.Namespace) -> dict[str, Any]:
             comps = ", ".join(f"{k} {v:.3f}" for k, v in r["components"].items())
             lines.append(f"{name}: macro accuracy {r['macro_accuracy']:.3f} on {r['n_pairs']} pairs ({comps})")
             lines.append("  confusion (rows true, cols predicted): " + " | ".join(c[:6] for c in r["classes"]))
-            lines += [f"  {c[:16]:16s} " + " ".join(f"{v:3d}" for v in row) for c, row in zip(r["classes"], r["confusion"], strict=True)]
+            for c, row in zip(r["classes"], r["confusion"], strict=True):
+                lines.append(f"  {c[:16]:16s} " + " ".join(f"{v:3d}" for v in row))
     rep["_text"] = "\n".join(lines)
     return {"model": args.model, "relation": rep, "_text": rep.pop("_text")}
 

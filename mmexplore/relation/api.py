@@ -68,7 +68,8 @@ def explain(g: Grounding, label: str) -> str:
         named = sum(1 for o in g.objects if o["covered"] > 0.5)
         parts.append(f"the text covers {named} of {n_obj} object{'s' if n_obj != 1 else ''}")
     if g.parsed.n_sentences > 1:
-        parts.append(f"{g.parsed.n_sentences} sentences, {int(round(g.features['concept_sentence_share'] * g.parsed.n_sentences))} about the image")
+        about = round(g.features["concept_sentence_share"] * g.parsed.n_sentences)
+        parts.append(f"{g.parsed.n_sentences} sentences, {about} about the image")
     text = "; ".join(parts) if parts else "no evidence"
     return f"{text[:1].upper()}{text[1:]} → {label}."
 

@@ -76,7 +76,9 @@ def load_calibration(model_spec: str = DEFAULT_SPEC, path: str | Path | None = N
             try:
                 cal = Calibration.from_dict(json.loads(p.read_text()))
             except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(f"{p}: not a usable relation calibration ({exc}); re-run `mmexplore relation calibrate`") from None
+                raise InputError(
+                    f"{p}: not a usable relation calibration ({exc}); re-run `mmexplore relation calibrate`"
+                ) from None
             cal.meta.setdefault("path", str(p))
             cal.meta["fallback"] = p != candidates[0]
             return cal
@@ -198,7 +200,8 @@ def calibrate(
     train_acc = float(np.mean([a == b for a, b in zip(clf.predict(X), labels, strict=True)]))
     meta = {
         "model": model_spec, "model_id": getattr(encoder, "model_id", ""), "n_pairs": len(pairs),
-        "renderer": renderer, "object_accuracy": obj_acc, "attribute_accuracy": {k: fitted[k] for k in ("size", "color", "shape")},
+        "renderer": renderer, "object_accuracy": obj_acc,
+        "attribute_accuracy": {k: fitted[k] for k in ("size", "color", "shape")},
         "train_accuracy": train_acc,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

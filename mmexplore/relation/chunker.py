@@ -35,7 +35,8 @@ SHAPE_WORDS: dict[str, str] = {
 CORE_SHAPE_WORDS: frozenset[str] = frozenset({"circle", "circles", "square", "squares", "triangle", "triangles"})
 # Nouns that head a phrase without naming a shape ("a red shape").
 GENERIC_NOUNS: frozenset[str] = frozenset(
-    {"shape", "shapes", "object", "objects", "thing", "things", "one", "ones", "figure", "figures", "item", "items", "form", "forms"}
+    {"shape", "shapes", "object", "objects", "thing", "things", "one", "ones", "figure", "figures", "item", "items",
+     "form", "forms"}
 )
 PLURAL_NOUNS: frozenset[str] = frozenset(
     w for w in list(SHAPE_WORDS) + list(GENERIC_NOUNS) if (w.endswith("s") and w not in {"ones"}) or w == "ones"

@@ -242,7 +242,7 @@ def _capital(s: str) -> str:
 def make_pair(label: str, seed: int, *, renderer: str = "train", size: int = 128) -> LabelledPair | None:
     """The pair of class ``label`` built from scene ``seed``, or None when this scene cannot give one."""
     rng = random.Random(seed * 31 + CLASSES.index(label))
-    cmi, sc, stat = COMPONENTS[label]
+    _cmi, sc, stat = COMPONENTS[label]
     bad = sc == -1
     if stat == "T" or label in {"Uncorrelated", "Interdependent"}:
         n = rng.choice([1, 1, 2])
@@ -303,7 +303,9 @@ def make_pair(label: str, seed: int, *, renderer: str = "train", size: int = 128
     return LabelledPair(image, text, label, scene, kind)
 
 
-def generate_pairs(split: str = "train", n_per_class: int = 40, *, renderer: str = "train", size: int = 128) -> list[LabelledPair]:
+def generate_pairs(
+    split: str = "train", n_per_class: int = 40, *, renderer: str = "train", size: int = 128
+) -> list[LabelledPair]:
     """``n_per_class`` pairs of each of the eight classes from the split's seed range.
 
     Parameters

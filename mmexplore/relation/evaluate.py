@@ -32,7 +32,8 @@ def score_labels(truth: list[str], predicted: list[str]) -> dict[str, Any]:
     present = [v for v in recall.values() if v is not None]
     comps = {}
     for n, name in enumerate(("cmi", "sc", "stat")):
-        comps[name] = float(np.mean([COMPONENTS[t][n] == COMPONENTS[p][n] for t, p in zip(truth, predicted, strict=True)])) if truth else 0.0
+        same = [COMPONENTS[t][n] == COMPONENTS[p][n] for t, p in zip(truth, predicted, strict=True)]
+        comps[name] = float(np.mean(same)) if same else 0.0
     return {
         "n_pairs": len(truth),
         "macro_accuracy": float(np.mean(present)) if present else 0.0,

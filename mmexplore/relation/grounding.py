@@ -356,7 +356,8 @@ def ground(
     for k in range(n_obj):
         reads, p = object_reading(marg, k)
         pos = None if reading.whole_image else [float(v) for v in reading.positions[k]]
-        g.objects.append({"object": k, "reads": reads, "p": p, "position": pos, "named_by": named_by[k], "covered": float(covered[k])})
+        g.objects.append({"object": k, "reads": reads, "p": p, "position": pos, "named_by": named_by[k],
+                          "covered": float(covered[k])})
     specific = [i for i, ph in enumerate(parsed.phrases) if not ph.generic]
     n_ph = len(specific)
     deps = [g.phrases[i]["p_depicted"] for i in specific]

@@ -126,10 +126,10 @@ def _zoom(iso: np.ndarray, xs: np.ndarray, ys: np.ndarray, fill: np.ndarray, out
     """Centre the object on a background canvas and scale it to :data:`ZOOM_DIAMETER` of the side."""
     cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
     extent = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
-    side = max(4, int(round(extent / ZOOM_DIAMETER)))
+    side = max(4, round(extent / ZOOM_DIAMETER))
     canvas = Image.new("RGB", (side, side), tuple(int(v) for v in fill))
     src = Image.fromarray(iso, "RGB")
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    left, top = round(cx - side / 2), round(cy - side / 2)
     crop = src.crop((max(0, left), max(0, top), min(src.width, left + side), min(src.height, top + side)))
     canvas.paste(crop, (max(0, -left), max(0, -top)))
     return canvas.resize((out_size, out_size), Image.Resampling.BICUBIC)

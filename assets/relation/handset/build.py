@@ -43,7 +43,8 @@ PAIRS: list[tuple[str, str, str]] = [
     ("b", "Tiny yellow triangle on top of a big green square", "Anchorage"),
     ("c", "Two red circles and one large blue triangle", "Anchorage"),
     ("d", "a big green disc", "Anchorage"),
-    ("f", "Shown: a small yellow square, a large green triangle, a big red circle and a little blue circle.", "Anchorage"),
+    ("f", "Shown: a small yellow square, a large green triangle, a big red circle and a little blue circle.",
+     "Anchorage"),
     ("g", "There's a large yellow circle and a small red square.", "Anchorage"),
     # Bad Anchorage: a caption of the picture with one thing wrong
     ("a", "A blue circle to the left of a red square.", "Bad Anchorage"),
@@ -74,7 +75,8 @@ PAIRS: list[tuple[str, str, str]] = [
     ("h", "When the game starts, each player picks a token. The blue square is the strongest piece on the board. "
           "Moves are made in turn. Whoever reaches the far corner first wins.", "Bad Illustration"),
     ("g", "Kindergarten teachers love simple sorting games. Children put a large green circle next to a small red "
-          "square and name the colours. Then they count the corners. It keeps them busy for a whole morning.", "Bad Illustration"),
+          "square and name the colours. Then they count the corners. It keeps them busy for a whole morning.",
+     "Bad Illustration"),
     ("a", "Flags are usually designed with only a few strong colours. A red triangle left of a blue square would make "
           "a simple flag. Historians say simple flags are easier to remember. Many countries changed their flags "
           "in the last century.", "Bad Illustration"),
