@@ -1,6 +1,183 @@
-"""Search page (placeholder until its feature lands)."""
+"""Search: a faiss index over the current data set or a folder; query by text or by image."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import streamlit as st
 
+from mmexplore.errors import MMExploreError
+from mmexplore_app import widgets
+
+SOURCES = ("Current data set", "A folder of images", "A saved index folder")
+INDEX_ROOT = Path(".mmexplore-cache") / "indexes"
+COLUMNS = 4
+
+EXPLANATION = """
+Every image (and caption) of the collection is embedded once by the model and stored in a
+[faiss](https://github.com/facebookresearch/faiss) index. A query, typed text or an image, is embedded
+the same way, and the index returns the rows with the highest **cosine similarity** to it: text → image
+is CLIP's zero-shot retrieval, image → image finds look-alikes, image → text finds captions.
+
+Small collections are searched **exactly** (every row is compared). From 20,000 rows the index is an
+**HNSW graph**, which answers in a fraction of the time but may miss some true neighbours; the
+*recall@10* shown is measured when the index is built (share of the exact top 10 that it finds).
+An index belongs to one model: embeddings of two models live in unrelated spaces, so a query from
+another model is refused. Click *use as query* under a result to search with that image next.
+"""
+
+
+def _dataset_index(encoder, ds):
+    """A SearchIndex of the data set's images and captions (memoised per model and content)."""
+    from mmexplore.retrieval import SearchIndex
+
+    key = (encoder.model_id, ds.content_key())
+    memo = st.session_state.setdefault("search_memo", {})
+    if key not in memo:
+        img, txt = widgets.dataset_embeddings(ds)
+        index = SearchIndex(encoder.model_id, encoder.info.name)
+        caps = [" | ".join(t for t, p in zip(ds.texts, ds.pairs[i], strict=True) if p) for i in range(ds.n_images)]
+        if ds.n_images:
+            index.add("image", img, [{"path": n, "caption": c} for n, c in zip(ds.image_names, caps, strict=True)],
+                      encoder.model_id)
+        if ds.n_texts:
+            first = [next((ds.image_names[i] for i in range(ds.n_images) if ds.pairs[i, j]), "") for j in range(ds.n_texts)]
+            index.add("text", txt, [{"path": p, "caption": t} for p, t in zip(first, ds.texts, strict=True)], encoder.model_id)
+        memo.clear()
+        memo[key] = index
+    return memo[key]
+
+
+def _image(path: str, ds):
+    """The image a result row names: from the data set by name, else from disk."""
+    if path in ds.image_names:
+        return ds.images[ds.image_names.index(path)]
+    from mmexplore.data.images import load_image
+
+    return load_image(path)
+
+
+def _use_image(path: str) -> None:
+    st.session_state["search_query"] = {"kind": "image", "path": path}
+
+
+def _use_text(text: str) -> None:
+    st.session_state["search_text"] = text
+    st.session_state["search_query"] = {"kind": "text", "text": text}
+
+
+def _typed() -> None:
+    st.session_state["search_query"] = {"kind": "text", "text": st.session_state.get("search_text", "")}
+
+
+def _uploaded() -> None:
+    if st.session_state.get("search_upload") is not None:
+        st.session_state["search_query"] = {"kind": "upload"}
+
+
 st.title("Search")
-st.info("Coming: this page is being built.")
+encoder = widgets.current_encoder()
+ds = widgets.current_dataset()
+source = st.radio("Search in", SOURCES, horizontal=True, key="search_source")
+
+index = None
+try:
+    if source == SOURCES[0]:
+        if ds.n_images + ds.n_texts == 0:
+            st.info("The data set is empty: load a sample set from the sidebar or add images on the Home page, "
+                    "or search a folder of images instead.")
+            st.stop()
+        index = _dataset_index(encoder, ds)
+    elif source == SOURCES[1]:
+        folder = st.text_input("Folder of images (on the machine running the app)", key="search_folder").strip()
+        if folder:
+            from mmexplore.retrieval import build_index
+
+            digest = hashlib.sha1(f"{Path(folder).resolve()}|{encoder.model_id}".encode()).hexdigest()[:12]
+            out = INDEX_ROOT / digest
+            if st.button("Build / update index", key="search_build", help="embeds only files not embedded yet"):
+                bar = widgets.progress_callback("Embedding")
+                res = build_index(folder, out, encoder, progress=False, on_chunk=lambda k, d, t: bar(d, t))
+                if res["errors"]:
+                    st.warning(f"{len(res['errors'])} file(s) skipped: " + "; ".join(res["errors"][:3]))
+            st.session_state["search_index_dir"] = str(out) if (out / "index.json").is_file() else None
+        if st.session_state.get("search_index_dir"):
+            from mmexplore.retrieval import SearchIndex
+
+            index = SearchIndex.load(st.session_state["search_index_dir"])
+    else:
+        path = st.text_input("Index folder (made by `mmexplore index build`)", key="search_index_path").strip()
+        if path:
+            from mmexplore.retrieval import SearchIndex
+
+            index = SearchIndex.load(path)
+            index.check_model(encoder.model_id, "the model chosen in the sidebar")
+except MMExploreError as exc:
+    widgets.show_error(exc)
+    st.stop()
+if index is None:
+    st.info("Give a folder above to build or open an index.")
+    st.stop()
+
+desc = index.describe()
+st.caption(" · ".join(
+    f"{kind}s: {d['size']:,} ({d['backend']}, recall@10 {d['recall@10']:.2f})" for kind, d in desc["kinds"].items()
+) + f" · model {desc['model']} · dim {desc['embed_dim']}")
+
+left, right = st.columns([2, 1])
+with left:
+    st.text_input("Query text", key="search_text", on_change=_typed, placeholder="e.g. a red circle above a blue square")
+with right:
+    st.file_uploader("…or drop an image", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="search_upload",
+                     on_change=_uploaded)
+targets = [k for k in ("image", "text") if k in index.indexes]
+c1, c2 = st.columns(2)
+target = c1.radio("Return", targets, horizontal=True, key="search_target", format_func=lambda k: f"{k}s")
+n_target = index.size(target)
+k = c2.slider("Results", 1, min(48, n_target), min(8, n_target), key="search_k") if n_target > 1 else 1
+
+query = st.session_state.get("search_query")
+if query is None and st.session_state.get("search_text"):
+    query = {"kind": "text", "text": st.session_state["search_text"]}
+if not query or (query["kind"] == "text" and not query["text"].strip()):
+    st.info("Type a query or drop an image.")
+    st.stop()
+try:
+    if query["kind"] == "text":
+        st.markdown(f"**Query:** “{query['text']}”")
+        results = index.search_text(encoder, query["text"], target, k)
+    else:
+        if query["kind"] == "upload":
+            from mmexplore.data.images import decode_image
+
+            up = st.session_state.get("search_upload")
+            if up is None:
+                st.info("Type a query or drop an image.")
+                st.stop()
+            q_image = decode_image(up.getvalue(), up.name)
+        else:
+            q_image = _image(query["path"], ds)
+        st.image(q_image, caption="query image", width=128)
+        results = index.search_image(encoder, q_image, target, k)
+except MMExploreError as exc:
+    widgets.show_error(exc)
+    st.stop()
+
+for row_start in range(0, len(results), COLUMNS):
+    cols = st.columns(COLUMNS)
+    for col, (i, r) in zip(cols, enumerate(results[row_start:row_start + COLUMNS], start=row_start), strict=False):
+        with col:
+            if r["kind"] == "image":
+                try:
+                    col.image(_image(r["path"], ds), caption=f"{r['score']:.3f} · {Path(r['path']).name}",
+                              width="stretch")
+                except MMExploreError:
+                    col.warning(f"{r['path']}: cannot be shown")
+                st.button("use as query", key=f"search_use_{i}", on_click=_use_image, args=(r["path"],))
+            else:
+                st.markdown(f"**{r['score']:.3f}** · {r['caption']}")
+                st.button("use as query", key=f"search_use_{i}", on_click=_use_text, args=(r["caption"],))
+            if r["kind"] == "image" and r["caption"]:
+                st.caption(r["caption"])
+widgets.explain("What am I looking at?", EXPLANATION)

@@ -1,0 +1,48 @@
+"""The search page under AppTest: builds an index of the data set, searches by text, clicks a result."""
+
+from __future__ import annotations
+
+from apptest_utils import open_page
+
+PAGE = "pages/search.py"
+
+
+def _image_captions(at) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def test_text_query_then_click_result_as_next_query():
+    at = open_page(PAGE, samples="shapes", n=6)
+    assert not at.exception
+    assert any("images: 6" in c.value and "exact" in c.value for c in at.caption)  # size, kind, model shown
+    at.text_input(key="search_text").input("a red circle").run()
+    assert not at.exception
+    shown = _image_captions(at)
+    scores = [float(c.split(" · ")[0]) for c in shown]
+    assert len(scores) == 6 and scores == sorted(scores, reverse=True)
+    # Clicking "use as query" under the second result searches with that image: it comes first, cosine 1.
+    second = shown[1].split(" · ")[1]
+    at.button(key="search_use_1").click().run()
+    assert not at.exception
+    shown = _image_captions(at)
+    assert shown[0] == "query image"
+    assert shown[1].split(" · ")[1] == second and float(shown[1].split(" · ")[0]) > 0.999
+
+
+def test_captions_as_targets_and_bad_folder(tmp_path):
+    at = open_page(PAGE, samples="shapes", n=4)
+    at.text_input(key="search_text").input("a blue square").run()
+    at.radio(key="search_target").set_value("text").run()
+    assert not at.exception
+    assert at.button(key="search_use_0") is not None
+    at.radio(key="search_source").set_value("A folder of images").run()
+    at.text_input(key="search_folder").input(str(tmp_path / "missing")).run()
+    at.button(key="search_build").click().run()
+    assert not at.exception
+    assert any("missing" in e.value for e in at.error)
+
+
+def test_empty_dataset_note():
+    at = open_page(PAGE, samples=None)
+    assert not at.exception
+    assert any("empty" in i.value for i in at.info)
