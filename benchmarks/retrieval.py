@@ -67,14 +67,15 @@ def time_queries(index, queries: np.ndarray, k: int, n_single: int) -> tuple[flo
     return batched, float(np.median(singles)), ids
 
 
-def bench_size(n: int, d: int, args: argparse.Namespace) -> dict:
+def bench_size(n: int, d: int, args: argparse.Namespace, res: dict, save) -> dict:
+    """Fill ``res`` for one size, calling ``save()`` after each backend (partial results survive)."""
     import faiss
 
     print(f"\n=== n = {n:,}  d = {d} ===", flush=True)
     xb = random_unit(n, d, seed=1)
     xq = random_unit(args.queries, d, seed=2)
     k = 10
-    res: dict = {"n": n, "dim": d, "n_queries": args.queries, "k": k}
+    res.update({"n": n, "dim": d, "n_queries": args.queries, "k": k})
 
     t0 = time.perf_counter()
     flat = faiss.IndexFlatIP(d)
@@ -85,6 +86,7 @@ def bench_size(n: int, d: int, args: argparse.Namespace) -> dict:
     print(f"exact   build {build:7.2f}s  query {batched:7.3f} ms (batched)  {single:7.3f} ms (single)", flush=True)
     del flat
     gc.collect()
+    save()
 
     def sweep(name: str, index, settings: list[tuple[str, int]], apply) -> dict:
         rows = []
@@ -112,6 +114,7 @@ def bench_size(n: int, d: int, args: argparse.Namespace) -> dict:
         out = sweep("hnsw", index, [("ef_search", e) for e in args.ef_search],
                     lambda ix, v: setattr(ix.hnsw, "efSearch", v))
         res["hnsw"] = {"build_s": build, "params": cfg.params(), **out}
+        save()
         del index
         gc.collect()
 
@@ -157,11 +160,13 @@ def main() -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "faiss": faiss.__version__,
                           "threads": faiss.omp_get_max_threads()},
+              "command": " ".join(sys.argv),
               "target": {"ms_per_query": TARGET_MS, "recall@10": TARGET_RECALL, "at_n": 1_000_000},
               "data": "i.i.d. random unit vectors (hardest case for ANN)", "sizes": []}
     for n in sizes:
-        report["sizes"].append(bench_size(n, args.dim, args))
-        out_path.write_text(json.dumps(report, indent=2))  # partial results survive an interruption
+        report["sizes"].append({})
+        bench_size(n, args.dim, args, report["sizes"][-1], lambda: out_path.write_text(json.dumps(report, indent=2)))
+        out_path.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out_path}")
     print("\n   n        backend  best setting        recall@10  ms/query single (x exact)  batched (x exact)  build s")
     for r in report["sizes"]:
