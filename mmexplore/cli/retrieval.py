@@ -115,7 +115,9 @@ def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
             if len(specs) == 1:
                 raise
             # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
-            models[spec] = {"missing": str(exc)}
+            hint = (f"; train it with `mmexplore train --negatives 0 --out assets/{spec}`"
+                    if spec.startswith("bundled-") else "")
+            models[spec] = {"missing": f"model '{spec}' is not available ({exc}){hint}"}
             continue
         res = evaluate_compositional(encoder, n_scenes=args.scenes, renderers=renderers)
         models[spec] = {"model_id": encoder.model_id, "accuracy": res}
