@@ -116,7 +116,7 @@ def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
                 raise
             # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
             hint = (f"; train it with `mmexplore train --negatives 0 --out assets/{spec}`"
-                    if spec.startswith("bundled-") else "")
+                    if spec == "bundled-noneg" else "")
             models[spec] = {"missing": f"model '{spec}' is not available ({exc}){hint}"}
             continue
         res = evaluate_compositional(encoder, n_scenes=args.scenes, renderers=renderers)
