@@ -6,6 +6,7 @@ pointing game on held-out scenes and reads the retrieval figures of each. Prints
 (with / without) and writes ``benchmarks/results/dense_alignment.json``.
 
     .venv/bin/python benchmarks/dense_alignment.py --minutes 3 --arch mmexplore-shapes-s
+    .venv/bin/python benchmarks/dense_alignment.py --minutes 3 --init runs/bundled --lr 3e-4 --batch-size 32
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
-def _train(out: str, arch: str, minutes: float, batch_size: int, weight: float, lr: float, seed: int) -> dict:
+def _train(out: str, arch: str, minutes: float, batch_size: int, weight: float, lr: float, seed: int, init: str | None) -> dict:
     from mmexplore.training.train import TrainConfig, train
 
     cfg = TrainConfig(out=out, arch=arch, steps=100_000, minutes=minutes, batch_size=batch_size, lr=lr,
-                      warmup_steps=50, eval_every=0, eval_scenes=100, threads=1, seed=seed, dense_weight=weight)
+                      warmup_steps=20 if init else 50, eval_every=0, eval_scenes=100, threads=1, seed=seed,
+                      dense_weight=weight, init=init)
     m = train(cfg, log=lambda s: None)
     return {"steps": m["steps"], "wall_s": m["wall_s"], "eval": m["eval"]}
 
@@ -36,6 +38,7 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/dense_ab")
+    ap.add_argument("--init", default=None, help="fine-tune both arms from this model folder (same --arch)")
     args = ap.parse_args()
 
     import torch
@@ -46,7 +49,8 @@ def main() -> None:
     runs = {"without": 0.0, "with": args.weight}
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(_train, f"{args.out}/{name}", args.arch, args.minutes, args.batch_size, w, args.lr, args.seed)
+        futures = {name: pool.submit(_train, f"{args.out}/{name}", args.arch, args.minutes, args.batch_size, w, args.lr,
+                                     args.seed, args.init)
                    for name, w in runs.items()}
         trained = {name: f.result() for name, f in futures.items()}
     torch.set_num_threads(2)
@@ -62,7 +66,8 @@ def main() -> None:
             "retrieval_i2t@1": {r: ev[r]["i2t@1"] for r in ev},
             "color_binding": {r: ev[r]["color_binding"] for r in ev},
         }
-    print(f"{args.arch}, {args.minutes} min each, pointing on {args.scenes} held-out scenes")
+    start = f"fine-tuned from {args.init}" if args.init else "from scratch"
+    print(f"{args.arch} {start}, {args.minutes} min each, pointing on {args.scenes} held-out scenes")
     print(f"  random pixel baseline {report['runs']['with']['pointing']['baseline']:.3f}, "
           f"random object {report['runs']['with']['pointing']['object_baseline']:.3f}")
     for name, r in report["runs"].items():

@@ -1,6 +1,197 @@
-"""Heatmaps page (placeholder until its feature lands)."""
+"""Heatmaps page: where in the image does each word of a caption point? (DESIGN §5)
 
+Thin page: picks an image and a caption, calls :func:`mmexplore.heatmaps.compute_heatmaps`, draws the
+overlays (:func:`mmexplore.heatmaps.overlay`) and the word × patch matrix.
+Session-state keys: ``heat_*``.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
 import streamlit as st
 
+from mmexplore.errors import MMExploreError
+from mmexplore.heatmaps import COLORMAPS, METHODS, WORD_FEATURES, HeatmapResult, overlay, overlay_grid
+from mmexplore_app import widgets
+from mmexplore_app.state import Dataset
+
+OWN = "✎ type a caption…"
+NCOLS = 5
+MEMO_KEY = "heat_memo"
+
+EXPLANATION = """
+**Attention** (the course notes' α_ij = softmax_i(I_iᵀ W_a T_j)). Every image patch i gets a feature
+I_i in the joint space (MaskCLIP: the value path of the last attention block, then the same `ln_post`
+and projection as the class token). Every word j gets a text feature T_j (its token state in the
+caption, or the word embedded alone). α_ij is a softmax over the patches of their cosine with the word,
+scaled by the model's logit scale (1/τ): each map sums to 1.
+
+**Gradient relevancy** (Chefer et al., 2021). For the score ⟨image embedding, T_j⟩, every image
+attention map A from the start layer on is weighted by its gradient, Ā = mean over heads of
+max(0, ∇A ⊙ A), and accumulated: R ← R + Ā·R, from R = I. The map is the class token's row of R: which
+patches the image embedding drew on to produce that score.
+
+**Phrase.** A phrase ("small red circle") is embedded on its own, as a caption: that pooled vector is
+what the model was trained to align with images, and it binds colour, size and shape together.
+
+**Known failure modes.**
+- Function words ("a", "of", ",") have no place in the image; their maps are diffuse or copy a
+  neighbour's. Read the content words.
+- With *context* features a word's vector has read the words before it (the text tower is causal), so
+  "circle" in "a red circle" also carries "red". Switch to *alone* to map the bare word.
+- Relevancy explains the whole image embedding: for words the model ignores (it is bag-of-words about
+  relations such as "left of") it shows the salient object rather than the word.
+- The grid is coarse (8×8 patches for the bundled model): small objects fall inside one patch, and
+  smoothing spreads the peak. Ties between identical objects ("two red circles") are arbitrary.
+- The bundled model knows only the shapes world; on photos its maps mean little. The maps show what a
+  model uses, not whether it is right.
+"""
+
+
+def _tag(text: str | None) -> str:
+    """A short stable key part for widgets whose defaults depend on the caption."""
+    return f"{zlib.crc32((text or '').encode('utf-8')):08x}"
+
+
+def _caption_choices(ds: Dataset, i: int) -> list[str]:
+    paired = [t for j, t in enumerate(ds.texts) if ds.pairs.size and ds.pairs[i, j]]
+    rest = [t for t in ds.texts if t not in paired]
+    return [*paired, *rest, OWN]
+
+
+def _default_phrase(ds: Dataset, i: int, text: str) -> str:
+    """The scene's first ground-truth phrase found in the caption (shapes samples), else ""."""
+    scene = ds.scenes[i] if i < len(ds.scenes) else None
+    if scene is None:
+        return ""
+    for obj in scene.objects:
+        if obj.phrase in text.lower():
+            return obj.phrase
+    return ""
+
+
+def _compute(encoder, image, text: str, phrase: str, method: str, word_features: str, start_layer: int) -> HeatmapResult:
+    from mmexplore.heatmaps import compute_heatmaps
+    from mmexplore.models.cache import image_digest
+
+    key = (encoder.model_id, image_digest(image), text, phrase, method, word_features, start_layer)
+    memo = st.session_state.setdefault(MEMO_KEY, {})
+    if key not in memo:
+        res = compute_heatmaps(encoder, [image], [text], phrases=[[phrase] if phrase else []], method=method,
+                               word_features=word_features, start_layer=start_layer)[0]
+        if len(memo) > 16:
+            memo.clear()
+        memo[key] = res
+    return memo[key]
+
+
+def _png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _matrix_figure(res: HeatmapResult):
+    import plotly.graph_objects as go
+
+    gh, gw = res.grid
+    mat = res.maps.reshape(len(res.words), -1)
+    labels = [f"{k}: {w}" for k, w in enumerate(res.words)]
+    cols = [f"r{r}c{c}" for r in range(gh) for c in range(gw)]
+    fig = go.Figure(go.Heatmap(z=mat, x=cols, y=labels, colorscale="Inferno", colorbar={"title": "α"},
+                               hovertemplate="word %{y}<br>patch %{x}<br>weight %{z:.4f}<extra></extra>"))
+    fig.update_layout(height=max(260, 26 * len(labels) + 120), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title=f"word × patch ({res.method}); patches row by row, r0c0 = top left",
+                      yaxis={"autorange": "reversed"}, xaxis={"showticklabels": False})
+    return fig
+
+
 st.title("Heatmaps")
-st.info("Coming: this page is being built.")
+st.caption("Which part of the image does each word of a caption point to? Two methods, side by side with the image.")
+widgets.explain("What am I looking at? (methods and failure modes)", EXPLANATION)
+
+ds = widgets.require_data(min_images=1, min_texts=0)
+encoder = widgets.current_encoder()
+
+left, right = st.columns([1, 2])
+with left:
+    i = st.selectbox("Image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="heat_image")
+    choice = st.selectbox("Caption", _caption_choices(ds, i), key="heat_caption")
+    text = choice
+    if choice == OWN:
+        text = st.text_input("Your caption", key="heat_own", placeholder="a red circle left of a blue square")
+    phrase = st.text_input(
+        "Phrase to map (optional)",
+        value=_default_phrase(ds, i, text or ""),
+        key=f"heat_phrase_{i}_{_tag(text)}",
+        help="Embedded on its own; e.g. 'small red circle'. Its map is shown large below.",
+    )
+with right:
+    c1, c2 = st.columns(2)
+    method = c1.radio("Method", METHODS, horizontal=True, key="heat_method",
+                      format_func=lambda m: {"attention": "attention (MaskCLIP)", "relevancy": "gradient relevancy"}[m])
+    cmap = c2.selectbox("Colour map", COLORMAPS, key="heat_cmap")
+    opacity = c1.slider("Opacity", 0.0, 1.0, 0.55, 0.05, key="heat_opacity")
+    smooth = c2.slider("Smoothing (patches)", 0.0, 2.0, 0.0, 0.25, key="heat_smooth")
+    with st.expander("Method settings"):
+        word_features = st.radio("Word features", WORD_FEATURES, horizontal=True, key="heat_word_features",
+                                 help="context: the word's token state inside the caption; alone: the word embedded on its own")
+        n_layers = len(encoder.model.visual.transformer.resblocks)
+        start_layer = st.slider("Relevancy: first layer", 0, n_layers - 1, 0, key="heat_start_layer")
+
+if not (text or "").strip():
+    st.info("Type a caption (or pick one above) to see its heatmaps.")
+    st.stop()
+
+try:
+    res = _compute(encoder, ds.images[i], text.strip(), (phrase or "").strip(), method, word_features, start_layer)
+except MMExploreError as exc:  # e.g. a model whose towers heatmaps do not support
+    widgets.show_error(exc)
+    st.stop()
+
+if res.note:
+    st.warning(res.note, icon="✂️")
+if not res.words:
+    st.info("The caption has no words the tokenizer keeps.")
+    st.stop()
+
+image = ds.images[i]
+style = {"cmap": cmap, "opacity": opacity, "smooth": smooth}
+size = (192, round(192 * image.size[1] / image.size[0]))
+if res.phrases:
+    a, b, c = st.columns([1, 1, 2])
+    a.image(image.resize(size), caption="image")
+    b.image(overlay(image, res, res.phrases[0], size=size, **style), caption=f'phrase: "{res.phrases[0]}"')
+    x, y = res.peak(res.phrases[0])
+    scene = ds.scenes[i] if i < len(ds.scenes) else None
+    msg = f"Peak of the phrase map at pixel ({x:.0f}, {y:.0f}) of the {image.size[0]}×{image.size[1]} image."
+    if scene is not None:
+        from mmexplore.data.shapes import object_masks
+
+        named = [k for k, o in enumerate(scene.objects) if o.phrase == res.phrases[0].lower()]
+        if named:
+            masks = object_masks(scene, image.size[0])[named].any(axis=0)
+            hit = bool(masks[min(int(y), masks.shape[0] - 1), min(int(x), masks.shape[1] - 1)])
+            msg += " It lies **inside** the named object ✅" if hit else " It lies **outside** the named object ❌"
+    c.markdown(msg)
+
+st.subheader(f"Per word ({res.method})")
+show = st.multiselect("Words shown", list(range(len(res.words))), default=list(range(len(res.words))),
+                      format_func=lambda k: f"{k}: {res.words[k]}", key=f"heat_words_{_tag(text)}")
+cols = st.columns(NCOLS)
+for n, k in enumerate(show):
+    cols[n % NCOLS].image(overlay(image, res, k, size=(160, round(160 * image.size[1] / image.size[0])), **style),
+                          caption=res.words[k])
+
+grid = overlay_grid(image, res, [*show, *res.phrases], **style)
+st.download_button("Download overlays (PNG)", data=_png(grid), file_name=f"heatmaps_{res.method}.png", mime="image/png",
+                   key="heat_dl_png", on_click="ignore")
+
+with st.expander("Word × patch matrix", expanded=False):
+    fig = _matrix_figure(res)
+    st.plotly_chart(fig, key="heat_matrix")
+    mat = res.maps.reshape(len(res.words), -1)
+    st.caption(f"Each row sums to 1. Max weight {float(np.max(mat)):.3f}; uniform would be {1 / mat.shape[1]:.3f}.")
