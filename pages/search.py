@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -11,7 +12,8 @@ from mmexplore.errors import MMExploreError
 from mmexplore_app import widgets
 
 SOURCES = ("Current data set", "A folder of images", "A saved index folder")
-INDEX_ROOT = Path(".mmexplore-cache") / "indexes"
+# Indexes of folders built on this page (the same folder and model reuse and extend theirs).
+INDEX_ROOT = Path(os.environ.get("MMEXPLORE_CACHE_DIR") or ".mmexplore-cache") / "indexes"
 COLUMNS = 4
 
 EXPLANATION = """

@@ -46,3 +46,24 @@ def test_empty_dataset_note():
     at = open_page(PAGE, samples=None)
     assert not at.exception
     assert any("empty" in i.value for i in at.info)
+
+
+def test_build_index_of_a_folder_on_the_page(tmp_path, monkeypatch):
+    from mmexplore.data.shapes import HELD_OUT_SEED_START, make_scene, render_scene
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(3):
+        render_scene(make_scene(HELD_OUT_SEED_START + 900 + i, n_objects=2), 96).save(folder / f"pic{i}.png")
+    (folder / "broken.png").write_bytes(b"junk")
+    monkeypatch.setenv("MMEXPLORE_CACHE_DIR", str(tmp_path / "cache"))
+    at = open_page(PAGE, samples="shapes", n=2)
+    at.radio(key="search_source").set_value("A folder of images").run()
+    at.text_input(key="search_folder").input(str(folder)).run()
+    at.button(key="search_build").click().run()
+    assert not at.exception
+    assert any("broken.png" in w.value for w in at.warning)  # bad file reported, others indexed
+    assert any("images: 3" in c.value for c in at.caption)
+    at.text_input(key="search_text").input("a small red circle").run()
+    names = [c.split(" · ")[1] for c in _image_captions(at)]
+    assert sorted(names) == ["pic0.png", "pic1.png", "pic2.png"]
