@@ -1,6 +1,180 @@
-"""Relation page (placeholder until its feature lands)."""
+"""Relation page: how do an image and a text relate? (Otto et al. 2020, DESIGN §7)
+
+Thin page: picks a pair (from the data set, an upload or typed text) or a batch of pairs, calls
+:func:`mmexplore.relation.relate`, and draws the label card, the class probabilities, the taxonomy
+table with the row highlighted, the evidence and, for a batch, a table, counts and a CSV export.
+Session-state keys: ``rel_*``.
+"""
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.title("Relation")
-st.info("Coming: this page is being built.")
+from mmexplore.errors import MMExploreError
+from mmexplore_app import relation_view as view
+from mmexplore_app import widgets
+
+MEMO_KEY = "rel_memo"
+OWN = "✎ type a text…"
+
+EXPLANATION = """
+Otto et al. (2020) describe an image–text pair by three values:
+**CMI** — do they share depicted concepts (0/1)? **SC** — do they agree (1), share no meaning (0) or
+contradict (−1)? **STAT** — is one primary: the text (T, the image illustrates it), the image (I, the
+text is its caption) or neither (0)? Eight combinations are classes (the table below).
+
+**How it is estimated here.** The text is chunked into concept phrases ("a small blue square") and
+relations ("left of"). The image is split into objects (connected shapes on the background); the model
+reads each object by scoring a vocabulary of the 24 shapes-world phrases, with a softmax scale fitted on
+generated scenes, giving a calibrated probability that each phrase is depicted. A phrase is
+*contradicted* when a one-attribute change of it (colour, shape, size) fits an object better than the
+phrase itself; relations are checked against the objects' positions, counts against the number found,
+and the whole text is compared with its one-step perturbations against the whole image. Coverage both
+ways (share of phrases about the image, share of objects the text names) and the text's length decide
+STAT. Three logistic regressions, fitted on a generated, labelled training split
+(`mmexplore relation calibrate`), turn these features into CMI, SC and STAT probabilities; the class
+probabilities are their products over the eight valid combinations.
+
+**Limits.** The bundled model knows only the shapes world; words outside it are ignored. Text with no
+concept but a pointer ("this", "here") is read as Interdependent. On photographs no objects are found and
+the whole image is read as one object, which says little.
+"""
+
+
+def _relate(encoder, images: list, texts: list[str]) -> list[dict]:
+    from mmexplore.models.cache import image_digest
+    from mmexplore.relation import load_calibration, relate
+
+    spec = widgets.active_model_choice()[0]
+    memo = st.session_state.setdefault(MEMO_KEY, {})
+    keys = [(encoder.model_id, image_digest(im), t) for im, t in zip(images, texts, strict=True)]
+    todo = [k for k, key in enumerate(keys) if key not in memo]
+    if todo:
+        cal = load_calibration(spec)
+        res = relate(encoder, [images[k] for k in todo], [texts[k] for k in todo], calibration=cal)
+        if len(memo) > 512:
+            memo.clear()
+        for k, r in zip(todo, res, strict=True):
+            memo[keys[k]] = r.to_dict()
+    return [memo[key] for key in keys]
+
+
+def _card(result: dict) -> None:
+    comp = result["components"]
+    c0, c1, c2, c3 = st.columns([2, 1, 1, 1])
+    c0.metric("Relation", result["label"], f"p = {result['probabilities'][result['label']]:.2f}", delta_color="off")
+    c1.metric("CMI", result["cmi"], f"conf. {comp['cmi']['confidence']:.2f}", delta_color="off")
+    c2.metric("SC", f"{result['sc']} ({view.SC_NAMES[result['sc']]})", f"conf. {comp['sc']['confidence']:.2f}", delta_color="off")
+    c3.metric("STAT", f"{result['stat']} ({view.STAT_NAMES[result['stat']]})", f"conf. {comp['stat']['confidence']:.2f}",
+              delta_color="off")
+    st.markdown(f"**Why:** {result['explanation']}")
+    st.markdown(f"**Use case of this class:** {result['use_case']}")
+
+
+def _single(ds, encoder) -> None:
+    left, right = st.columns([1, 2])
+    with left:
+        source = st.radio("Image", ["from the data set", "upload"], horizontal=True, key="rel_image_source")
+        image = None
+        if source == "upload":
+            up = st.file_uploader("Image file", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="rel_upload")
+            if up is not None:
+                from mmexplore.data.images import decode_image
+
+                try:
+                    image = decode_image(up.getvalue(), up.name)
+                except MMExploreError as exc:
+                    widgets.show_error(exc)
+        elif ds.n_images:
+            i = st.selectbox("Pick an image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="rel_image")
+            image = ds.images[i]
+        else:
+            st.info("The data set has no images: load a sample set in the sidebar or upload one.")
+        if image is not None:
+            st.image(image, width=192)
+    with right:
+        choice = st.selectbox("Text", [*ds.texts, OWN], key="rel_text_choice")
+        text = choice
+        if choice == OWN:
+            text = st.text_area("Your text (a caption or a passage)", key="rel_own",
+                                placeholder="a blue circle left of a red square")
+    if image is None:
+        st.stop()
+    if not (text or "").strip():
+        st.info("Type a text (or pick one) to label the pair.")
+        st.stop()
+    try:
+        result = _relate(encoder, [image], [text.strip()])[0]
+    except MMExploreError as exc:
+        widgets.show_error(exc)
+        st.stop()
+    _card(result)
+    a, b = st.columns([1, 1])
+    with a:
+        st.plotly_chart(view.probability_figure(result["probabilities"], result["label"]), key="rel_probs")
+    with b:
+        st.markdown("**The taxonomy** (Otto et al. 2020); this pair's row highlighted")
+        st.dataframe(view.taxonomy_frame(result["label"]), key="rel_table")
+    st.subheader("Evidence")
+    if result["evidence"]["contradictions"]:
+        for c in result["evidence"]["contradictions"]:
+            st.warning(f"{c['kind']}: {c['detail']} (p={c['p']:.2f})")
+    else:
+        st.success("No contradiction found.")
+    if result["evidence"]["phrases"]:
+        st.markdown("**Concept phrases in the text**")
+        st.dataframe(view.phrases_frame(result), hide_index=True, key="rel_phrases")
+    elif result["evidence"]["deictic"]:
+        st.info("The text names no concept but points at the image (deictic): read as Interdependent.")
+    else:
+        st.info("The text names no shapes-world concept.")
+    st.markdown("**Objects found in the image**")
+    st.dataframe(view.objects_frame(result), hide_index=True, key="rel_objects")
+
+
+def _batch(ds, encoder) -> None:
+    up = st.file_uploader("Pairs file (CSV/JSONL with image, text columns; images matched by file name to the loaded images)",
+                          type=["csv", "tsv", "jsonl", "json"], key="rel_pairs_file")
+    idx: list[tuple[int, str]] = []
+    if up is not None:
+        from pathlib import PurePath
+
+        from mmexplore.data.pairs import parse_pairs
+
+        try:
+            table = parse_pairs(up.getvalue(), up.name)
+        except MMExploreError as exc:
+            widgets.show_error(exc)
+            st.stop()
+        by_name = {PurePath(n).name: i for i, n in enumerate(ds.image_names)}
+        missing = sorted({PurePath(r["image"]).name for r in table.rows} - set(by_name))
+        if missing:
+            st.warning(f"{up.name}: {len(missing)} image(s) are not loaded and were skipped: {', '.join(missing[:5])}")
+        idx = [(by_name[PurePath(r["image"]).name], r["text"]) for r in table.rows if PurePath(r["image"]).name in by_name]
+    else:
+        idx = [(i, ds.texts[j]) for i in range(ds.n_images) for j in range(ds.n_texts) if ds.pairs.size and ds.pairs[i, j]]
+        st.caption("Labelling every marked pair of the data set (upload a pairs file to label other pairs).")
+    if not idx:
+        st.info("No pairs to label: mark pairs on the Home page or upload a pairs file.")
+        st.stop()
+    try:
+        results = _relate(encoder, [ds.images[i] for i, _ in idx], [t for _, t in idx])
+    except MMExploreError as exc:
+        widgets.show_error(exc)
+        st.stop()
+    df = view.results_frame(results, [ds.image_names[i] for i, _ in idx])
+    st.dataframe(df, hide_index=True, key="rel_batch_table")
+    widgets.download_csv(df, "relations.csv", key="rel_dl_csv")
+    st.plotly_chart(view.counts_figure([r["label"] for r in results]), key="rel_counts")
+
+
+st.title("Semantic relation")
+st.caption("How do an image and a text relate? CMI, SC and STAT, and the eight classes of Otto et al. (2020).")
+widgets.explain("What am I looking at? (the taxonomy and how it is estimated)", EXPLANATION)
+ds = widgets.current_dataset()
+encoder = widgets.current_encoder()
+mode = st.radio("Label", ["one pair", "many pairs"], horizontal=True, key="rel_mode")
+if mode == "one pair":
+    _single(ds, encoder)
+else:
+    _batch(widgets.require_data(min_images=1, min_texts=1), encoder)

@@ -219,7 +219,7 @@ def test_generator_covers_all_classes_with_disjoint_seeds():
     assert all(p.scene.seed >= HELD_OUT_SEED_START for p in test)
     for p in train + test:
         parsed = parse_text(p.text)
-        cmi, sc, stat = COMPONENTS[p.label]
+        cmi, _sc, stat = COMPONENTS[p.label]
         if p.label == "Interdependent":
             assert parsed.deictic
         if cmi == 1:
@@ -270,7 +270,9 @@ def test_eval_on_a_small_fixed_set_beats_chance(encoder):
 def _scene_png(tmp_path):
     from mmexplore.data.shapes import Scene, ShapeObject, render_scene
 
-    scene = Scene((ShapeObject("circle", "red", "large", 0.28, 0.5, 0.16), ShapeObject("square", "blue", "large", 0.72, 0.5, 0.16)))
+    red = ShapeObject("circle", "red", "large", 0.28, 0.5, 0.16)
+    blue = ShapeObject("square", "blue", "large", 0.72, 0.5, 0.16)
+    scene = Scene((red, blue))
     path = tmp_path / "scene.png"
     render_scene(scene, 128).save(path)
     return path
