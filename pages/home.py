@@ -18,15 +18,15 @@ st.markdown(
 )
 
 # ---------------------------------------------------------------------------- samples
-c1, c2, _ = st.columns([1, 1, 2])
-if c1.button(
-    "Load shapes samples", key="home_samples_shapes", type="primary", help="8 generated scenes, true captions, hard negatives"
-):
-    load_samples("shapes")
-    st.rerun()
-if c2.button("Load photo samples", key="home_samples_photos", help="8 photos from scikit-image with hand-written captions"):
-    load_samples("photos")
-    st.rerun()
+with st.container(horizontal=True):
+    if st.button(
+        "Load shapes samples", key="home_samples_shapes", type="primary", help="8 generated scenes, true captions, hard negatives"
+    ):
+        load_samples("shapes")
+        st.rerun()
+    if st.button("Load photo samples", key="home_samples_photos", help="8 photos from scikit-image with hand-written captions"):
+        load_samples("photos")
+        st.rerun()
 
 # ---------------------------------------------------------------------------- your own data
 st.header("Your own data")

@@ -75,6 +75,9 @@ def test_bundled_banner_and_sidebar_samples_button():
     at.sidebar.button(key="sb_samples_photos").click().run()
     ds = at.session_state["dataset"]
     assert ds.source == "photo samples" and all(s is None for s in ds.scenes)
+    at.button(key="home_samples_shapes").click().run()  # the same from the Home page
+    assert at.session_state["dataset"].source == "shapes samples"
+    assert at.dataframe, "the pairs table is shown"
 
 
 # ---------------------------------------------------------------------------- similarity page
@@ -247,3 +250,26 @@ def test_unavailable_model_shows_error_and_keeps_old_model(source, spec):
     assert any(spec in e and f"Still using: {old}" in e for e in side_errors), side_errors
     assert at.session_state["model_spec"] == old
     np.testing.assert_allclose(heatmap_values(at), before)  # the page still works on the old model
+
+
+def test_unavailable_device_shows_error_and_keeps_old_model():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here, so choosing it succeeds")
+    at = open_page("pages/home.py", samples=None)
+    old = at.session_state["model_device"]
+    at.sidebar.selectbox(key="sb_model_device").set_value("cuda").run()
+    at.sidebar.button(key="sb_model_load").click().run()
+    assert not at.exception
+    assert any("CUDA is not available" in e for e in _messages(at.sidebar.error))
+    assert at.session_state["model_device"] == old
+
+
+def test_photos_with_bundled_model_warn():
+    if test_model_spec() != "bundled":
+        pytest.skip("the warning is about the bundled model")
+    at = open_page("pages/similarity.py", samples="photos")
+    assert not at.exception
+    assert any("knows only shapes" in w for w in _messages(at.warning))
+    assert heatmap_values(at).shape == (8, 10)
