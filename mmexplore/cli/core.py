@@ -57,6 +57,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         threads=args.threads,
         dense_weight=args.dense_weight,
         init=args.init,
+        pair_fraction=args.pair_fraction,
     )
     log = (lambda s: None) if args.json else print
     metrics = train(cfg, log=log)
@@ -92,6 +93,8 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--pair-fraction", type=float, default=0.0,
+                   help="share of each batch in counterfactual image pairs (swapped positions or colours)")
     p.add_argument("--dense-weight", type=float, default=0.0,
                    help="weight of the dense phrase-patch alignment term from object masks (0: off)")
     p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")

@@ -21,7 +21,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 from mmexplore.data.shapes import (
     HELD_OUT_SEED_START,
     NEGATIVE_KINDS,
+    Scene,
     canonical_caption,
     count_caption,
     hard_negative,
@@ -58,6 +59,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     warmup_steps: int = 100
     negatives: int = 1  # hard negatives per image (0: plain CLIP)
+    pair_fraction: float = 0.0  # share of the batch in counterfactual image pairs (used when negatives > 0)
     seed: int = 0
     device: str = "auto"
     render_size: int = 128
@@ -93,14 +95,62 @@ def build_model(arch: str, vocab_size: int, device: str):
     return model, preprocess, dict(cfg, text_cfg=text_cfg)
 
 
-def make_batch(rng: random.Random, batch_size: int, negatives: int, render_size: int, with_scenes: bool = False):
+def counterfactual_pair(scene: Scene, rng: random.Random) -> tuple[Scene, str, Scene, str] | None:
+    """A scene and its counterfactual twin that differ only in layout or in colour binding.
+
+    ``relation`` (3 in 4): the two related objects trade places, so "a A left of a B" becomes true
+    of the twin as "a B left of a A" (the original's relation-swap negative). ``color``: two objects
+    of different shapes trade colours, and the twin's caption is the original's colour-swap negative.
+    Both images and both captions go into the same batch, so each is the other's hard negative in
+    both directions (images as well as texts), which a text-only negative cannot do.
+    """
+    cap = canonical_caption(scene)
+    if cap.relation is None:
+        return None
+    i, _, j = cap.relation
+    objs = list(scene.objects)
+    a, b = objs[i], objs[j]
+    if rng.random() < 0.75:
+        objs[i], objs[j] = replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)
+        kind = "relation_swap"
+    else:
+        if a.shape == b.shape or a.color == b.color:
+            return None
+        objs[i], objs[j] = replace(a, color=b.color), replace(b, color=a.color)
+        kind = "color_swap"
+    twin = replace(scene, objects=tuple(objs))
+    neg = hard_negative(cap, kind, rng)
+    if neg is None:
+        return None
+    return scene, cap.text, twin, neg.text
+
+
+def make_batch(
+    rng: random.Random,
+    batch_size: int,
+    negatives: int,
+    render_size: int,
+    with_scenes: bool = False,
+    pair_fraction: float = 0.0,
+):
     """One training batch: (images, captions, negative captions per image[, scenes]).
 
     Scenes come from seeds below :data:`HELD_OUT_SEED_START`; 1–4 objects, two-object scenes most
-    often (they carry the relations).
+    often (they carry the relations). A ``pair_fraction`` of the batch is made of counterfactual
+    pairs (:func:`counterfactual_pair`), each image's negative being its twin's caption.
     """
     images, captions, negs, scenes = [], [], [], []
-    for _ in range(batch_size):
+    n_pairs = int(batch_size * pair_fraction) // 2
+    while len(images) < 2 * n_pairs:
+        pair = counterfactual_pair(make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=2), rng)
+        if pair is None:
+            continue
+        for scene, text, other in ((pair[0], pair[1], pair[3]), (pair[2], pair[3], pair[1])):
+            images.append(render_scene(scene, render_size))
+            captions.append(text)
+            negs.append([other] * negatives)
+            scenes.append(scene)
+    while len(images) < batch_size:
         n = rng.choices([1, 2, 3, 4], weights=[0.15, 0.45, 0.25, 0.15])[0]
         scene = make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=n)
         kinds = rng.choices(list(NEGATIVE_WEIGHTS), weights=list(NEGATIVE_WEIGHTS.values()), k=negatives)
@@ -277,7 +327,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     use_amp = device.startswith("cuda")
     dense = cfg.dense_weight > 0
     dense_rng = random.Random(cfg.seed + 1)  # its own stream: runs without the term are unchanged
-    batches = _Prefetcher(lambda: make_batch(rng, cfg.batch_size, cfg.negatives, cfg.render_size, with_scenes=dense))
+    pair_fraction = cfg.pair_fraction if cfg.negatives > 0 else 0.0
+    batches = _Prefetcher(
+        lambda: make_batch(rng, cfg.batch_size, cfg.negatives, cfg.render_size, dense, pair_fraction)
+    )
     try:
         while True:
             elapsed = time.time() - start
