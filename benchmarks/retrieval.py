@@ -105,28 +105,26 @@ def bench_size(n: int, d: int, args: argparse.Namespace, res: dict, save) -> dic
         return {"sweep": rows, "best": best,
                 "meets_target": bool(ok) and best["ms_per_query_single"] <= TARGET_MS}
 
-    if "hnsw" in args.backends:
-        cfg = HNSWConfig(m=args.hnsw_m, ef_construction=args.ef_construction)
-        t0 = time.perf_counter()
-        index = cfg.build(xb)
-        build = time.perf_counter() - t0
-        print(f"hnsw    build {build:7.2f}s  (M={cfg.m}, efConstruction={cfg.ef_construction})", flush=True)
-        out = sweep("hnsw", index, [("ef_search", e) for e in args.ef_search],
-                    lambda ix, v: setattr(ix.hnsw, "efSearch", v))
-        res["hnsw"] = {"build_s": build, "params": cfg.params(), **out}
-        save()
-        del index
-        gc.collect()
+    def set_nprobe(ix, v: int) -> None:
+        faiss.downcast_index(ix.base_index).nprobe = v
 
-    if "ivfpq" in args.backends:
-        cfg = IVFPQConfig(refine_factor=args.refine_factor, train_size=args.train_size)
+    approximate = {
+        "hnsw": (HNSWConfig(m=args.hnsw_m, ef_construction=args.ef_construction), "ef_search", args.ef_search,
+                 lambda ix, v: setattr(ix.hnsw, "efSearch", v)),
+        "ivfpq": (IVFPQConfig(refine_factor=args.refine_factor, train_size=args.train_size), "nprobe", args.nprobe,
+                  set_nprobe),
+    }
+    for name, (cfg, label, values, apply) in approximate.items():
+        if name not in args.backends:
+            continue
         t0 = time.perf_counter()
         index = cfg.build(xb)
         build = time.perf_counter() - t0
-        print(f"ivfpq   build {build:7.2f}s  ({cfg.params()})", flush=True)
-        out = sweep("ivfpq", index, [("nprobe", p) for p in args.nprobe if p <= cfg.params()["nlist"]],
-                    lambda ix, v: setattr(faiss.downcast_index(ix.base_index), "nprobe", v))
-        res["ivfpq"] = {"build_s": build, "params": cfg.params(), **out}
+        print(f"{name:7s} build {build:7.2f}s  ({cfg.params()})", flush=True)
+        limit = cfg.params().get("nlist", max(values))  # nprobe cannot exceed the cells
+        out = sweep(name, index, [(label, v) for v in values if v <= limit], apply)
+        res[name] = {"build_s": build, "params": cfg.params(), **out}
+        save()
         del index
         gc.collect()
     return res
