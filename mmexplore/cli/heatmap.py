@@ -17,7 +17,7 @@ def _safe(name: str) -> str:
 
 
 def _method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {"start_layer": args.start_layer, "word_features": args.word_features}
+    return {"start_layer": args.start_layer, "word_features": args.word_features, "phrase_features": args.phrase_features}
 
 
 def _write_pair_files(out: Path, stem: str, image: Any, result: Any, args: argparse.Namespace) -> list[str]:
@@ -113,11 +113,13 @@ def cmd_eval_pointing(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
-    from mmexplore.heatmaps.methods import WORD_FEATURES
+    from mmexplore.heatmaps.methods import PHRASE_FEATURES, WORD_FEATURES
 
     p.add_argument("--start-layer", type=int, default=0, help="relevancy: first image block used (negative: from the end)")
     p.add_argument("--word-features", choices=WORD_FEATURES, default="context",
                    help="context: the word's token state in the caption; alone: the word embedded on its own")
+    p.add_argument("--phrase-features", choices=PHRASE_FEATURES, default="pooled",
+                   help="pooled: the phrase embedded on its own; words: mean of its word features in the caption")
 
 
 def register(commands: Any, evals: Any) -> None:

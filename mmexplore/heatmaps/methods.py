@@ -25,10 +25,11 @@ import numpy as np
 from mmexplore.errors import InputError
 from mmexplore.heatmaps.features import DENSE_MODES, dense_from_last_input, token_features, visual_pass
 from mmexplore.heatmaps.result import HeatmapResult, crop_box
-from mmexplore.heatmaps.words import align_words
+from mmexplore.heatmaps.words import align_words, find_phrase
 
 METHODS = ("attention", "relevancy")
 WORD_FEATURES = ("context", "alone")
+PHRASE_FEATURES = ("pooled", "words")
 
 
 def check_method(method: str) -> str:
@@ -37,7 +38,9 @@ def check_method(method: str) -> str:
     return method
 
 
-def _text_vectors(encoder: Any, texts: Sequence[str], phrases: Sequence[Sequence[str]], word_features: str):
+def _text_vectors(
+    encoder: Any, texts: Sequence[str], phrases: Sequence[Sequence[str]], word_features: str, phrase_features: str = "pooled"
+):
     """Per caption: (alignment, word vectors (n_words, d), phrase vectors (n_phrases, d)) as torch tensors."""
     import torch
 
@@ -58,6 +61,13 @@ def _text_vectors(encoder: Any, texts: Sequence[str], phrases: Sequence[Sequence
         else:
             words = tok[n, al.last_positions] if al.words else tok.new_zeros((0, tok.shape[-1]))
         phr = pooled[[index[p] for p in ph]] if ph else tok.new_zeros((0, tok.shape[-1]))
+        if phrase_features == "words" and ph:
+            # Mean of the phrase's word vectors where the caption contains it (else its pooled embedding).
+            rows = []
+            for k, p in enumerate(ph):
+                idx = find_phrase(al, p, encoder.tokenizer)
+                rows.append(torch.nn.functional.normalize(words[idx].mean(0), dim=-1) if idx else phr[k])
+            phr = torch.stack(rows)
         out.append((al, torch.as_tensor(words), torch.as_tensor(phr)))
     return out
 
@@ -100,6 +110,7 @@ def compute_heatmaps(
     phrases: Sequence[Sequence[str] | str | None] | None = None,
     method: str = "attention",
     word_features: str = "context",
+    phrase_features: str = "pooled",
     dense_mode: str = "value",
     temperature: float | None = None,
     start_layer: int = 0,
@@ -120,6 +131,9 @@ def compute_heatmaps(
     method : {"attention", "relevancy"}
     word_features : {"context", "alone"}
         How a word becomes a text vector (see the module docstring).
+    phrase_features : {"pooled", "words"}
+        A phrase's vector: its own pooled embedding (default), or the mean of its word vectors in the
+        caption (pooled when the caption does not contain it).
     dense_mode : {"value", "value_residual"}
         MaskCLIP patch features (attention method only).
     temperature : float, optional
@@ -142,6 +156,8 @@ def compute_heatmaps(
     check_method(method)
     if word_features not in WORD_FEATURES:
         raise InputError(f"Unsupported word features '{word_features}'. The available options are {list(WORD_FEATURES)}")
+    if phrase_features not in PHRASE_FEATURES:
+        raise InputError(f"Unsupported phrase features '{phrase_features}'. The available options are {list(PHRASE_FEATURES)}")
     if dense_mode not in DENSE_MODES:
         raise InputError(f"Unsupported dense mode '{dense_mode}'. The available modes are {list(DENSE_MODES)}")
     if len(images) != len(texts):
@@ -159,7 +175,7 @@ def compute_heatmaps(
     grid = tuple(int(g) for g in visual.grid_size)
     resize_mode = (getattr(visual, "preprocess_cfg", None) or {}).get("resize_mode", "shortest")
     scale = float(temperature if temperature is not None else encoder.logit_scale)
-    text_parts = _text_vectors(encoder, [str(t) for t in texts], norm_phrases, word_features)
+    text_parts = _text_vectors(encoder, [str(t) for t in texts], norm_phrases, word_features, phrase_features)
     results: list[HeatmapResult] = []
     total = len(rgb)
     for start in range(0, total, max(1, batch_size)):
@@ -181,7 +197,7 @@ def compute_heatmaps(
                 rows = _relevancy(visual, pixels[b : b + 1], targets, start_layer)
             rows = _as_distribution(rows).reshape(-1, *grid)
             n_w = len(al.words)
-            params: dict[str, Any] = {"word_features": word_features}
+            params: dict[str, Any] = {"word_features": word_features, "phrase_features": phrase_features}
             if method == "attention":
                 params.update(temperature=scale, dense_mode=dense_mode)
             else:
