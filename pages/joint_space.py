@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import streamlit as st
 
 from mmexplore.projection import get_method, list_methods, project_joint
@@ -30,6 +32,34 @@ joins each true (image, caption) pair.
   UMAP keeps neighbourhoods (can place new points). t-SNE keeps local clusters but its distances
   between clusters mean little, and it cannot place new points into an existing map.
 """
+
+
+
+def show_selection(event, fig, es, thumbnails, limit: int = 12) -> None:
+    """Images and captions of the points selected on the map (click, box or lasso)."""
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+        getattr(getattr(event, "selection", None), "points", []) or []
+    picked = []
+    for p in points:
+        name = fig.data[p["curve_number"]].name if p.get("curve_number") is not None else ""
+        cd = p.get("customdata")
+        idx = int(cd[0] if isinstance(cd, list | tuple) else cd) if cd is not None else None
+        if idx is not None and name in ("images", "texts"):
+            picked.append((name, idx))
+    if not picked:
+        st.caption("Click, box- or lasso-select points to see their images and captions here.")
+        return
+    st.markdown(f"**Selected: {len(picked)} point(s)**" + (f" (first {limit} shown)" if len(picked) > limit else ""))
+    cols = st.columns(4)
+    for k, (name, idx) in enumerate(picked[:limit]):
+        with cols[k % 4]:
+            if name == "images":
+                if thumbnails is not None:
+                    st.image(base64.b64decode(thumbnails[idx].split(",", 1)[1]), width=96)
+                st.caption(f"🖼️ {es.image_names[idx]}")
+            else:
+                st.caption(f"💬 {es.captions[idx]}")
+
 
 st.title("Joint space")
 widgets.explain("What am I looking at?", EXPLANATION)
@@ -73,7 +103,9 @@ with right:
 with left:
     fig, drawn = joint_scatter(res, es.image_names, es.captions, max_points=max_points, show_lines=show_lines,
                                density=density, thumbnails=loaded.thumbnails)
-    st.plotly_chart(fig, key="joint_scatter", config={"displaylogo": False})
+    event = st.plotly_chart(fig, key="joint_scatter", config={"displaylogo": False}, on_select="rerun",
+                            selection_mode=("points", "box", "lasso"))
+    show_selection(event, fig, es, loaded.thumbnails)
     for note in res.notes:
         st.caption(f"ℹ️ {note}")
     if drawn["drawn"] < drawn["points"]:

@@ -107,11 +107,12 @@ def test_one_pair_falls_back_to_pca_with_note():
 
 
 def test_seeded_and_transform_rules():
-    img, txt = cones(n=30)
+    img, txt = cones(n=40, d=64)
     x = np.vstack([img, txt])
-    a = Projector("umap", random_state=3).fit_transform(x)
+    a = Projector("umap", random_state=3).fit(x)
     b = Projector("umap", random_state=3).fit_transform(x)
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a.embedding_, b)
+    assert a.config_.pca_dims == 50  # 64-d input: PCA to 50 dims first, inside the fitted pipeline
     pca = Projector("pca").fit(x)
     np.testing.assert_allclose(pca.transform(x), pca.embedding_, atol=1e-4)
     assert Projector("umap", random_state=0).fit(x).transform(x[:2]).shape == (2, 2)
@@ -175,7 +176,7 @@ def test_cca_recovers_planted_correlations():
     n, planted = 20000, np.array([0.9, 0.6, 0.3])
     z = rng.normal(size=(n, 3))
     # Each latent reaches X and Y with noise chosen so that corr(x_k, y_k) = ρ_k.
-    noise_sd = np.sqrt(1 / np.sqrt(planted) ** 2 - 1)  # corr = 1/(1+σ²) per shared latent
+    noise_sd = np.sqrt(1 / planted - 1)  # corr(z + σε, z + σε') = 1 / (1 + σ²) = ρ
     x_lat = z + noise_sd * rng.normal(size=(n, 3))
     y_lat = z + noise_sd * rng.normal(size=(n, 3))
     x = np.hstack([x_lat, rng.normal(size=(n, 5))]) @ rng.normal(size=(8, 8))  # mixed, plus nuisance

@@ -74,7 +74,7 @@ class Projector:
             notes.append(f"{spec.name} needs at least {spec.min_points} points, got {n}: used PCA instead")
             spec = get_method("pca")
             config = make_config("pca")
-        notes += spec.adapt(config, n)
+        notes += spec.adapt(config, n, d)
         # PCA can give at most min(n, d) components; extra axes are padded with zeros.
         k = self.n_components
         if spec.name == "pca" and min(n, d) < k:
