@@ -124,33 +124,41 @@ def bench_render(n_points: int, d: int, max_points: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--only", choices=["umap", "cca", "render"], action="append",
+                    help="run only these parts, keeping the other parts of an existing results file")
     args = ap.parse_args()
     q = args.quick
+    parts = set(args.only or ["umap", "cca", "render"])
     load = os.getloadavg()
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": load,
+    previous = json.loads(OUT.read_text()) if (args.only and OUT.exists()) else {}
+    results = previous | {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": load,
                            "note": "CPU shared with a model-training run (see load average)"}}
     print(f"load average at start: {load[0]:.2f} on {os.cpu_count()} CPUs")
 
-    r = results["umap"] = bench_umap(2000 if q else 10_000, 512)
-    print(f"UMAP {r['n']}×{r['d']}: {r['seconds']:.1f} s (target ≤ 30 s: {'met' if r['meets_target'] else 'MISSED'}; "
-          f"import+JIT once {r['import_and_jit_seconds']:.1f} s); PCA {r['pca_seconds']:.2f} s "
-          f"→ UMAP/PCA ×{r['umap_over_pca']:.0f}")
+    if "umap" in parts:
+        r = results["umap"] = bench_umap(2000 if q else 10_000, 512)
+        print(f"UMAP {r['n']}×{r['d']}: {r['seconds']:.1f} s (target ≤ 30 s: {'met' if r['meets_target'] else 'MISSED'}; "
+              f"import+JIT once {r['import_and_jit_seconds']:.1f} s); PCA {r['pca_seconds']:.2f} s "
+              f"→ UMAP/PCA ×{r['umap_over_pca']:.0f}")
 
-    r = results["cca"] = bench_cca(5000 if q else 50_000, 512, 1000 if q else 2000, 32)
-    lg, vs = r["large"], r["vs_sklearn"]
-    print(f"CCA {lg['n']}×{lg['d']} (all {lg['components']} components): {lg['seconds']:.2f} s "
-          f"(target ≤ 5 s: {'met' if lg['meets_target'] else 'MISSED'}); "
-          f"with 1 BLAS thread {lg['seconds_one_blas_thread']:.2f} s")
-    print(f"CCA vs scikit-learn at {vs['n']}×{vs['d']}, {vs['n_components']} components: sklearn {vs['sklearn_seconds']:.2f} s, "
-          f"ours {vs['ours_seconds'] * 1000:.1f} ms → ×{vs['speedup']:.0f} faster (target ×20: "
-          f"{'met' if vs['meets_target'] else 'MISSED'}); max |Δρ| = {vs['max_abs_correlation_difference']:.1e}")
+    if "cca" in parts:
+        r = results["cca"] = bench_cca(5000 if q else 50_000, 512, 1000 if q else 2000, 32)
+        lg, vs = r["large"], r["vs_sklearn"]
+        print(f"CCA {lg['n']}×{lg['d']} (all {lg['components']} components): {lg['seconds']:.2f} s "
+              f"(target ≤ 5 s: {'met' if lg['meets_target'] else 'MISSED'}); "
+              f"with 1 BLAS thread {lg['seconds_one_blas_thread']:.2f} s")
+        print(f"CCA vs scikit-learn at {vs['n']}×{vs['d']}, {vs['n_components']} components: "
+              f"sklearn {vs['sklearn_seconds']:.2f} s, "
+              f"ours {vs['ours_seconds'] * 1000:.1f} ms → ×{vs['speedup']:.0f} faster (target ×20: "
+              f"{'met' if vs['meets_target'] else 'MISSED'}); max |Δρ| = {vs['max_abs_correlation_difference']:.1e}")
 
-    r = results["render"] = bench_render(20_000 if q else 100_000, 128, 5000)
-    print(f"Joint map at {r['points']:,} points: sampled ({r['max_drawn']:,} drawn + density) "
-          f"{r['sampled_render_seconds']:.2f} s, "
-          f"{r['sampled_payload_bytes'] / 1e6:.2f} MB vs all points {r['full_render_seconds']:.2f} s, "
-          f"{r['full_payload_bytes'] / 1e6:.1f} MB → payload ×{r['payload_ratio_full_over_sampled']:.1f} smaller, "
-          f"time ×{r['time_ratio_full_over_sampled']:.1f} faster; PCA of all points {r['pca_projection_seconds']:.2f} s")
+    if "render" in parts:
+        r = results["render"] = bench_render(20_000 if q else 100_000, 128, 5000)
+        print(f"Joint map at {r['points']:,} points: sampled ({r['max_drawn']:,} drawn + density) "
+              f"{r['sampled_render_seconds']:.2f} s, "
+              f"{r['sampled_payload_bytes'] / 1e6:.2f} MB vs all points {r['full_render_seconds']:.2f} s, "
+              f"{r['full_payload_bytes'] / 1e6:.1f} MB → payload ×{r['payload_ratio_full_over_sampled']:.1f} smaller, "
+              f"time ×{r['time_ratio_full_over_sampled']:.1f} faster; PCA of all points {r['pca_projection_seconds']:.2f} s")
     results["load_avg_at_end"] = os.getloadavg()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2, default=float))
