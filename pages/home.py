@@ -41,9 +41,11 @@ def _report(key: str) -> None:
 
 
 def _remember(key: str, outcome: di.Outcome, note: str | None) -> None:
+    """Store the new data set and its messages, then rerun so the sidebar summary is current too."""
     widgets.set_dataset(outcome.dataset)
     st.session_state[f"{key}_errors"] = outcome.errors
     st.session_state[f"{key}_notes"] = [note] if note else outcome.notes
+    st.rerun()
 
 
 with tab_img:

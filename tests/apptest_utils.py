@@ -34,7 +34,8 @@ PAGES = (
     "pages/search.py",
     "pages/probes.py",
 )
-DEFAULT_TIMEOUT_S = 120.0
+# Per script run; generous because tests share 2 cores with training runs (not a speed check).
+DEFAULT_TIMEOUT_S = 300.0
 
 
 # Used only while assets/bundled is absent (a fresh checkout before training): same wiring, random weights.
