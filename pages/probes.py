@@ -88,8 +88,8 @@ else:
     else:
         table = pd.DataFrame([{
             "perturbation": KIND_LABELS[r.kind], "caption": r.text, "cosine": round(r.score, 4),
-            "Δ vs true": round(r.score - res.score, 4), "model": "✅ pass" if r.passed else "❌ fail",
-            "bag of words": {1.0: "✅ pass", 0.5: "➖ tie", 0.0: "❌ fail"}[r.bow_pass],
+            "Δ vs true": round(r.score - res.score, 4), "model": "pass" if r.passed else "FAIL",
+            "bag of words": {1.0: "pass", 0.5: "tie", 0.0: "FAIL"}[r.bow_pass],
         } for r in res.rows])
         st.dataframe(table, hide_index=True, key="probe_table")
         dropped = [KIND_LABELS[k] for k in PERTURBATION_KINDS if k not in {r.kind for r in res.rows}]
