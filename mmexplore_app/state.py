@@ -82,8 +82,8 @@ class Dataset:
         """One line for the sidebar: counts and source."""
         return f"{self.n_images} images · {self.n_texts} captions · {int(self.pairs.sum())} true pairs ({self.source})"
 
-    def content_key(self) -> str:
-        """A hash of the images' pixels, the captions and the pairs (cache key for derived results)."""
+    def embedding_key(self) -> str:
+        """A hash of the images' pixels and the captions, in order (cache key for embeddings)."""
         from mmexplore.models.cache import image_digest, text_digest
 
         h = hashlib.sha256()
@@ -92,6 +92,11 @@ class Dataset:
         h.update(b"|texts|")
         for t in self.texts:
             h.update(text_digest(t).encode())
+        return h.hexdigest()[:32]
+
+    def content_key(self) -> str:
+        """A hash of the images' pixels, the captions and the pairs (cache key for derived results)."""
+        h = hashlib.sha256(self.embedding_key().encode())
         h.update(b"|pairs|")
         h.update(np.packbits(self.pairs.astype(bool)).tobytes())
         h.update(str(self.pairs.shape).encode())

@@ -145,13 +145,13 @@ def progress_callback(label: str, *, min_items: int = PROGRESS_MIN_ITEMS) -> Cal
 def dataset_embeddings(dataset: Dataset | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of the shared data set under the current model: ``(img_emb (N, d), txt_emb (M, d))``.
 
-    Memoised in the session per (model id, content hash of images and captions), so switching
+    Memoised in the session per (model id, hash of the images' pixels and the captions), so switching
     pages returns the same arrays without encoding; below that, the encoder's own embedding cache
     (shared by all sessions) makes re-encoding a seen image or caption a lookup.
     """
     ds = dataset if dataset is not None else current_dataset()
     encoder = current_encoder()
-    key = (encoder.model_id, ds.content_key())
+    key = (encoder.model_id, ds.embedding_key())  # pairs do not change embeddings
     memo = st.session_state.setdefault(EMB_MEMO_KEY, {})
     if key in memo:
         return memo[key]
@@ -276,7 +276,7 @@ def dataset_thumbnail_uris(dataset: Dataset | None = None, size: int = 96) -> li
     from mmexplore_app.figures import image_data_uri
 
     ds = dataset if dataset is not None else current_dataset()
-    key = (ds.content_key(), size)
+    key = (ds.embedding_key(), size)
     memo = st.session_state.setdefault("_thumb_memo", {})
     if key not in memo:
         memo.clear()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from apptest_utils import (
     PAGES,
+    figure_spec,
     heatmap_values,
     new_app,
     open_page,
@@ -130,8 +131,6 @@ def test_similarity_page_shapes_samples_matrix(capsys, tmp_path):
     assert not at.exception, at.exception
     z = heatmap_values(at)
     np.testing.assert_allclose(z, np.array(cli["cosine"]), atol=2e-5)
-    from apptest_utils import figure_spec
-
     layout = figure_spec(at)["layout"]
     assert len(layout["images"]) == 8  # one thumbnail per row
     outlined = {(round(s["y0"] + 0.5), round(s["x0"] + 0.5)) for s in layout["shapes"]}
@@ -161,6 +160,15 @@ def test_similarity_page_switch_reuses_embeddings():
     at.run()
     (key2, (img2, _)), = at.session_state["_emb_memo"].items()
     assert key2 == key and img2 is img  # the same arrays: nothing was re-encoded
+    ds = at.session_state["dataset"].copy()
+    ds.pairs[:, :] = False
+    ds.pairs[0, 1] = True  # new pairs, same images and captions
+    at.session_state["dataset"] = ds
+    at.run()
+    (_key3, (img3, _)), = at.session_state["_emb_memo"].items()
+    assert img3 is img
+    outlined = figure_spec(at)["layout"]["shapes"]
+    assert len(outlined) == 1 and round(outlined[0]["x0"] + 0.5) == 1
 
 
 def test_png_export_gives_file_or_clear_note():

@@ -78,9 +78,10 @@ def test_pairs_table_round_trip_with_edits():
 
 def test_dataset_add_remove_and_content_key():
     ds = _ds()
-    key = ds.content_key()
+    key, emb_key = ds.content_key(), ds.embedding_key()
     ds.pairs[0, 0] = True
     assert ds.content_key() != key  # pairs are part of the key
+    assert ds.embedding_key() == emb_key  # but not of the embeddings' key
     ds.remove_texts([1])
     assert ds.texts == ["red", "green"] and ds.pairs.shape == (2, 2)
     ds.remove_images([0])
