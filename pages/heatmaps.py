@@ -25,8 +25,8 @@ MEMO_KEY = "heat_memo"
 EXPLANATION = """
 **Attention** (the course notes' α_ij = softmax_i(I_iᵀ W_a T_j)). Every image patch i gets a feature
 I_i in the joint space (MaskCLIP: the value path of the last attention block, then the same `ln_post`
-and projection as the class token). Every word j gets a text feature T_j (its token state in the
-caption, or the word embedded alone). α_ij is a softmax over the patches of their cosine with the word,
+and projection as the class token). Every word j gets a text feature T_j (the word embedded alone,
+or its token state inside the caption). α_ij is a softmax over the patches of their cosine with the word,
 scaled by the model's logit scale (1/τ): each map sums to 1.
 
 **Gradient relevancy** (Chefer et al., 2021). For the score ⟨image embedding, T_j⟩, every image
@@ -41,7 +41,8 @@ what the model was trained to align with images, and it binds colour, size and s
 - Function words ("a", "of", ",") have no place in the image; their maps are diffuse or copy a
   neighbour's. Read the content words.
 - With *context* features a word's vector has read the words before it (the text tower is causal), so
-  "circle" in "a red circle" also carries "red". Switch to *alone* to map the bare word.
+  "circle" in "a red circle" also carries "red"; a small model only trains the end-of-text state into
+  the joint space, so context maps of different words often look alike. *alone* (default) maps the bare word.
 - Relevancy explains the whole image embedding: for words the model ignores (it is bag-of-words about
   relations such as "left of") it shows the salient object rather than the word.
 - The grid is coarse (8×8 patches for the bundled model): small objects fall inside one patch, and

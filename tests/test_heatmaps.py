@@ -150,6 +150,9 @@ def test_map_shapes_both_methods(encoder, scene_pair, method):
     # resampling) the same pixels, and peaks shift by the padding.
     assert res[1].box == (32.0, 0.0, 160.0, 128.0)
     assert np.allclose(res[0].maps, res[1].maps, atol=2e-3)
+    alone = compute_heatmaps(encoder, [wide], [cap.text], phrases=[phrases], method=method)[0]
+    assert np.allclose(alone.maps, res[1].maps, atol=1e-5)  # batching does not mix pairs
+    assert np.allclose(alone.phrase_maps, res[1].phrase_maps, atol=1e-5)
     x0, y0 = res[0].peak(phrases[0])
     x1, y1 = res[1].peak(phrases[0])
     assert abs(x1 - 32 - x0) <= 16 and abs(y1 - y0) <= 16  # within one patch (16 px here)

@@ -116,7 +116,7 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     from mmexplore.heatmaps.methods import PHRASE_FEATURES, WORD_FEATURES
 
     p.add_argument("--start-layer", type=int, default=0, help="relevancy: first image block used (negative: from the end)")
-    p.add_argument("--word-features", choices=WORD_FEATURES, default="context",
+    p.add_argument("--word-features", choices=WORD_FEATURES, default="alone",
                    help="context: the word's token state in the caption; alone: the word embedded on its own")
     p.add_argument("--phrase-features", choices=PHRASE_FEATURES, default="pooled",
                    help="pooled: the phrase embedded on its own; words: mean of its word features in the caption")

@@ -8,11 +8,13 @@
   attention map A (blocks ``start_layer ..``), Ā = mean_heads(clamp(∇_A y ⊙ A, min=0)) and
   R ← R + Ā·R from R = I; the map is the class token's row of R over the patches.
 
-Text features of a word (``word_features``): ``context`` (default) — the caption's own token state at
-the word's last BPE piece (a causal text tower has read the whole word there); ``alone`` — the word
-embedded on its own as a caption. A phrase is always embedded on its own (its pooled embedding): that
-is the vector the model was trained to align with images, and the pooled phrase binds colour, size
-and shape together, where a mean of word features blurs them (README reports the comparison).
+Text features of a word (``word_features``): ``alone`` (default) — the word embedded on its own as a
+caption, i.e. the pooled vector CLIP trains to match images; ``context`` — the caption's own token
+state at the word's last BPE piece (a causal text tower has read the whole word there, and the words
+before it). Only the pooled end-of-text state is trained into the joint space, so on the bundled model
+the context states of all words look alike (every word's map shows the same object). A phrase is
+embedded on its own by default (``phrase_features="pooled"``): that vector binds colour, size and
+shape together; ``"words"`` averages its word vectors instead (README reports the comparison).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from mmexplore.heatmaps.result import HeatmapResult, crop_box
 from mmexplore.heatmaps.words import align_words, find_phrase
 
 METHODS = ("attention", "relevancy")
-WORD_FEATURES = ("context", "alone")
+WORD_FEATURES = ("alone", "context")
 PHRASE_FEATURES = ("pooled", "words")
+RELEVANCY_ROWS = 64
 
 
 def check_method(method: str) -> str:
@@ -73,15 +76,16 @@ def _text_vectors(
 
 
 def _relevancy(visual: Any, pixels: Any, targets: Any, start_layer: int) -> np.ndarray:
-    """Chefer relevancy of the class token over patches for one image and K target text vectors.
+    """Chefer relevancy of the class token over patches, one row per (image, target text vector).
 
-    pixels: (1, 3, S, S); targets: (K, d) unit vectors. Returns ndarray (K, m), each row ≥ 0.
+    pixels: (K, 3, S, S), row k the image of target k; targets: (K, d) unit vectors.
+    Returns ndarray (K, m), each row ≥ 0.
     """
     import torch
 
     k = targets.shape[0]
     with torch.enable_grad():
-        x = pixels.expand(k, -1, -1, -1).clone().requires_grad_(True)
+        x = pixels.clone().requires_grad_(True)
         res = visual_pass(visual, x, attn_from=start_layer)
         img = torch.nn.functional.normalize(res.pooled.float(), dim=-1)
         score = (img * targets).sum()  # each batch row only depends on its own target: one backward for all
@@ -109,7 +113,7 @@ def compute_heatmaps(
     *,
     phrases: Sequence[Sequence[str] | str | None] | None = None,
     method: str = "attention",
-    word_features: str = "context",
+    word_features: str = "alone",
     phrase_features: str = "pooled",
     dense_mode: str = "value",
     temperature: float | None = None,
@@ -129,7 +133,7 @@ def compute_heatmaps(
     phrases : sequence of (str or list of str or None), optional
         Extra maps per pair, e.g. an object phrase "small red circle" (embedded on its own).
     method : {"attention", "relevancy"}
-    word_features : {"context", "alone"}
+    word_features : {"alone", "context"}
         How a word becomes a text vector (see the module docstring).
     phrase_features : {"pooled", "words"}
         A phrase's vector: its own pooled embedding (default), or the mean of its word vectors in the
@@ -141,7 +145,8 @@ def compute_heatmaps(
     start_layer : int
         First image block whose attention enters relevancy (negative: from the end; 0: all).
     batch_size : int
-        Images per forward pass (attention method).
+        Images per forward pass. Relevancy runs one backward pass for all their (image, word/phrase)
+        rows, at most ``RELEVANCY_ROWS`` at a time (memory grows with rows × layers × tokens²).
     progress : callable(done, total), optional
 
     Returns
@@ -185,16 +190,28 @@ def compute_heatmaps(
             with torch.inference_mode():
                 res = visual_pass(visual, pixels)
                 dense = torch.nn.functional.normalize(dense_from_last_input(visual, res.last_input, dense_mode).float(), dim=-1)
+        targets = [torch.cat([text_parts[i][1], text_parts[i][2]]).to(encoder.device) for i in idx]
+        if method == "relevancy":
+            # One backward pass for every (image, word/phrase) row of the batch: rows never interact.
+            counts = [t.shape[0] for t in targets]
+            rel = np.zeros((0, grid[0] * grid[1]), np.float32)
+            if sum(counts):
+                rows_px = pixels.repeat_interleave(torch.tensor(counts, device=pixels.device), dim=0)
+                rows_t = torch.cat(targets)
+                rel = np.concatenate([
+                    _relevancy(visual, rows_px[a : a + RELEVANCY_ROWS], rows_t[a : a + RELEVANCY_ROWS], start_layer)
+                    for a in range(0, rows_t.shape[0], RELEVANCY_ROWS)
+                ])
+            offsets = np.cumsum([0, *counts])
         for b, i in enumerate(idx):
-            al, words, phr = text_parts[i]
-            targets = torch.cat([words, phr]).to(encoder.device)
-            if targets.shape[0] == 0:
+            al = text_parts[i][0]
+            if targets[b].shape[0] == 0:
                 rows = np.zeros((0, grid[0] * grid[1]), np.float32)
             elif method == "attention":
                 with torch.inference_mode():
-                    rows = torch.softmax(scale * targets @ dense[b].T, dim=-1).cpu().numpy()
+                    rows = torch.softmax(scale * targets[b] @ dense[b].T, dim=-1).cpu().numpy()
             else:
-                rows = _relevancy(visual, pixels[b : b + 1], targets, start_layer)
+                rows = rel[offsets[b] : offsets[b + 1]]
             rows = _as_distribution(rows).reshape(-1, *grid)
             n_w = len(al.words)
             params: dict[str, Any] = {"word_features": word_features, "phrase_features": phrase_features}
