@@ -68,6 +68,8 @@ def _card(result: dict) -> None:
     c3.metric("STAT", f"{result['stat']} ({view.STAT_NAMES[result['stat']]})", f"conf. {comp['stat']['confidence']:.2f}",
               delta_color="off")
     st.markdown(f"**Why:** {result['explanation']}")
+    if result.get("calibration", {}).get("stale"):
+        st.warning("The relation calibration was fitted for other model weights; run `mmexplore relation calibrate`.")
     st.markdown(f"**Use case of this class:** {result['use_case']}")
 
 

@@ -55,6 +55,8 @@ def cmd_relation(args: argparse.Namespace) -> dict[str, Any]:
     d["_text"] = (
         f"{res.label}  (CMI={res.cmi}, SC={res.sc}, STAT={res.stat}, p={res.probabilities[res.label]:.2f})\n"
         f"{res.explanation}\nuse case: {res.use_case}"
+        + ("\nwarning: the calibration was fitted for other weights; run `mmexplore relation calibrate`"
+           if res.extra["calibration"]["stale"] else "")
     )
     return d
 

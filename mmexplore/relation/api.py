@@ -104,6 +104,12 @@ def relate(
     if not groundings:
         return []
     clf = cal.classifier
+    made_for = cal.meta.get("model_id")
+    cal_note = {
+        "path": cal.meta.get("path"), "mode": clf.mode,
+        # A calibration fitted on other weights still runs, but its thresholds may be off.
+        "stale": bool(made_for) and made_for != getattr(encoder, "model_id", made_for),
+    }
     probs = clf.predict_proba(X)
     comp = clf.component_proba(X)
     out = []
@@ -133,6 +139,6 @@ def relate(
             label=label, cmi=cmi, sc=sc, stat=stat,
             probabilities={c: float(p) for c, p in zip(CLASSES, probs[i], strict=True)},
             components=components, evidence=evidence, explanation=explain(g, label),
-            use_case=USE_CASES[label], text=texts[i],
+            use_case=USE_CASES[label], text=texts[i], extra={"calibration": cal_note},
         ))
     return out

@@ -157,6 +157,30 @@ def pair_features(encoder, images: list, texts: list[str], scale: float | None =
     return readings, groundings, X
 
 
+def choose_C(X: np.ndarray, labels: list[str], grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0), folds: int = 5):
+    """The logistic regressions' C with the best ``folds``-fold cross-validated macro accuracy on (X, labels).
+
+    Returns
+    -------
+    (C, scores) : tuple of (float, dict)
+        The chosen C and the mean macro accuracy of every C tried.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from mmexplore.relation.evaluate import score_labels
+
+    y = np.asarray(labels)
+    scores: dict[float, float] = {}
+    for C in grid:
+        accs = []
+        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y):
+            clf = RelationClassifier(C=C).fit(X[tr], list(y[tr]))
+            accs.append(score_labels(list(y[te]), clf.predict(X[te]))["macro_accuracy"])
+        scores[C] = float(np.mean(accs))
+    best = max(grid, key=lambda c: (round(scores[c], 3), -abs(np.log10(c))))
+    return best, scores
+
+
 def calibrate(
     encoder,
     *,
@@ -196,13 +220,15 @@ def calibrate(
         f"(size {fitted['size']:.3f}, colour {fitted['color']:.3f}, shape {fitted['shape']:.3f})")
     _, _, X = pair_features(encoder, [], [p.text for p in pairs], scale, readings, zoom_scale)
     labels = [p.label for p in pairs]
-    clf = RelationClassifier().fit(X, labels)
+    C, cv_scores = choose_C(X, labels)
+    log(f"regularisation C={C} (cross-validated macro accuracy {cv_scores[C]:.3f})")
+    clf = RelationClassifier(C=C).fit(X, labels)
     train_acc = float(np.mean([a == b for a, b in zip(clf.predict(X), labels, strict=True)]))
     meta = {
         "model": model_spec, "model_id": getattr(encoder, "model_id", ""), "n_pairs": len(pairs),
         "renderer": renderer, "object_accuracy": obj_acc,
         "attribute_accuracy": {k: fitted[k] for k in ("size", "color", "shape")},
-        "train_accuracy": train_acc,
+        "train_accuracy": train_acc, "C": C, "cv_macro_accuracy": cv_scores,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     cal = Calibration(scale, clf, meta, zoom_scale)

@@ -308,7 +308,8 @@ def ground(
             differ = [a for a, v in ph.attributes.items() if ATTRIBUTE_VALUES[a][int(np.argmax(marg[a][k_alt]))] != v]
             g.contradictions.append({
                 "kind": "attribute", "phrase": ph.text, "p": p_con, "attributes": differ,
-                "detail": f"'{ph.text}' contradicts the image: the closest object reads as '{reads}' (p={reads_p:.2f})",
+                "image_reads": reads, "image_reads_p": reads_p,
+                "detail": f"'{ph.text}' contradicts the image: the closest object reads as '{reads}'",
             })
         contra_attr = max(contra_attr, p_con)
         if ph.count and ph.count >= 2 and n_obj and not reading.whole_image:
