@@ -84,8 +84,8 @@ def joint_scatter(
         span = np.ptp(res.points, axis=0).max() or 1.0
         for row in np.flatnonzero(~is_text):
             x, y = res.points[row]
-            fig.add_layout_image(source=thumbnails[idx[row]], x=x, y=y, xref="x", yref="y", sizex=span * 0.07,
-                                 sizey=span * 0.07, xanchor="center", yanchor="middle", layer="above", opacity=0.9)
+            fig.add_layout_image(source=thumbnails[idx[row]], x=x, y=y, xref="x", yref="y", sizex=span * 0.12,
+                                 sizey=span * 0.12, xanchor="center", yanchor="middle", layer="above", opacity=0.9)
     fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
                       title=f"{res.method.upper()} of {res.n_images:,} images and {res.n_texts:,} texts")
     if dims == 2:
