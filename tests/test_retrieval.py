@@ -199,3 +199,15 @@ def test_build_from_captions_file(tmp_path, image_folder):
     assert index.items["image"][0]["caption"] == "a red thing | a second caption"
     with pytest.raises(InputError, match="expected a folder"):
         build_index(image_folder / "im00.png", tmp_path / "x", enc, progress=False)
+
+
+def test_approximate_index_round_trip_keeps_search_settings(tmp_path):
+    x = clustered(1500, 16)
+    idx = VectorIndex("hnsw", params={"ef_search": 40}).fit(x)
+    desc = idx.save(tmp_path / "h.faiss")
+    back = VectorIndex.load(tmp_path / "h.faiss", desc)
+    assert back.backend_ == "hnsw" and back.index_.hnsw.efSearch == 40 and back.recall_ == idx.recall_
+    np.testing.assert_array_equal(back.search(x[:20], 5)[1], idx.search(x[:20], 5)[1])
+    with pytest.raises(InputError, match="not a readable faiss index"):
+        (tmp_path / "bad.faiss").write_bytes(b"junk")
+        VectorIndex.load(tmp_path / "bad.faiss", desc)
