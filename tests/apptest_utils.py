@@ -118,6 +118,11 @@ def texts_of(elements: Any) -> list[str]:
     return [str(e.value) for e in elements]
 
 
+def image_captions(at: AppTest) -> list[str]:
+    """The captions of every ``st.image`` shown (thumbnail grids, per-word overlays)."""
+    return [c for img in at.get("image") for c in img.captions]
+
+
 def plotly_charts(at: AppTest) -> list[Any]:
     """The Plotly chart elements of the current run (AppTest has no typed accessor for them)."""
     return [e for e in at.get("plotly_chart")]

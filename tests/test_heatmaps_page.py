@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from apptest_utils import open_page
+from apptest_utils import image_captions, open_page
 
 PAGE = "pages/heatmaps.py"
 
-
-def _captions(at) -> list[str]:
-    return [c for img in at.get("image") for c in img.captions]
 
 
 def test_page_shows_word_overlays_for_both_methods():
@@ -16,7 +13,7 @@ def test_page_shows_word_overlays_for_both_methods():
     assert not at.exception
     caption = at.selectbox(key="heat_caption").value
     words = caption.lower().replace(",", " ,").split()
-    shown = _captions(at)
+    shown = image_captions(at)
     assert "image" in shown and any(c.startswith("phrase:") for c in shown)  # a sample scene has a phrase
     for w in set(words):
         assert w in shown
@@ -25,7 +22,7 @@ def test_page_shows_word_overlays_for_both_methods():
 
     at.radio(key="heat_method").set_value("relevancy").run()
     assert not at.exception
-    assert set(words) <= set(_captions(at))
+    assert set(words) <= set(image_captions(at))
     assert at.session_state["heat_method"] == "relevancy"
 
 
@@ -38,7 +35,7 @@ def test_page_typed_caption_and_bad_input():
     at.text_input(key="heat_own").input("a green triangle, a green triangle and " + "a blue square " * 12).run()
     assert not at.exception
     assert any("truncated" in w.value for w in at.warning)  # long caption: visible note
-    assert "triangle" in _captions(at)
+    assert "triangle" in image_captions(at)
 
 
 def test_page_without_data_explains_what_it_needs():

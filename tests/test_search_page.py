@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from apptest_utils import open_page
+from apptest_utils import image_captions, open_page
 
 PAGE = "pages/search.py"
 
-
-def _image_captions(at) -> list[str]:
-    return [c for img in at.get("image") for c in img.captions]
 
 
 def test_text_query_then_click_result_as_next_query():
@@ -17,14 +14,14 @@ def test_text_query_then_click_result_as_next_query():
     assert any("images: 6" in c.value and "exact" in c.value for c in at.caption)  # size, kind, model shown
     at.text_input(key="search_text").input("a red circle").run()
     assert not at.exception
-    shown = _image_captions(at)
+    shown = image_captions(at)
     scores = [float(c.split(" · ")[0]) for c in shown]
     assert len(scores) == 6 and scores == sorted(scores, reverse=True)
     # Clicking "use as query" under the second result searches with that image: it comes first, cosine 1.
     second = shown[1].split(" · ")[1]
     at.button(key="search_use_1").click().run()
     assert not at.exception
-    shown = _image_captions(at)
+    shown = image_captions(at)
     assert shown[0] == "query image"
     assert shown[1].split(" · ")[1] == second and float(shown[1].split(" · ")[0]) > 0.999
 
@@ -65,5 +62,5 @@ def test_build_index_of_a_folder_on_the_page(tmp_path, monkeypatch):
     assert any("broken.png" in w.value for w in at.warning)  # bad file reported, others indexed
     assert any("images: 3" in c.value for c in at.caption)
     at.text_input(key="search_text").input("a small red circle").run()
-    names = [c.split(" · ")[1] for c in _image_captions(at)]
+    names = [c.split(" · ")[1] for c in image_captions(at)]
     assert sorted(names) == ["pic0.png", "pic1.png", "pic2.png"]
