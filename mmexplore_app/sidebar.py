@@ -11,6 +11,8 @@ from mmexplore_app.state import Dataset
 # Model sources offered in the picker: label -> (spec prefix hint, placeholder).
 MODEL_SOURCES: dict[str, str] = {
     "Bundled (shapes world)": "bundled",
+    "Bundled + dense fine-tune (sharper attention maps)": "bundled-dense",
+    "Bundled without hard negatives (for probes)": "bundled-noneg",
     "open_clip pretrained (ARCH:TAG)": "ViT-B-32:laion2b_s34b_b79k",
     "Local weights file (ARCH:/path)": "ViT-B-32:/path/to/weights.safetensors",
     "Hugging Face hub (hf-hub:org/name)": "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
@@ -44,8 +46,8 @@ def _model_picker() -> None:
     st.subheader("Model")
     spec, device = widgets.active_model_choice()
     source = st.selectbox("Source", list(MODEL_SOURCES), key="sb_model_source")
-    if MODEL_SOURCES[source] == "bundled":
-        new_spec = "bundled"
+    if MODEL_SOURCES[source].startswith("bundled"):
+        new_spec = MODEL_SOURCES[source]
     else:
         new_spec = st.text_input(
             "Model spec", key="sb_model_spec", placeholder=MODEL_SOURCES[source], help="See README, 'Model specs'."
