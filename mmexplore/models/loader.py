@@ -203,7 +203,7 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 spec.arch, pretrained=str(spec.path), device=device, weights_only=True, **arch_kwargs
             )
-        except Exception as exc:
+        except Exception as exc:  # any failure to read the file (incl. a refused pickle) is about the user's file
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(
                 f"model spec '{spec.text}': could not load {spec.path.name} into architecture '{spec.arch}': {first[:300]}"
