@@ -142,6 +142,9 @@ def _wait_idle(pg) -> None:
     """Wait until Streamlit has finished running the script (the 'running' status widget is gone)."""
     pg.wait_for_timeout(400)
     pg.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=PAGE_RUN_TIMEOUT_MS)
+    # A long first computation (UMAP's JIT warm-up) can start after the status widget was checked.
+    pg.wait_for_selector('[data-testid="stSpinner"]', state="detached", timeout=PAGE_RUN_TIMEOUT_MS)
+    pg.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=PAGE_RUN_TIMEOUT_MS)
     pg.wait_for_timeout(300)
 
 
@@ -182,6 +185,10 @@ def test_similarity_page_in_a_real_browser(page):
         for page_file in PAGES:
             stem = Path(page_file).stem
             _open(pg, stem)
+            if stem in ("joint_space", "cca"):
+                # These pages compute a projection first (UMAP compiles on first use): wait for the chart.
+                pg.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=PAGE_RUN_TIMEOUT_MS)
+                _wait_idle(pg)
             assert not pg.locator('[data-testid="stException"]').count(), f"{stem}: exception shown"
             pg.screenshot(path=str(target / f"{stem}.png"), full_page=True)
 
