@@ -62,9 +62,13 @@ def test_embedding_cache_hits(encoder, images):
     assert np.array_equal(first, second)
     assert encoder.cache.misses == misses and encoder.cache.hits >= len(images)
     assert calls[-1] == (7, 7)
-    # Duplicates inside one call are encoded once and returned for both positions.
-    dup = encoder.encode_texts(["a red square", "a red square"], use_cache=False)
-    assert np.array_equal(dup[0], dup[1])
+    # Duplicates inside one call are encoded once (one cache entry) and returned for both positions.
+    before = len(encoder.cache)
+    dup = encoder.encode_texts(["a green square", "a green square"])
+    assert np.array_equal(dup[0], dup[1]) and len(encoder.cache) == before + 1
+    # Without the cache nothing is hashed or stored, and the numbers are the same.
+    np.testing.assert_array_equal(encoder.encode_texts(["a green square"], use_cache=False)[0], dup[0])
+    assert len(encoder.cache) == before + 1
 
 
 def test_disk_cache_persists(tmp_path):

@@ -146,7 +146,8 @@ class Encoder:
         from mmexplore.data.images import to_rgb
 
         rgb = [to_rgb(im) for im in images]
-        keys = [EmbeddingCache.key(self.model_id, "image", image_digest(im)) for im in rgb]
+        # Hashing pixels costs as much as a small model's forward pass: only when the cache is used.
+        keys = [EmbeddingCache.key(self.model_id, "image", image_digest(im)) for im in rgb] if use_cache else None
 
         def run(batch: list[Any]) -> np.ndarray:
             pixels = torch.stack([self.preprocess(im) for im in batch]).to(self.device)
@@ -179,7 +180,7 @@ class Encoder:
             Unit-norm rows.
         """
         texts = [str(t) for t in texts]
-        keys = [EmbeddingCache.key(self.model_id, "text", text_digest(t)) for t in texts]
+        keys = [EmbeddingCache.key(self.model_id, "text", text_digest(t)) for t in texts] if use_cache else None
 
         def run(batch: list[str]) -> np.ndarray:
             tokens = self.tokenizer(batch).to(self.device)
@@ -192,7 +193,7 @@ class Encoder:
     def _encode(
         self,
         items: list[Any],
-        keys: list[str],
+        keys: list[str] | None,
         run: Callable[[list[Any]], Any],
         batch_size: int,
         progress: ProgressFn | None,
@@ -200,6 +201,8 @@ class Encoder:
     ) -> np.ndarray:
         import torch
 
+        if keys is None:  # no cache: every item is its own key (duplicates are encoded again)
+            keys, use_cache = [str(i) for i in range(len(items))], False
         out: list[np.ndarray | None] = [None] * len(items)
         todo: list[int] = []
         first_index: dict[str, int] = {}
