@@ -45,6 +45,10 @@ class Dataset:
     scenes: list[Any] = field(default_factory=list)
     source: str = "empty"
     text_notes: dict[str, str] = field(default_factory=dict)
+    # Pixel digest of each image, computed once when it enters the data set: hashing a megapixel photo
+    # takes ~2 ms, and every page rerun asks for embedding_key(). Kept beside the image rather than in
+    # image.info, because PIL copies info through convert/resize and the copy would carry a stale digest.
+    _image_digests: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def from_samples(cls, samples: Any) -> Dataset:
@@ -84,15 +88,24 @@ class Dataset:
 
     def embedding_key(self) -> str:
         """A hash of the images' pixels and the captions, in order (cache key for embeddings)."""
-        from mmexplore.models.cache import image_digest, text_digest
+        from mmexplore.models.cache import text_digest
 
         h = hashlib.sha256()
-        for im in self.images:
-            h.update(image_digest(im).encode())
+        for digest in self.image_digests():
+            h.update(digest.encode())
         h.update(b"|texts|")
         for t in self.texts:
             h.update(text_digest(t).encode())
         return h.hexdigest()[:32]
+
+    def image_digests(self) -> list[str]:
+        """The pixel digest of each image (length N), hashed once per image and then reused."""
+        if len(self._image_digests) != len(self.images):
+            # Images were set without going through add_images (e.g. the constructor): hash them all once.
+            from mmexplore.models.cache import image_digest
+
+            self._image_digests = [image_digest(im) for im in self.images]
+        return self._image_digests
 
     def content_key(self) -> str:
         """A hash of the images' pixels, the captions and the pairs (cache key for derived results)."""
@@ -118,7 +131,11 @@ class Dataset:
         if len(images) != len(names):
             raise ValueError("images and names differ in length")
         self._check()
+        from mmexplore.models.cache import image_digest
+
+        digests = [*self.image_digests(), *(image_digest(im) for im in images)]
         self.images = [*self.images, *images]
+        self._image_digests = digests
         self.image_names = [*self.image_names, *names]
         self.scenes = [*self.scenes, *(scenes if scenes is not None else [None] * len(images))]
         self.pairs = np.vstack([self.pairs, np.zeros((len(images), self.pairs.shape[1]), dtype=bool)])
@@ -137,6 +154,8 @@ class Dataset:
         """Drop images (and their rows of ``pairs``)."""
         self._check()
         keep = [i for i in range(len(self.images)) if i not in set(indices)]
+        digests = self.image_digests()
+        self._image_digests = [digests[i] for i in keep]
         self.images = [self.images[i] for i in keep]
         self.image_names = [self.image_names[i] for i in keep]
         self.scenes = [self.scenes[i] for i in keep]
@@ -159,4 +178,5 @@ class Dataset:
             list(self.scenes),
             self.source,
             dict(self.text_notes),
+            list(self._image_digests),
         )

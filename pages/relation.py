@@ -41,13 +41,15 @@ the whole image is read as one object, which says little.
 """
 
 
-def _relate(encoder, images: list, texts: list[str]) -> list[dict]:
+def _relate(encoder, images: list, texts: list[str], digests: list[str] | None = None) -> list[dict]:
     from mmexplore.models.cache import image_digest
     from mmexplore.relation import load_calibration, relate
 
     spec = widgets.active_model_choice()[0]
     memo = st.session_state.setdefault(MEMO_KEY, {})
-    keys = [(encoder.model_id, image_digest(im), t) for im, t in zip(images, texts, strict=True)]
+    if digests is None:
+        digests = [image_digest(im) for im in images]
+    keys = [(encoder.model_id, d, t) for d, t in zip(digests, texts, strict=True)]
     todo = [k for k, key in enumerate(keys) if key not in memo]
     if todo:
         cal = load_calibration(spec)
@@ -160,7 +162,8 @@ def _batch(ds, encoder) -> None:
         st.info("No pairs to label: mark pairs on the Home page or upload a pairs file.")
         st.stop()
     try:
-        results = _relate(encoder, [ds.images[i] for i, _ in idx], [t for _, t in idx])
+        digests = ds.image_digests()
+        results = _relate(encoder, [ds.images[i] for i, _ in idx], [t for _, t in idx], [digests[i] for i, _ in idx])
     except MMExploreError as exc:
         widgets.show_error(exc)
         st.stop()

@@ -88,3 +88,35 @@ def test_dataset_add_remove_and_content_key():
     assert ds.image_names == ["b.png"] and ds.pairs.shape == (1, 2) and ds.scenes == [None]
     cols = ds.add_texts(["green", "new"])
     assert cols == [1, 2] and ds.pairs.shape == (1, 3)
+
+
+def test_embedding_key_hashes_each_image_once_and_stays_exact(monkeypatch):
+    import mmexplore.models.cache as cache
+
+    calls = []
+    real = cache.image_digest
+
+    def counting(im):
+        calls.append(im)
+        return real(im)
+
+    monkeypatch.setattr(cache, "image_digest", counting)
+    ds = _ds()
+    ds.embedding_key()
+    n_first = len(calls)
+    assert n_first == ds.n_images
+    for _ in range(3):  # page reruns: no pixel is hashed again
+        ds.embedding_key()
+        ds.content_key()
+    assert len(calls) == n_first
+
+    # After edits, the key equals that of a data set built from scratch with the same content.
+    extra = Image.new("RGB", (8, 8), "yellow")
+    ds.add_images([extra], ["c.png"])
+    ds.remove_images([0])
+    fresh = Dataset(list(ds.images), list(ds.image_names), list(ds.texts), ds.pairs.copy())
+    assert ds.embedding_key() == fresh.embedding_key()
+    assert ds.copy().embedding_key() == ds.embedding_key()
+    # Different pixels give a different key.
+    other = Dataset([Image.new("RGB", (8, 8), "black"), *ds.images[1:]], list(ds.image_names), list(ds.texts))
+    assert other.embedding_key() != ds.embedding_key()
