@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +99,19 @@ def test_console_script_runs_as_subprocess(scene_files):
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "/nope.png" in bad.stderr
+
+
+def test_samples_writes_a_folder_the_other_commands_read(capsys, tmp_path):
+    out = run_json(capsys, "samples", "--out", str(tmp_path / "s"), "--n", "3")
+    assert len(out["images"]) == 3 and all(os.path.isfile(p) for p in out["images"])
+    sim = run_json(capsys, "similarity", "--captions", out["pairs"])
+    assert len(sim["images"]) == 3 and np.asarray(sim["cosine"]).shape == (3, 3)
+    assert np.asarray(sim["pairs"]).tolist() == np.eye(3, dtype=int).tolist()
+    captions = Path(out["captions"]).read_text(encoding="utf-8").splitlines()
+    assert len(captions) > 3  # hard negatives beside the true captions
+    both = run_json(capsys, "similarity", "--captions", out["pairs"], "--texts-file", out["captions"])
+    assert both["texts"] == captions  # the file's captions first, then the extra (unpaired) ones
+    assert np.asarray(both["pairs"])[:, 3:].sum() == 0 and np.asarray(both["cosine"]).shape == (3, len(captions))
+    heat = run_json(capsys, "heatmap", "--pairs", out["pairs"])
+    assert len(heat["results"]) == 3 and all(r["phrase"] and len(r["peak"]) == 2 for r in heat["results"])
+    assert main(["samples", "--out", str(tmp_path / "t"), "--n", "0"]) == 2

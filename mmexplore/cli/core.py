@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
+
 from mmexplore.cli.common import add_common_args, command, load_encoder
 from mmexplore.errors import InputError
 
@@ -21,10 +23,16 @@ def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
 
     pairs = None
     if args.captions:
-        if args.images or args.texts or args.texts_file:
-            raise InputError("give either --captions FILE or --images/--texts, not both")
+        if args.images:
+            raise InputError("give either --captions FILE or --images, not both")
         table = read_pairs(args.captions)
         image_paths, texts, pairs = table.images, table.texts, table.pairs
+        # Extra captions (e.g. hard negatives) join as columns that pair with no image.
+        extra = list(args.texts or []) + (read_texts(args.texts_file) if args.texts_file else [])
+        extra = [t for t in dict.fromkeys(extra) if t not in set(texts)]
+        if extra:
+            texts = [*texts, *extra]
+            pairs = np.hstack([pairs, np.zeros((pairs.shape[0], len(extra)), dtype=bool)])
     else:
         image_paths = list(args.images or [])
         texts = list(args.texts or [])
@@ -64,6 +72,20 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": args.out, "steps": metrics["steps"], "wall_s": metrics["wall_s"], "eval": metrics["eval"]}
 
 
+def cmd_samples(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.data.samples import photo_samples, shapes_samples, write_samples
+
+    if args.n < 1:
+        raise InputError("--n must be at least 1")
+    if args.set == "shapes":
+        samples = shapes_samples(n=args.n, size=args.size)
+    else:
+        samples = photo_samples()
+        samples.images, samples.names = samples.images[: args.n], samples.names[: args.n]
+        samples.pairs, samples.scenes = samples.pairs[: args.n], samples.scenes[: args.n]
+    return {"set": args.set, **write_samples(samples, args.out)}
+
+
 def cmd_eval_retrieval(args: argparse.Namespace) -> dict[str, Any]:
     from mmexplore.evaluation.retrieval import RENDERERS, evaluate_retrieval
 
@@ -78,8 +100,8 @@ def register(commands: Any, evals: Any) -> None:
 
     p = command(commands, "similarity", cmd_similarity, "image×text cosine, logits, softmax, InfoNCE, recall@K")
     p.add_argument("--images", nargs="+", metavar="FILE", help="image files (image k pairs with text k)")
-    p.add_argument("--texts", nargs="+", metavar="TEXT", help="captions")
-    p.add_argument("--texts-file", metavar="FILE", help="captions, one per line")
+    p.add_argument("--texts", nargs="+", metavar="TEXT", help="captions (with --captions: extra unpaired captions)")
+    p.add_argument("--texts-file", metavar="FILE", help="captions, one per line (with --captions: extra unpaired captions)")
     p.add_argument("--captions", metavar="FILE", help="CSV/TSV/JSONL with image,text columns (many-to-many)")
 
     p = command(commands, "train", cmd_train, "train a shapes-world model from scratch")
@@ -98,6 +120,19 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--dense-weight", type=float, default=0.0,
                    help="weight of the dense phrase-patch alignment term from object masks (0: off)")
     p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
+
+    p = commands.add_parser(
+        "samples",
+        help="write a sample set (PNGs, pairs.csv, captions.txt) to a folder",
+        description="Write a sample set to a folder: one PNG per image, pairs.csv (image,text,phrase) and "
+        "captions.txt (all captions, hard negatives included). Shapes scenes are held-out seeds.",
+    )
+    p.add_argument("--out", default="samples", metavar="DIR", help="output folder (default: samples)")
+    p.add_argument("--set", choices=["shapes", "photos"], default="shapes", help="shapes-world scenes or scikit-image photos")
+    p.add_argument("--n", type=int, default=8, help="number of images (photos: at most 8)")
+    p.add_argument("--size", type=int, default=192, help="side of the rendered shapes scenes, pixels")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(handler=cmd_samples)
 
     p = evals.add_parser("retrieval", help="R@K and hard-negative accuracy on held-out scenes")
     add_common_args(p)

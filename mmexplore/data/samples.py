@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,3 +184,45 @@ def photo_samples(names: tuple[str, ...] | None = None, *, max_side: int = 384) 
     for i, j in rows:
         pairs[i, j] = True
     return SampleSet(images, chosen, texts, pairs, [None] * len(images), kinds, source="photo samples")
+
+
+def write_samples(samples: SampleSet, out_dir: str | Path) -> dict[str, Any]:
+    """Write a sample set to a folder, ready for the CLI and for upload in the app.
+
+    Writes one PNG per image, ``pairs.csv`` (columns ``image,text,phrase``: one row per true pair; for
+    shapes scenes ``phrase`` is the first object's phrase, so ``mmexplore heatmap --pairs`` has a
+    phrase to map) and ``captions.txt`` (every caption, hard negatives and distractors included, one
+    per line, for ``--texts-file``).
+
+    Parameters
+    ----------
+    samples : SampleSet
+    out_dir : str or Path
+        Created if missing; files of the same names are overwritten.
+
+    Returns
+    -------
+    dict
+        ``{"images": [paths], "pairs": path, "captions": path}`` (paths as str).
+    """
+    import csv
+
+    from mmexplore.data.shapes import canonical_caption
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, (image, name) in enumerate(zip(samples.images, samples.names, strict=True)):
+        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip()) or f"image_{k}"
+        path = out / f"{stem}.png"
+        image.save(path)
+        files.append(path)
+    with (out / "pairs.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "text", "phrase"])
+        for i, j in zip(*np.nonzero(samples.pairs), strict=True):
+            scene = samples.scenes[i] if samples.scenes else None
+            phrase = canonical_caption(scene).phrases[0].text if scene is not None else ""
+            writer.writerow([files[i].name, samples.texts[j], phrase])
+    (out / "captions.txt").write_text("\n".join(samples.texts) + "\n", encoding="utf-8")
+    return {"images": [str(f) for f in files], "pairs": str(out / "pairs.csv"), "captions": str(out / "captions.txt")}
