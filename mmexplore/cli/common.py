@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -97,5 +98,13 @@ def run_command(args: argparse.Namespace) -> int:
         print("mmexplore: interrupted", file=sys.stderr)
         return 130
     if result is not None:
-        emit(result, getattr(args, "json", False))
+        try:
+            emit(result, getattr(args, "json", False))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader went away (``mmexplore ... | head``): as the Python docs advise, point stdout
+            # at devnull so the interpreter's final flush does not raise again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
     return 0
