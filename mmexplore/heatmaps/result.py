@@ -94,16 +94,25 @@ class HeatmapResult:
         """
         return upsample(self.get(key), self.image_size, self.box, size)
 
+    def patch_centres(self) -> np.ndarray:
+        """(x, y) of every patch centre in original-image pixels: ndarray (grid_h * grid_w, 2), row-major.
+
+        A peak is always one of these points, so an object that contains none of them cannot be hit
+        at this patch resolution (the pointing game reports that ceiling).
+        """
+        gh, gw = self.grid
+        left, top, right, bottom = self.box
+        rows, cols = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+        x = left + (cols.reshape(-1) + 0.5) * (right - left) / gw
+        y = top + (rows.reshape(-1) + 0.5) * (bottom - top) / gh
+        w, h = self.image_size
+        return np.stack([np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)], axis=1)
+
     def peak(self, key: int | str) -> tuple[float, float]:
         """(x, y) of the map's maximum in original-image pixels: the centre of the top patch."""
         m = self.get(key)
-        gh, gw = m.shape
-        row, col = np.unravel_index(int(np.argmax(m)), m.shape)
-        left, top, right, bottom = self.box
-        x = left + (col + 0.5) * (right - left) / gw
-        y = top + (row + 0.5) * (bottom - top) / gh
-        w, h = self.image_size
-        return float(np.clip(x, 0, w - 1)), float(np.clip(y, 0, h - 1))
+        x, y = self.patch_centres()[int(np.argmax(m))]
+        return float(x), float(y)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (maps as nested lists, patch resolution)."""
