@@ -92,13 +92,18 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
+# Label-noise rate assumed when fitting the posterior scales (see fit_scale).
+SCALE_SMOOTHING = 0.01
+
+
 def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | None = None) -> dict[str, float]:
     """Maximum-likelihood softmax scales of the vocabulary posterior.
 
     Each proposal is matched to the nearest object of its scene (only images where the number of
     proposals equals the number of objects). ``scale`` minimises the negative log-likelihood of the
     objects' true (size, colour, shape) entries in the in-place view; ``zoom_scale`` then minimises
-    that of their shapes when the zoomed view's cosines are added.
+    that of their shapes when the zoomed view's cosines are added. Both likelihoods use targets
+    smoothed by :data:`SCALE_SMOOTHING`, so that perfectly read objects give a finite scale.
 
     Returns
     -------
@@ -121,7 +126,14 @@ def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | Non
     c, zc, t = np.asarray(cos), np.asarray(zcos), np.asarray(target)
     grid = np.geomspace(2.0, 2000.0, 80) if grid is None else grid
     rows = np.arange(len(t))
-    nll = [-_log_softmax(c * s)[rows, t].mean() for s in grid]
+
+    def smoothed_nll(logp: np.ndarray) -> float:
+        # Label smoothing: a model that reads every calibration object right would otherwise drive the
+        # ML scale to infinity (hard 0/1 posteriors), and one misread on other drawings then counts
+        # as a certain contradiction. SCALE_SMOOTHING plays a small label-noise rate.
+        return float(-((1 - SCALE_SMOOTHING) * logp[rows, t] + SCALE_SMOOTHING * logp.mean(axis=1)).mean())
+
+    nll = [smoothed_nll(_log_softmax(c * s)) for s in grid]
     scale = float(grid[int(np.argmin(nll))])
     shape_of = np.array([VOCAB[k][2] for k in range(len(VOCAB))])
     shape_t = shape_of[t]
@@ -130,7 +142,8 @@ def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | Non
         p = np.exp(_log_softmax(c * scale + zc * b))
         p_shape = np.stack([p[:, shape_of == sh].sum(axis=1) for sh in ("circle", "square", "triangle")], axis=1)
         idx = np.array([("circle", "square", "triangle").index(x) for x in shape_t])
-        return float(-np.log(p_shape[rows, idx] + 1e-12).mean())
+        logp = np.log(p_shape + 1e-12)
+        return float(-((1 - SCALE_SMOOTHING) * logp[rows, idx] + SCALE_SMOOTHING * logp.mean(axis=1)).mean())
 
     zgrid = np.concatenate([[0.0], grid])
     zoom_scale = float(zgrid[int(np.argmin([shape_nll(b) for b in zgrid]))])
