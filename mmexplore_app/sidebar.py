@@ -11,7 +11,7 @@ from mmexplore_app.state import Dataset
 # Model sources offered in the picker: label -> (spec prefix hint, placeholder).
 MODEL_SOURCES: dict[str, str] = {
     "Bundled (shapes world)": "bundled",
-    "Bundled + dense fine-tune (sharper attention maps)": "bundled-dense",
+    "Bundled without the dense term (unlocalised attention maps)": "bundled-nodense",
     "Bundled without hard negatives (for probes)": "bundled-noneg",
     "open_clip pretrained (ARCH:TAG)": "ViT-B-32:laion2b_s34b_b79k",
     "Local weights file (ARCH:/path)": "ViT-B-32:/path/to/weights.safetensors",

@@ -45,8 +45,12 @@ what the model was trained to align with images, and it binds colour, size and s
   the joint space, so context maps of different words often look alike. *alone* (default) maps the bare word.
 - Relevancy explains the whole image embedding: for words the model ignores (it is bag-of-words about
   relations such as "left of") it shows the salient object rather than the word.
-- The grid is coarse (8×8 patches for the bundled model): small objects fall inside one patch, and
-  smoothing spreads the peak. Ties between identical objects ("two red circles") are arbitrary.
+- Attention maps are only as local as the patch features. The bundled model was trained with a dense
+  phrase–patch term so that they are; pick *Bundled without the dense term* in the sidebar to see the
+  same recipe without it: the maps light up the background.
+- The grid is coarse (8×8 patches for the bundled model): the peak is a patch centre, so a small object
+  lying between patch centres cannot be hit exactly, and smoothing spreads the peak. Ties between
+  identical objects ("two red circles") are arbitrary.
 - The bundled model knows only the shapes world; on photos its maps mean little. The maps show what a
   model uses, not whether it is right.
 """

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--model", default="bundled")
     parser.add_argument("--scene", type=int, default=5, help="sample scene number (1-based, as in `mmexplore samples`)")
     parser.add_argument("--out", default="assets/heatmap_example.png")
-    parser.add_argument("--cell", type=int, default=96, help="tile side in pixels")
+    parser.add_argument("--cell", type=int, default=120, help="tile side in pixels")
     args = parser.parse_args()
 
     samples = shapes_samples(n=args.scene)

@@ -10,7 +10,7 @@ from mmexplore.cli.common import add_common_args, command, load_encoder
 from mmexplore.errors import InputError, ModelLoadError
 
 # The hard-negative model and its plain-CLIP twin: NegCLIP's effect on the same scenes.
-DEFAULT_COMPARED = "bundled,bundled-noneg"
+DEFAULT_COMPARED = "bundled,bundled-nodense,bundled-noneg"
 
 
 def cmd_index_build(args: argparse.Namespace) -> dict[str, Any]:
