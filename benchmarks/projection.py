@@ -54,16 +54,20 @@ def bench_umap(n: int, d: int) -> dict:
     from mmexplore.projection import Projector
 
     t0 = time.perf_counter()
-    Projector("umap", random_state=0).fit(clustered_sphere(200, d, seed=1))  # import + numba JIT
+    Projector("umap", random_state=0).fit(clustered_sphere(200, d, seed=1))  # import + numba JIT (small-n path)
     warm = time.perf_counter() - t0
     x = clustered_sphere(n, d)
+    # The first fit above 4,096 points compiles pynndescent's approximate-neighbour code (numba, not
+    # cached on disk): a one-off per process, e.g. per app server. Reported apart from the steady fit.
+    first_secs, _ = timed(lambda: Projector("umap", random_state=0).fit(x))
     cpu0 = time.process_time()
     secs, p = timed(lambda: Projector("umap", random_state=0).fit(x))
     # CPU time of this process: on a shared CPU the wall time mostly measures waiting; a seeded UMAP
     # runs on one thread, so its CPU time is close to what an idle core would take.
     cpu_secs = time.process_time() - cpu0
     pca_secs, _ = timed(lambda: Projector("pca").fit(x))
-    return {"n": n, "d": d, "seconds": secs, "cpu_seconds": cpu_secs, "import_and_jit_seconds": warm, "target_seconds": 30.0,
+    return {"n": n, "d": d, "seconds": secs, "cpu_seconds": cpu_secs, "import_and_jit_seconds": warm,
+            "first_fit_seconds": first_secs, "target_seconds": 30.0,
             "meets_target": secs <= 30.0, "pca_seconds": pca_secs, "umap_over_pca": secs / pca_secs,
             "params": p.params_used()}
 
@@ -143,7 +147,8 @@ def main() -> None:
         r = results["umap"] = bench_umap(2000 if q else 10_000, 512)
         print(f"UMAP {r['n']}×{r['d']}: {r['seconds']:.1f} s, CPU {r['cpu_seconds']:.1f} s "
               f"(target ≤ 30 s: {'met' if r['meets_target'] else 'MISSED'}; "
-              f"import+JIT once {r['import_and_jit_seconds']:.1f} s); PCA {r['pca_seconds']:.2f} s "
+              f"import+JIT once {r['import_and_jit_seconds']:.1f} s; first fit in a process, with the "
+              f"neighbour-search JIT, {r['first_fit_seconds']:.1f} s); PCA {r['pca_seconds']:.2f} s "
               f"→ UMAP/PCA ×{r['umap_over_pca']:.0f}")
 
     if "cca" in parts:
