@@ -66,8 +66,9 @@ def _card(result: dict) -> None:
     c0, c1, c2, c3 = st.columns([2, 1, 1, 1])
     c0.metric("Relation", result["label"], f"p = {result['probabilities'][result['label']]:.2f}", delta_color="off")
     c1.metric("CMI", result["cmi"], f"conf. {comp['cmi']['confidence']:.2f}", delta_color="off")
-    c2.metric("SC", f"{result['sc']} ({view.SC_NAMES[result['sc']]})", f"conf. {comp['sc']['confidence']:.2f}", delta_color="off")
-    c3.metric("STAT", f"{result['stat']} ({view.STAT_NAMES[result['stat']]})", f"conf. {comp['stat']['confidence']:.2f}",
+    # The component's meaning goes in the label: the value column is too narrow for "I (image primary)".
+    c2.metric(f"SC · {view.SC_NAMES[result['sc']]}", result["sc"], f"conf. {comp['sc']['confidence']:.2f}", delta_color="off")
+    c3.metric(f"STAT · {view.STAT_NAMES[result['stat']]}", result["stat"], f"conf. {comp['stat']['confidence']:.2f}",
               delta_color="off")
     st.markdown(f"**Why:** {result['explanation']}")
     if result.get("calibration", {}).get("stale"):
