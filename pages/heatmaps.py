@@ -67,6 +67,13 @@ def _caption_choices(ds: Dataset, i: int) -> list[str]:
     return [*paired, *rest, OWN]
 
 
+def _reset_caption() -> None:
+    """A newly picked image starts from its own caption (the first choice), not the previous image's."""
+    caption = st.session_state.get("heat_caption")
+    if caption is not None and caption != OWN:
+        del st.session_state["heat_caption"]
+
+
 def _default_phrase(ds: Dataset, i: int, text: str) -> str:
     """The scene's first ground-truth phrase found in the caption (shapes samples), else ""."""
     scene = ds.scenes[i] if i < len(ds.scenes) else None
@@ -123,7 +130,8 @@ encoder = widgets.current_encoder()
 
 left, right = st.columns([1, 2])
 with left:
-    i = st.selectbox("Image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="heat_image")
+    i = st.selectbox("Image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="heat_image",
+                     on_change=_reset_caption)
     choice = st.selectbox("Caption", _caption_choices(ds, i), key="heat_caption")
     text = choice
     if choice == OWN:
@@ -174,13 +182,21 @@ if res.phrases:
     scene = ds.scenes[i] if i < len(ds.scenes) else None
     msg = f"Peak of the phrase map at pixel ({x:.0f}, {y:.0f}) of the {image.size[0]}×{image.size[1]} image."
     if scene is not None:
-        from mmexplore.data.shapes import object_masks
+        from mmexplore.data.shapes import object_masks, objects_named
+        from mmexplore.heatmaps.pointing import check_peak
 
-        named = [k for k, o in enumerate(scene.objects) if o.phrase == res.phrases[0].lower()]
+        named = objects_named(scene, res.phrases[0])  # "triangle" names every triangle of the scene
         if named:
-            masks = object_masks(scene, image.size[0])[named].any(axis=0)
-            hit = bool(masks[min(int(y), masks.shape[0] - 1), min(int(x), masks.shape[1] - 1)])
-            msg += " It lies **inside** the named object ✅" if hit else " It lies **outside** the named object ❌"
+            check = check_peak(res, res.phrases[0], object_masks(scene, image.size[0])[named].any(axis=0))
+            if check["inside"]:
+                msg += " It lies **inside** the named object ✅"
+            elif check["patch_overlap"] > 0:
+                msg += (f" Its patch **overlaps** the named object ({check['patch_overlap']:.0%} of the patch), but the"
+                        " patch centre falls just outside the shape"
+                        + (": the object lies between patch centres, so no peak can land inside it ✅"
+                           if not check["reachable"] else " ⚠️"))
+            else:
+                msg += " It lies **outside** the named object ❌"
     c.markdown(msg)
 
 st.subheader(f"Per word ({res.method})")

@@ -260,3 +260,26 @@ def test_cli_bad_input_exits_2(capsys, tmp_path, argv, needle):
     code, out, err = _run(capsys, *argv, "--device", "cpu")
     assert code == 2 and out == ""
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_check_peak_and_objects_named(encoder):
+    from mmexplore.data.shapes import Scene, ShapeObject, object_masks, objects_named, render_scene
+    from mmexplore.heatmaps import compute_heatmaps
+    from mmexplore.heatmaps.pointing import check_peak
+
+    scene = Scene(objects=(ShapeObject("circle", "red", "small", 0.25, 0.45, 0.09),
+                           ShapeObject("triangle", "yellow", "large", 0.7, 0.55, 0.17)))
+    assert objects_named(scene, "the Triangle") == [1] and objects_named(scene, "red") == [0]
+    assert objects_named(scene, "blue") == [] and objects_named(scene, "the one on the left") == []
+    res = compute_heatmaps(encoder, [render_scene(scene, 128)], ["a large yellow triangle"], phrases=["triangle"])[0]
+    masks = object_masks(scene, 128)
+    hit = check_peak(res, "triangle", masks[1])
+    assert hit["inside"] and hit["reachable"] and hit["patch_overlap"] > 0.5
+    # A 4×4-pixel mask between patch centres (16 px apart here) cannot be hit by any peak.
+    tiny = np.zeros((128, 128), bool)
+    x, y = (int(v) for v in hit["peak"])
+    tiny[y + 2 : y + 6, x + 2 : x + 6] = True
+    near = check_peak(res, "triangle", tiny)
+    assert not near["inside"] and not near["reachable"] and 0 < near["patch_overlap"] < 0.1
+    far = check_peak(res, "triangle", masks[0])
+    assert not far["inside"] and far["patch_overlap"] == 0

@@ -42,3 +42,22 @@ def test_page_without_data_explains_what_it_needs():
     at = open_page(PAGE, samples=None)
     assert not at.exception
     assert any("needs at least" in i.value for i in at.info)
+
+
+def test_the_word_triangle_lights_up_the_triangle_on_the_page():
+    """The issue's check through the page: sample scene 5 ("a large red circle left of a small yellow
+    triangle"), phrase "triangle", both methods: the page's ground-truth check finds the peak on the
+    triangle. That small triangle lies between patch centres, so "on it" means its patch won."""
+    at = open_page(PAGE, samples="shapes", n=8)
+    at.selectbox(key="heat_image").set_value(4).run()
+    caption = at.selectbox(key="heat_caption").value
+    assert "triangle" in caption and "circle" in caption
+    phrase_key = next(t.key for t in at.text_input if t.key and t.key.startswith("heat_phrase"))
+    at.text_input(key=phrase_key).input("triangle").run()
+    for method in ("attention", "relevancy"):
+        at.radio(key="heat_method").set_value(method).run()
+        assert not at.exception
+        checks = [m.value for m in at.markdown if "Peak of the phrase map" in m.value]
+        assert checks and ("**inside** the named object" in checks[0] or "no peak can land inside it" in checks[0]), (
+            method, checks)
+        assert "outside" not in checks[0].split("patch centre falls")[0]

@@ -334,6 +334,24 @@ def _relation_pair(scene: Scene) -> tuple[int, str, int] | None:
     return None
 
 
+def objects_named(scene: Scene, phrase: str) -> list[int]:
+    """Indices of the objects of ``scene`` that a shapes-world phrase names.
+
+    The phrase's words (articles "a", "an", "the" ignored, case-insensitive) must all be sizes,
+    colours or shapes, and an object is named when it has every one of them: "triangle" names every
+    triangle, "large red circle" only large red circles. Any other word (or none) names nothing.
+
+    >>> s = Scene((ShapeObject("circle", "red", "small", 0.3, 0.5, 0.1), ShapeObject("triangle", "red", "large", 0.7, 0.5, 0.2)))
+    >>> objects_named(s, "the red one"), objects_named(s, "Red"), objects_named(s, "large red triangle")
+    ([], [0, 1], [1])
+    """
+    words = [w for w in phrase.lower().replace(",", " ").split() if w not in {"a", "an", "the"}]
+    vocabulary = {*SHAPES, *COLORS, *SIZES}
+    if not words or any(w not in vocabulary for w in words):
+        return []
+    return [k for k, o in enumerate(scene.objects) if all(w in (o.shape, o.color, o.size) for w in words)]
+
+
 def canonical_caption(scene: Scene, *, with_size: bool = True, prefix: str = "") -> Caption:
     """The scene's full description.
 

@@ -29,6 +29,40 @@ DEFAULT_RENDER_SIZE = 128
 EVAL_SEED_OFFSET = 7_000  # held-out seeds of this eval: HELD_OUT_SEED_START + offset + i
 
 
+def check_peak(result: Any, key: int | str, mask: np.ndarray) -> dict[str, Any]:
+    """Where a map's peak lies relative to a ground-truth mask.
+
+    Parameters
+    ----------
+    result : HeatmapResult
+    key : int or str
+        Word index or phrase.
+    mask : ndarray of shape (height, width), bool
+        The object's mask on the original image's pixels.
+
+    Returns
+    -------
+    dict
+        ``{"peak": (x, y), "inside": bool, "patch_overlap": float, "reachable": bool}``: ``inside`` is the
+        pointing game's hit; ``patch_overlap`` the share of the top patch's pixels inside the mask (so
+        a small object between patch centres still shows that the right patch won); ``reachable``
+        whether any patch centre lies inside the mask at all.
+    """
+    h, w = mask.shape
+    x, y = result.peak(key)
+    inside = bool(mask[min(int(y), h - 1), min(int(x), w - 1)])
+    gh, gw = result.grid
+    left, top, right, bottom = result.box
+    cell_w, cell_h = (right - left) / gw, (bottom - top) / gh
+    x0, y0 = int(max(0, round(x - cell_w / 2))), int(max(0, round(y - cell_h / 2)))
+    x1, y1 = int(min(w, round(x + cell_w / 2))), int(min(h, round(y + cell_h / 2)))
+    patch = mask[y0:y1, x0:x1]
+    centres = result.patch_centres().astype(int)
+    reachable = bool(mask[np.minimum(centres[:, 1], h - 1), np.minimum(centres[:, 0], w - 1)].any())
+    return {"peak": (x, y), "inside": inside, "patch_overlap": float(patch.mean()) if patch.size else 0.0,
+            "reachable": reachable}
+
+
 def pointing_scenes(n_scenes: int, *, seed_offset: int = EVAL_SEED_OFFSET) -> list[Any]:
     """Held-out scenes alternating 2 and 3 objects (seeds ≥ HELD_OUT_SEED_START, never trained on)."""
     from mmexplore.data.shapes import HELD_OUT_SEED_START, make_scene
