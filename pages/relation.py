@@ -76,11 +76,18 @@ def _card(result: dict) -> None:
     st.markdown(f"**Use case of this class:** {result['use_case']}")
 
 
+def _reset_text() -> None:
+    """A newly picked image starts from its own caption unless the user is typing their own text."""
+    if st.session_state.get("rel_text_choice") not in (None, OWN):
+        del st.session_state["rel_text_choice"]
+
+
 def _single(ds, encoder) -> None:
     left, right = st.columns([1, 2])
     with left:
         source = st.radio("Image", ["from the data set", "upload"], horizontal=True, key="rel_image_source")
         image = None
+        paired: list[str] = []
         if source == "upload":
             up = st.file_uploader("Image file", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="rel_upload")
             if up is not None:
@@ -91,14 +98,17 @@ def _single(ds, encoder) -> None:
                 except MMExploreError as exc:
                     widgets.show_error(exc)
         elif ds.n_images:
-            i = st.selectbox("Pick an image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="rel_image")
+            i = st.selectbox("Pick an image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="rel_image",
+                             on_change=_reset_text)
             image = ds.images[i]
+            paired = [t for t, p in zip(ds.texts, ds.pairs[i], strict=True) if p] if ds.pairs.size else []
         else:
             st.info("The data set has no images: load a sample set in the sidebar or upload one.")
         if image is not None:
             st.image(image, width=192)
     with right:
-        choice = st.selectbox("Text", [*ds.texts, OWN], key="rel_text_choice")
+        # The picked image's own captions first, so a new image starts from its true caption.
+        choice = st.selectbox("Text", [*paired, *(t for t in ds.texts if t not in paired), OWN], key="rel_text_choice")
         text = choice
         if choice == OWN:
             text = st.text_area("Your text (a caption or a passage)", key="rel_own",

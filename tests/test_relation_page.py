@@ -40,3 +40,12 @@ def test_relation_page_without_data_says_what_to_do():
     at = open_page("pages/relation.py", samples=None)
     assert not at.exception
     assert any("no images" in t for t in texts_of(at.info))
+
+
+def test_picking_an_image_starts_from_its_own_caption():
+    at = open_page("pages/relation.py", samples="shapes", n=4)
+    at.selectbox(key="rel_image").set_value(2).run()
+    assert not at.exception
+    ds = at.session_state["dataset"]
+    assert ds.pairs[2, ds.texts.index(at.selectbox(key="rel_text_choice").value)]
+    assert any(m.label == "Relation" and m.value == "Anchorage" for m in at.metric)  # a true caption → Anchorage
