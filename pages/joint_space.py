@@ -13,6 +13,12 @@ from mmexplore_app.joint_figures import gap_figure, joint_scatter
 
 MAX_FIT = 5000  # UMAP / t-SNE are fitted on at most this many points (pairs kept together)
 
+
+@st.cache_resource
+def _process_flags() -> dict[str, bool]:
+    """Flags shared by every session of this server process (e.g. whether UMAP's JIT has run)."""
+    return {}
+
 EXPLANATION = r"""
 Every image and every caption is a unit vector in the same $d$-dimensional space. The map squeezes
 them to 2 or 3 dimensions: **blue circles** are images, **red diamonds** captions, and a grey line
@@ -82,12 +88,19 @@ with st.expander("Display options", expanded=total > 20_000):
                         disabled=total <= max_points or dims == 3)
 
 try:
-    with st.spinner(f"Projecting {total:,} points with {method.upper()}…"):
+    # umap-learn switches to pynndescent above 4,096 points, and numba compiles that code on its first
+    # use in a server process (~35 s on 2 cores, measured in benchmarks/projection.py): say so up front.
+    first_big_umap = method == "umap" and min(total, MAX_FIT) > 4096 and not _process_flags().get("umap_big_done")
+    note = " The first UMAP map above 4,096 points compiles its neighbour search once per server (about 30 s)." \
+        if first_big_umap else ""
+    with st.spinner(f"Projecting {total:,} points with {method.upper()}…{note}"):
         res = memo_get("joint", (loaded.key, method, dims, center, shift), lambda: project_joint(
             es.image, es.text, es.pairs, method=method, dims=dims, center=center, shift=shift, max_fit=MAX_FIT))
 except Exception as exc:  # one message, never a traceback
     widgets.show_error(exc)
     st.stop()
+if first_big_umap:
+    _process_flags()["umap_big_done"] = True
 
 left, right = st.columns([3, 1.15], gap="medium")
 with right:
