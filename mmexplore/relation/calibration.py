@@ -96,6 +96,17 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 SCALE_SMOOTHING = 0.01
 
 
+def _smoothed_nll(logp: np.ndarray, target: np.ndarray) -> float:
+    """Mean negative log-likelihood of ``target`` (n,) under ``logp`` (n, k), with label smoothing.
+
+    Without smoothing, a model that reads every calibration object right drives the ML scale to
+    infinity (hard 0/1 posteriors), and one misread on other drawings then counts as a certain
+    contradiction. :data:`SCALE_SMOOTHING` plays a small label-noise rate.
+    """
+    rows = np.arange(len(target))
+    return float(-((1 - SCALE_SMOOTHING) * logp[rows, target] + SCALE_SMOOTHING * logp.mean(axis=1)).mean())
+
+
 def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | None = None) -> dict[str, float]:
     """Maximum-likelihood softmax scales of the vocabulary posterior.
 
@@ -125,15 +136,7 @@ def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | Non
         raise InputError("calibration: no object proposals matched the generated scenes; is the image renderer broken?")
     c, zc, t = np.asarray(cos), np.asarray(zcos), np.asarray(target)
     grid = np.geomspace(2.0, 2000.0, 80) if grid is None else grid
-    rows = np.arange(len(t))
-
-    def smoothed_nll(logp: np.ndarray) -> float:
-        # Label smoothing: a model that reads every calibration object right would otherwise drive the
-        # ML scale to infinity (hard 0/1 posteriors), and one misread on other drawings then counts
-        # as a certain contradiction. SCALE_SMOOTHING plays a small label-noise rate.
-        return float(-((1 - SCALE_SMOOTHING) * logp[rows, t] + SCALE_SMOOTHING * logp.mean(axis=1)).mean())
-
-    nll = [smoothed_nll(_log_softmax(c * s)) for s in grid]
+    nll = [_smoothed_nll(_log_softmax(c * s), t) for s in grid]
     scale = float(grid[int(np.argmin(nll))])
     shape_of = np.array([VOCAB[k][2] for k in range(len(VOCAB))])
     shape_t = shape_of[t]
@@ -142,8 +145,7 @@ def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | Non
         p = np.exp(_log_softmax(c * scale + zc * b))
         p_shape = np.stack([p[:, shape_of == sh].sum(axis=1) for sh in ("circle", "square", "triangle")], axis=1)
         idx = np.array([("circle", "square", "triangle").index(x) for x in shape_t])
-        logp = np.log(p_shape + 1e-12)
-        return float(-((1 - SCALE_SMOOTHING) * logp[rows, idx] + SCALE_SMOOTHING * logp.mean(axis=1)).mean())
+        return _smoothed_nll(np.log(p_shape + 1e-12), idx)
 
     zgrid = np.concatenate([[0.0], grid])
     zoom_scale = float(zgrid[int(np.argmin([shape_nll(b) for b in zgrid]))])
