@@ -11,7 +11,6 @@ the number of images and captions is capped by :data:`MAX_IMAGES` and :data:`MAX
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -20,19 +19,12 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import MMExploreError
+from mmexplore.settings import get_settings
 from mmexplore_app.state import Dataset
 
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
-
-MAX_IMAGES = _env_int("MMEXPLORE_MAX_IMAGES", 256)
-MAX_TEXTS = _env_int("MMEXPLORE_MAX_TEXTS", 1024)
-MAX_CAPTION_CHARS = 1000
+MAX_IMAGES = get_settings().max_images
+MAX_TEXTS = get_settings().max_texts
+MAX_CAPTION_CHARS = get_settings().max_caption_chars
 IMAGE_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
 PAIR_TYPES = ("csv", "tsv", "jsonl", "ndjson")
 

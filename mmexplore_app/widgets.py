@@ -16,7 +16,6 @@ Session-state keys used here: ``dataset``, ``model_spec``, ``model_device``, ``m
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
+from mmexplore.settings import get_settings
 from mmexplore_app.state import DATASET_KEY, Dataset
 
 MODEL_SPEC_KEY = "model_spec"
@@ -31,8 +31,8 @@ MODEL_DEVICE_KEY = "model_device"
 MODEL_ERROR_KEY = "model_error"
 EMB_MEMO_KEY = "_emb_memo"
 # The model a new session starts with; MMEXPLORE_MODEL / MMEXPLORE_DEVICE override (e.g. a pretrained one).
-DEFAULT_SPEC = os.environ.get("MMEXPLORE_MODEL", "bundled")
-DEFAULT_DEVICE = os.environ.get("MMEXPLORE_DEVICE", "auto")
+DEFAULT_SPEC = get_settings().default_model
+DEFAULT_DEVICE = get_settings().default_device
 # Encoding more items than this shows a progress bar with counts.
 PROGRESS_MIN_ITEMS = 8
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
+from mmexplore.settings import get_settings
 from mmexplore_app import widgets
 
 SOURCES = ("Current data set", "A folder of images", "A saved index folder")
 # Indexes of folders built on this page (the same folder and model reuse and extend theirs).
-INDEX_ROOT = Path(os.environ.get("MMEXPLORE_CACHE_DIR") or ".mmexplore-cache") / "indexes"
+INDEX_ROOT = get_settings().index_dir
 COLUMNS = 4
 
 EXPLANATION = """

@@ -27,6 +27,7 @@ from mmexplore.models.cache import EmbeddingCache
 from mmexplore.models.devices import autocast_dtype, resolve_device
 from mmexplore.models.encoder import Encoder
 from mmexplore.models.specs import ModelSpec, parse_spec
+from mmexplore.settings import get_settings
 
 CONFIG_NAME = "open_clip_config.json"
 MAX_LOADED_MODELS = 3
@@ -45,7 +46,7 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
 
     False at once when ``HF_HUB_OFFLINE`` is set (tests set it).
     """
-    if _truthy(os.environ.get("HF_HUB_OFFLINE")):
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")):  # read live: tests and huggingface_hub set it at run time
         return False
     try:
         from huggingface_hub import constants
@@ -90,9 +91,9 @@ def _tokenizer_for_arch(arch: str):
     import open_clip
 
     if arch.startswith(PROJECT_ARCH_PREFIX):
-        from mmexplore.training.train import build_tokenizer
+        from mmexplore.models.tokenizer import shapes_tokenizer
 
-        return build_tokenizer(open_clip.get_model_config(arch)["text_cfg"]["context_length"])
+        return shapes_tokenizer(open_clip.get_model_config(arch)["text_cfg"]["context_length"])
     return open_clip.get_tokenizer(arch)
 
 
@@ -278,7 +279,7 @@ def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | 
             _loaded.move_to_end(key)
             return _loaded[key]
         model, preprocess, tokenizer, model_id = _build(parsed, dev)
-        cache = EmbeddingCache(directory=cache_dir or os.environ.get("MMEXPLORE_CACHE_DIR") or None)
+        cache = EmbeddingCache(directory=cache_dir or get_settings().cache_dir)
         encoder = Encoder(
             model.to(dev).eval(),
             preprocess,

@@ -73,3 +73,14 @@ class CompactTokenizer:
         if not ids:
             return 1.0
         return float(np.mean(self._lut[ids] != self.unk_id))
+
+
+def shapes_tokenizer(context_length: int = 32) -> CompactTokenizer:
+    """The compact tokenizer of the project's shapes-world architectures (``mmexplore-shapes-*``).
+
+    Its vocabulary is :func:`mmexplore.data.shapes.vocabulary`; a model folder saved by training
+    stores the same ids in its ``open_clip_config.json``, so loading never needs the training code.
+    """
+    from mmexplore.data.shapes import vocabulary
+
+    return CompactTokenizer.from_words(vocabulary(), context_length)

@@ -37,7 +37,6 @@ from mmexplore.data.shapes import (
     make_scene,
     render_scene,
     sample_caption,
-    vocabulary,
 )
 
 DEFAULT_ARCH = "mmexplore-shapes-s"
@@ -72,10 +71,10 @@ class TrainConfig:
 
 
 def build_tokenizer(context_length: int = 32):
-    """The compact tokenizer of shapes-world models (vocabulary of :func:`vocabulary`)."""
-    from mmexplore.models.tokenizer import CompactTokenizer
+    """The compact tokenizer of shapes-world models (:func:`mmexplore.models.tokenizer.shapes_tokenizer`)."""
+    from mmexplore.models.tokenizer import shapes_tokenizer
 
-    return CompactTokenizer.from_words(vocabulary(), context_length)
+    return shapes_tokenizer(context_length)
 
 
 def build_model(arch: str, vocab_size: int, device: str):

@@ -1,0 +1,146 @@
+"""One settings object for every environment variable, path and default of mmexplore.
+
+Modules ask :func:`get_settings` instead of reading ``os.environ``; the table in ``docs/settings.md``
+lists every field with its variable and default. Settings are read once per process (the result is
+cached); tests that change the environment call :func:`reload_settings`.
+
+>>> from mmexplore.settings import Settings
+>>> Settings.from_env({}).default_model
+'bundled'
+>>> Settings.from_env({"MMEXPLORE_MAX_IMAGES": "12"}).max_images
+12
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from mmexplore.errors import InputError
+
+MODES = ("local", "shared")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InputError(f"{name}={raw!r} is not a whole number") from exc
+    if value < minimum:
+        raise InputError(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
+def _truthy(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _paths(raw: str | None) -> tuple[Path, ...]:
+    return tuple(Path(p).expanduser() for p in (raw or "").split(os.pathsep) if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of mmexplore in one typed place (variables in ``docs/settings.md``).
+
+    Attributes
+    ----------
+    default_model : str
+        Model spec a new app session and every CLI command start with (``MMEXPLORE_MODEL``).
+    default_device : str
+        ``auto``, ``cpu``, ``cuda`` or ``mps`` (``MMEXPLORE_DEVICE``).
+    cache_dir : Path or None
+        Persistent embedding cache; None keeps embeddings in memory (``MMEXPLORE_CACHE_DIR``).
+    index_dir : Path
+        Where the app keeps search indexes it builds (``MMEXPLORE_INDEX_DIR``; default
+        ``<cache_dir>/indexes`` or ``.mmexplore-cache/indexes``).
+    runs_dir : Path
+        Training runs (``MMEXPLORE_RUNS_DIR``, default ``runs``).
+    mode : {"local", "shared"}
+        ``shared`` for a server used by a class: no server paths in any widget (``MMEXPLORE_MODE``).
+    data_roots : tuple of Path
+        In shared mode, the only folders whose files a page may read (``MMEXPLORE_DATA_ROOTS``,
+        separated by the OS path separator).
+    allowed_models : tuple of str
+        In shared mode, the model specs users may pick (``MMEXPLORE_ALLOWED_MODELS``, comma-separated;
+        default: the shipped models).
+    max_images, max_texts : int
+        Per data set (``MMEXPLORE_MAX_IMAGES``, ``MMEXPLORE_MAX_TEXTS``).
+    max_caption_chars : int
+        Longest caption accepted (``MMEXPLORE_MAX_CAPTION_CHARS``).
+    max_image_pixels : int
+        Decompression-bomb guard per image (``MMEXPLORE_MAX_IMAGE_PIXELS``).
+    hub_offline : bool
+        ``HF_HUB_OFFLINE``: never contact the Hugging Face hub.
+    """
+
+    default_model: str = "bundled"
+    default_device: str = "auto"
+    cache_dir: Path | None = None
+    index_dir: Path = Path(".mmexplore-cache") / "indexes"
+    runs_dir: Path = Path("runs")
+    mode: str = "local"
+    data_roots: tuple[Path, ...] = ()
+    allowed_models: tuple[str, ...] = ("bundled", "bundled-nodense", "bundled-noneg")
+    max_images: int = 256
+    max_texts: int = 1024
+    max_caption_chars: int = 1000
+    max_image_pixels: int = 64_000_000
+    hub_offline: bool = False
+    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default ``os.environ``); bad values raise :class:`InputError`."""
+        env = os.environ if env is None else env
+        mode = (env.get("MMEXPLORE_MODE") or "local").strip().lower()
+        if mode not in MODES:
+            raise InputError(f"MMEXPLORE_MODE={mode!r}: expected one of {', '.join(MODES)}")
+        cache = env.get("MMEXPLORE_CACHE_DIR") or None
+        cache_dir = Path(cache).expanduser() if cache else None
+        index = env.get("MMEXPLORE_INDEX_DIR")
+        index_dir = Path(index).expanduser() if index else (cache_dir or Path(".mmexplore-cache")) / "indexes"
+        allowed_raw = env.get("MMEXPLORE_ALLOWED_MODELS")
+        allowed = tuple(s.strip() for s in allowed_raw.split(",") if s.strip()) if allowed_raw else cls.allowed_models
+        return cls(
+            default_model=(env.get("MMEXPLORE_MODEL") or cls.default_model).strip(),
+            default_device=(env.get("MMEXPLORE_DEVICE") or cls.default_device).strip(),
+            cache_dir=cache_dir,
+            index_dir=index_dir,
+            runs_dir=Path(env.get("MMEXPLORE_RUNS_DIR") or cls.runs_dir).expanduser(),
+            mode=mode,
+            data_roots=_paths(env.get("MMEXPLORE_DATA_ROOTS")),
+            allowed_models=allowed,
+            max_images=_int(env, "MMEXPLORE_MAX_IMAGES", cls.max_images),
+            max_texts=_int(env, "MMEXPLORE_MAX_TEXTS", cls.max_texts),
+            max_caption_chars=_int(env, "MMEXPLORE_MAX_CAPTION_CHARS", cls.max_caption_chars),
+            max_image_pixels=_int(env, "MMEXPLORE_MAX_IMAGE_PIXELS", cls.max_image_pixels),
+            hub_offline=_truthy(env.get("HF_HUB_OFFLINE")),
+        )
+
+    @property
+    def shared(self) -> bool:
+        """True in shared (classroom server) mode."""
+        return self.mode == "shared"
+
+    def as_table(self) -> list[tuple[str, str]]:
+        """``(field, value)`` rows, for ``mmexplore info`` and the docs."""
+        return [(f.name, str(getattr(self, f.name))) for f in fields(self) if f.name != "extra"]
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings and read the environment again (tests, long-lived servers)."""
+    get_settings.cache_clear()
+    return get_settings()
