@@ -108,8 +108,12 @@ class Settings:
         index_dir = Path(index).expanduser() if index else (cache_dir or Path(".mmexplore-cache")) / "indexes"
         allowed_raw = env.get("MMEXPLORE_ALLOWED_MODELS")
         allowed = tuple(s.strip() for s in allowed_raw.split(",") if s.strip()) if allowed_raw else cls.allowed_models
+        default_model = (env.get("MMEXPLORE_MODEL") or cls.default_model).strip()
+        if mode == "shared" and default_model not in allowed:
+            raise InputError(f"MMEXPLORE_MODEL={default_model!r} is not in MMEXPLORE_ALLOWED_MODELS "
+                             f"({', '.join(allowed)}): a shared server starts every session with an allowed model")
         return cls(
-            default_model=(env.get("MMEXPLORE_MODEL") or cls.default_model).strip(),
+            default_model=default_model,
             default_device=(env.get("MMEXPLORE_DEVICE") or cls.default_device).strip(),
             cache_dir=cache_dir,
             index_dir=index_dir,

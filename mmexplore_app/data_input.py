@@ -87,7 +87,7 @@ def add_image_files(ds: Dataset, files: Iterable[tuple[str, bytes]], *, max_imag
             errors.append(str(exc))
             continue
         except Exception as exc:  # a decoder failure Pillow does not classify: still one line per file
-            errors.append(f"{name}: could not be read ({type(exc).__name__}: {exc})")
+            errors.append(f"{name}: could not be read ({type(exc).__name__})")
             continue
         unique = _unique_name(name, taken)
         taken.add(unique)
@@ -140,7 +140,7 @@ def add_pairs_file(ds: Dataset, name: str, data: bytes, *, max_texts: int = MAX_
     except MMExploreError as exc:
         return Outcome(ds, 0, [str(exc)])
     except Exception as exc:
-        return Outcome(ds, 0, [f"{name}: could not be read ({type(exc).__name__}: {exc})"])
+        return Outcome(ds, 0, [f"{name}: could not be read ({type(exc).__name__})"])
     by_name: dict[str, int] = {}
     for i, nm in enumerate(ds.image_names):
         by_name.setdefault(PurePath(nm).name, i)

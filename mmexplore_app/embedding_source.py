@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from mmexplore.errors import MMExploreError
+from mmexplore.pathguard import reading_roots, user_path
 from mmexplore.projection.embeddings_io import EmbeddingSet, encode_pairs_file, parse_embeddings
 from mmexplore_app import widgets
 
@@ -67,26 +69,45 @@ def _uploaded(prefix: str) -> LoadedEmbeddings:
 
 
 def _folder(prefix: str) -> LoadedEmbeddings:
-    path = st.text_input("Captions file (CSV/TSV/JSONL with image,text columns) or a folder holding one",
-                         key=f"{prefix}_folder")
+    label = "Captions file (CSV/TSV/JSONL with image,text columns) or a folder holding one"
+    path = widgets.server_path_input(label, key=f"{prefix}_folder", suffixes=(".csv", ".tsv", ".jsonl", ".ndjson"))
+    if not path:
+        st.info("Give the path and press Encode: every image is embedded once with the current model.")
+        st.stop()
+    try:
+        resolved = user_path(path)  # shared mode: inside the data roots, or refused
+    except MMExploreError as exc:
+        widgets.show_error(exc)
+        st.stop()
     memo = st.session_state.setdefault(f"{prefix}_loaded", {})
-    key = f"folder:{widgets.current_encoder().model_id}:{path}"
+    key = f"folder:{widgets.current_encoder().model_id}:{resolved}"
     if key not in memo:
-        if not path or not st.button("Encode", key=f"{prefix}_encode"):
-            st.info("Give the path and press Encode: every image is embedded once with the current model.")
+        if not st.button("Encode", key=f"{prefix}_encode"):
+            st.info("Press Encode: every image is embedded once with the current model.")
             st.stop()
         try:
             memo.clear()
-            memo[key] = encode_pairs_file(widgets.current_encoder(), path, progress=widgets.progress_callback("Encoding"))
+            memo[key] = encode_pairs_file(widgets.current_encoder(), resolved, roots=reading_roots(),
+                                          progress=widgets.progress_callback("Encoding"))
         except Exception as exc:
             widgets.show_error(exc)
             st.stop()
     return LoadedEmbeddings(memo[key], key)
 
 
+def _source_label(source: str) -> str:
+    if source == SOURCES[2] and widgets.get_settings().shared:
+        return "Captions file or folder in the server's data folders"
+    return source
+
+
 def choose_embeddings(prefix: str) -> LoadedEmbeddings:
-    """A source picker and the chosen embeddings (stops the page with a note until there are some)."""
-    source = st.radio("Data", SOURCES, horizontal=True, key=f"{prefix}_source")
+    """A source picker and the chosen embeddings (stops the page with a note until there are some).
+
+    A shared server without data folders offers no server-side source at all.
+    """
+    sources = SOURCES if widgets.server_paths_allowed() else SOURCES[:2]
+    source = st.radio("Data", sources, horizontal=True, key=f"{prefix}_source", format_func=_source_label)
     if source == SOURCES[0]:
         return _shared()
     if source == SOURCES[1]:

@@ -45,19 +45,26 @@ def load_samples(kind: str, n: int = 8) -> Dataset:
 def _model_picker() -> None:
     st.subheader("Model")
     spec, device = widgets.active_model_choice()
-    source = st.selectbox("Source", list(MODEL_SOURCES), key="sb_model_source")
-    if MODEL_SOURCES[source].startswith("bundled"):
-        new_spec = MODEL_SOURCES[source]
+    allowed = widgets.allowed_models()
+    if allowed is not None:
+        # Shared server: only the models whoever runs it allowed; no spec (and so no path) is typed.
+        source = "allowed"
+        new_spec = st.selectbox("Model", allowed, key="sb_model_allowed",
+                                index=allowed.index(spec) if spec in allowed else 0)
     else:
-        new_spec = st.text_input(
-            "Model spec", key="sb_model_spec", placeholder=MODEL_SOURCES[source], help="See README, 'Model specs'."
-        )
+        source = st.selectbox("Source", list(MODEL_SOURCES), key="sb_model_source")
+        if MODEL_SOURCES[source].startswith("bundled"):
+            new_spec = MODEL_SOURCES[source]
+        else:
+            new_spec = st.text_input(
+                "Model spec", key="sb_model_spec", placeholder=MODEL_SOURCES[source], help="See README, 'Model specs'."
+            )
     from mmexplore.models.devices import DEVICE_CHOICES
 
     new_device = st.selectbox("Device", DEVICE_CHOICES, key="sb_model_device", index=DEVICE_CHOICES.index("auto"))
     if st.button("Load model", key="sb_model_load", width="stretch"):
         if not new_spec.strip():
-            st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES[source]}"
+            st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES.get(source, 'bundled')}"
         else:
             widgets.switch_model(new_spec, new_device)
     err = st.session_state.get(widgets.MODEL_ERROR_KEY)

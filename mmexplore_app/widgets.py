@@ -16,6 +16,7 @@ Session-state keys used here: ``dataset``, ``model_spec``, ``model_device``, ``m
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from mmexplore.errors import MMExploreError
 from mmexplore.settings import get_settings
 from mmexplore_app.state import DATASET_KEY, Dataset
 
+_log = logging.getLogger("mmexplore.app")
 MODEL_SPEC_KEY = "model_spec"
 MODEL_DEVICE_KEY = "model_device"
 MODEL_ERROR_KEY = "model_error"
@@ -69,6 +71,12 @@ def _load_model(spec: str, device: str) -> Any:
     return load_model(spec, device)
 
 
+def allowed_models() -> list[str] | None:
+    """The model specs a user may pick: the server's allow-list in shared mode, None (any spec) in local mode."""
+    settings = get_settings()
+    return list(settings.allowed_models) if settings.shared else None
+
+
 def active_model_choice() -> tuple[str, str]:
     """The (spec, device) the app is currently using."""
     return (
@@ -84,6 +92,10 @@ def switch_model(spec: str, device: str) -> bool:
     shows it) and the previously active model stays in use.
     """
     spec, device = (spec or "").strip(), (device or DEFAULT_DEVICE).strip()
+    allowed = allowed_models()
+    if allowed is not None and spec not in allowed:
+        st.session_state[MODEL_ERROR_KEY] = "this server offers only the models in its list"
+        return False
     try:
         with st.spinner(f"Loading model {spec} on {device}…"):
             _load_model(spec, device)
@@ -91,7 +103,7 @@ def switch_model(spec: str, device: str) -> bool:
         st.session_state[MODEL_ERROR_KEY] = str(exc)
         return False
     except Exception as exc:  # an unexpected failure inside open_clip/torch: one line, no traceback
-        st.session_state[MODEL_ERROR_KEY] = f"model '{spec}' could not be loaded: {type(exc).__name__}: {exc}"
+        st.session_state[MODEL_ERROR_KEY] = f"model '{spec}' could not be loaded: {error_message(exc)}"
         return False
     st.session_state[MODEL_SPEC_KEY] = spec
     st.session_state[MODEL_DEVICE_KEY] = device
@@ -105,12 +117,16 @@ def current_encoder() -> Any:
     If it cannot be loaded (e.g. the bundled model is missing), shows the error and stops the page.
     """
     spec, device = active_model_choice()
+    allowed = allowed_models()
+    if allowed is not None and spec not in allowed:  # belt and braces: only switch_model sets the spec
+        spec = DEFAULT_SPEC
+        st.session_state[MODEL_SPEC_KEY] = spec
     try:
         return _load_model(spec, device)
     except MMExploreError as exc:
         show_error(exc)
     except Exception as exc:
-        show_error(f"model '{spec}' could not be loaded: {type(exc).__name__}: {exc}")
+        show_error(f"model '{spec}' could not be loaded: {error_message(exc)}")
     st.stop()
 
 
@@ -169,6 +185,46 @@ def dataset_embeddings(dataset: Dataset | None = None) -> tuple[np.ndarray, np.n
     return img, txt
 
 
+# ---------------------------------------------------------------------------- server paths
+def server_paths_allowed() -> bool:
+    """Whether pages may offer server-side paths: always in local mode, in shared mode only with data roots."""
+    settings = get_settings()
+    return not settings.shared or bool(settings.data_roots)
+
+
+def server_path_input(label: str, *, key: str, suffixes: tuple[str, ...] = (), folders: bool = False) -> str:
+    """A text field for a path on the machine running the app; returns the stripped text.
+
+    In shared mode the label says which data folders are readable and a caption lists (a few of)
+    their entries; the path itself must still go through :func:`mmexplore.pathguard.user_path`.
+    """
+    settings = get_settings()
+    if not settings.shared:
+        return st.text_input(label, key=key).strip()
+    from mmexplore.pathguard import list_inside
+
+    roots = ", ".join(str(r) for r in settings.data_roots)
+    value = st.text_input(f"{label}, inside this server's data folders", key=key,
+                          placeholder=str(settings.data_roots[0]) if settings.data_roots else "",
+                          help=f"Data folders: {roots}. Paths elsewhere on the server are refused.").strip()
+    entries = list_inside(settings.data_roots, suffixes=suffixes, folders=folders, limit=12)
+    if entries:
+        st.caption("Available: " + " · ".join(plain(str(p)) for p in entries))
+    return value
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:&\"'=^")
+
+
+def plain(text: str) -> str:
+    """``text`` escaped so that Streamlit's markdown shows it literally (no links, images, LaTeX, HTML).
+
+    For user text read from files (captions in a saved index, file names): rendered as markdown, a
+    caption ``![x](http://host/pixel)`` would make every viewer's browser fetch that URL.
+    """
+    return "".join(f"\\{c}" if c in _MARKDOWN_SPECIALS else c for c in str(text).replace("\n", " "))
+
+
 # ---------------------------------------------------------------------------- page helpers
 def require_data(min_images: int = 1, min_texts: int = 1) -> Dataset:
     """Return the data set, or show a friendly note and stop the page when it is too small."""
@@ -194,12 +250,18 @@ def explain(title: str, markdown: str, *, expanded: bool = False) -> None:
 
 
 def error_message(exc_or_msg: BaseException | str) -> str:
-    """The one-line text shown for an error (no traceback)."""
+    """The one-line text shown for an error (no traceback).
+
+    A user error (:class:`MMExploreError`) shows its own message, written to name the problem without
+    quoting file contents. Any other exception shows only its type: its text may quote whatever file
+    it was reading (a parser's "invalid literal … 'SECRET=…'"), so the detail goes to the server log.
+    """
     if isinstance(exc_or_msg, str):
         return exc_or_msg
     if isinstance(exc_or_msg, MMExploreError):
         return str(exc_or_msg)
-    return f"Unexpected error ({type(exc_or_msg).__name__}): {exc_or_msg}"
+    _log.error("unexpected error shown to a user as one line", exc_info=exc_or_msg)
+    return f"Unexpected error ({type(exc_or_msg).__name__}); the details are in the server log"
 
 
 def show_error(exc_or_msg: BaseException | str) -> None:

@@ -8,10 +8,13 @@ from pathlib import Path
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
+from mmexplore.pathguard import guard_paths, reading_roots, user_path
 from mmexplore.settings import get_settings
 from mmexplore_app import widgets
 
 SOURCES = ("Current data set", "A folder of images", "A saved index folder")
+# A shared server without data folders offers no server-side source.
+OFFERED = SOURCES if widgets.server_paths_allowed() else SOURCES[:1]
 # Indexes of folders built on this page (the same folder and model reuse and extend theirs).
 INDEX_ROOT = get_settings().index_dir
 COLUMNS = 4
@@ -57,6 +60,8 @@ def _image(path: str, ds):
         return ds.images[ds.image_names.index(path)]
     from mmexplore.data.images import load_image
 
+    roots = reading_roots()
+    guard_paths([path], shared=roots is not None, roots=roots or (), what="image path")
     return load_image(path)
 
 
@@ -81,7 +86,7 @@ def _uploaded() -> None:
 st.title("Search")
 encoder = widgets.current_encoder()
 ds = widgets.current_dataset()
-source = st.radio("Search in", SOURCES, horizontal=True, key="search_source")
+source = st.radio("Search in", OFFERED, horizontal=True, key="search_source")
 
 index = None
 try:
@@ -92,15 +97,18 @@ try:
             st.stop()
         index = _dataset_index(encoder, ds)
     elif source == SOURCES[1]:
-        folder = st.text_input("Folder of images (on the machine running the app)", key="search_folder").strip()
+        folder = widgets.server_path_input("Folder of images (on the machine running the app)", key="search_folder",
+                                           folders=True)
         if folder:
             from mmexplore.retrieval import build_index
 
-            digest = hashlib.sha1(f"{Path(folder).resolve()}|{encoder.model_id}".encode()).hexdigest()[:12]
+            resolved = user_path(folder)  # shared mode: inside the data roots, or refused
+            digest = hashlib.sha1(f"{resolved.resolve()}|{encoder.model_id}".encode()).hexdigest()[:12]
             out = INDEX_ROOT / digest
             if st.button("Build / update index", key="search_build", help="embeds only files not embedded yet"):
                 bar = widgets.progress_callback("Embedding")
-                res = build_index(folder, out, encoder, progress=False, on_chunk=lambda k, d, t: bar(d, t))
+                res = build_index(resolved, out, encoder, progress=False, on_chunk=lambda k, d, t: bar(d, t),
+                                  roots=reading_roots())
                 if res["errors"]:
                     st.warning(f"{len(res['errors'])} file(s) skipped: " + "; ".join(res["errors"][:3]))
             st.session_state["search_index_dir"] = str(out) if (out / "index.json").is_file() else None
@@ -109,11 +117,12 @@ try:
 
             index = SearchIndex.load(st.session_state["search_index_dir"])
     else:
-        path = st.text_input("Index folder (made by `mmexplore index build`)", key="search_index_path").strip()
+        path = widgets.server_path_input("Index folder (made by `mmexplore index build`)", key="search_index_path",
+                                         folders=True)
         if path:
             from mmexplore.retrieval import SearchIndex
 
-            index = SearchIndex.load(path)
+            index = SearchIndex.load(user_path(path))
             index.check_model(encoder.model_id, "the model chosen in the sidebar")
 except MMExploreError as exc:
     widgets.show_error(exc)
@@ -147,7 +156,7 @@ if not query or (query["kind"] == "text" and not query["text"].strip()):
     st.stop()
 try:
     if query["kind"] == "text":
-        st.markdown(f"**Query:** “{query['text']}”")
+        st.markdown(f"**Query:** “{widgets.plain(query['text'])}”")
         results = index.search_text(encoder, query["text"], target, k)
     else:
         if query["kind"] == "upload":
@@ -175,11 +184,11 @@ for row_start in range(0, len(results), COLUMNS):
                     col.image(_image(r["path"], ds), caption=f"{r['score']:.3f} · {Path(r['path']).name}",
                               width="stretch")
                 except MMExploreError:
-                    col.warning(f"{r['path']}: cannot be shown")
+                    col.warning(f"{widgets.plain(Path(r['path']).name)}: cannot be shown")
                 st.button("use as query", key=f"search_use_{i}", on_click=_use_image, args=(r["path"],))
             else:
-                st.markdown(f"**{r['score']:.3f}** · {r['caption']}")
+                st.markdown(f"**{r['score']:.3f}** · {widgets.plain(r['caption'])}")
                 st.button("use as query", key=f"search_use_{i}", on_click=_use_text, args=(r["caption"],))
             if r["kind"] == "image" and r["caption"]:
-                st.caption(r["caption"])
+                st.caption(widgets.plain(r["caption"]))
 widgets.explain("What am I looking at?", EXPLANATION)

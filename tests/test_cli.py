@@ -70,7 +70,7 @@ def test_similarity_from_captions_file(capsys, scene_files):
         (lambda d: ["similarity", "--images", str(d / "missing.png"), "--texts", "x"], "missing.png: file not found"),
         (lambda d: ["similarity", "--images", str(d / "corrupt.png"), "--texts", "x"], "corrupt.png"),
         (lambda d: ["similarity", "--images", str(d / "scene0.png"), "--texts", "   "], "caption 1 is empty"),
-        (lambda d: ["similarity", "--captions", str(d / "wrong.csv")], "missing column(s)"),
+        (lambda d: ["similarity", "--captions", str(d / "wrong.csv")], "not a pairs file"),
         (lambda d: ["info", "--model", "NoSuchArch:openai"], "unknown architecture"),
     ],
 )

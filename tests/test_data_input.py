@@ -53,7 +53,7 @@ def test_add_pairs_file_matches_by_file_name_and_reports_missing_images():
     assert ds.pairs[0, 0] and ds.pairs[1, 3] and ds.pairs.sum() == 2
     assert any("q.png" in e for e in out.errors)
     bad = di.add_pairs_file(_ds(), "pairs.csv", b"foo,bar\n1,2\n")
-    assert bad.dataset.texts == ["red", "blue", "green"] and "missing column" in bad.errors[0]
+    assert bad.dataset.texts == ["red", "blue", "green"] and "not a pairs file" in bad.errors[0]
 
 
 def test_pairs_table_round_trip_with_edits():

@@ -23,7 +23,7 @@ def test_tsv_and_jsonl_and_extra_columns():
 @pytest.mark.parametrize(
     ("data", "name", "needle"),
     [
-        (b"img,caption\na.png,x\n", "p.csv", "missing column(s) image, text (found: caption, img)"),
+        (b"img,caption\na.png,x\n", "p.csv", "not a pairs file: no image/text column(s)"),
         (b"image,text\n", "p.csv", "no rows"),
         (b"image,text\na.png,\n", "p.csv", "row 1 has an empty"),
         (b'{"image": "a.png"\n', "p.jsonl", "line 1 is not valid JSON"),
@@ -35,6 +35,14 @@ def test_bad_pair_files(data, name, needle):
     with pytest.raises(InputError) as info:
         parse_pairs(data, name)
     assert name in str(info.value) and needle in str(info.value)
+
+
+def test_errors_never_quote_the_file():
+    """A file that is not a pairs file (an environment dump, a credentials file) is never echoed."""
+    for data in (b"SECRET_KEY=abc123\0HOME=/root\0", b"machine x login u password hunter2\n", b"a,b\nhunter2,x\n"):
+        with pytest.raises(InputError) as info:
+            parse_pairs(data, "leak.csv")
+        assert "hunter2" not in str(info.value) and "SECRET" not in str(info.value)
 
 
 def test_read_texts(tmp_path):

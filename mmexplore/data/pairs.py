@@ -118,8 +118,8 @@ def parse_pairs(data: bytes, name: str, base_dir: str | os.PathLike | None = Non
             raise InputError(f"{name}: malformed CSV ({exc})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        found = ", ".join(sorted(columns)) or "none"
-        raise InputError(f"{name}: missing column(s) {', '.join(missing)} (found: {found}); need 'image' and 'text'")
+        # Never echo the header: the "file" may be any file on the server (/proc/self/environ, .env).
+        raise InputError(f"{name}: not a pairs file: no {'/'.join(missing)} column(s) (need 'image' and 'text')")
     if not rows:
         raise InputError(f"{name}: no rows")
     base = Path(base_dir) if base_dir is not None else None

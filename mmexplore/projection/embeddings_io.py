@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def parse_embeddings(data: bytes, name: str) -> EmbeddingSet:
             raise InputError(f"{name}: not a readable .npz file ({type(exc).__name__})") from None
         missing = [k for k in ("image", "text") if k not in arrays]
         if missing:
-            raise InputError(f"{name}: missing array(s) {missing}; it has {sorted(arrays)} (need 'image' and 'text')")
+            raise InputError(f"{name}: not an embeddings file: no {'/'.join(missing)} array(s) (need 'image' and 'text')")
         return _finish(arrays["image"], arrays["text"], arrays.get("pairs"), arrays.get("image_names"),
                        arrays.get("captions", arrays.get("texts")), name)
     if suffix == ".parquet":
@@ -92,7 +93,7 @@ def parse_embeddings(data: bytes, name: str) -> EmbeddingSet:
         cols = set(table.column_names)
         missing = [c for c in ("image_embedding", "text_embedding") if c not in cols]
         if missing:
-            raise InputError(f"{name}: missing column(s) {missing}; it has {sorted(cols)}")
+            raise InputError(f"{name}: not an embeddings file: no {'/'.join(missing)} column(s)")
         try:
             img = np.stack(table.column("image_embedding").to_numpy(zero_copy_only=False))
             txt = np.stack(table.column("text_embedding").to_numpy(zero_copy_only=False))
@@ -122,12 +123,14 @@ def find_pairs_file(path: str | os.PathLike) -> Path:
         raise InputError(f"{p}: no such file or folder")
     found = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson"))
     if len(found) != 1:
-        names = [q.name for q in found] or "none"
-        raise InputError(f"{p}: expected one captions file (CSV/TSV/JSONL with image,text columns) in the folder, found {names}")
+        # A count, not the names: the folder may be anyone's on a shared server.
+        raise InputError(f"{p}: expected one captions file (CSV/TSV/JSONL with image,text columns) in the folder, "
+                         f"found {len(found)}")
     return found[0]
 
 
-def encode_pairs_file(encoder: Any, path: str | os.PathLike, *, chunk: int = 256, progress: Any = None) -> EmbeddingSet:
+def encode_pairs_file(encoder: Any, path: str | os.PathLike, *, chunk: int = 256, progress: Any = None,
+                      roots: Sequence[str | os.PathLike] | None = None) -> EmbeddingSet:
     """Embed every image and caption of a captions file (or a folder holding one), a chunk at a time.
 
     Images are decoded ``chunk`` at a time, so a folder of 100k images never sits in memory at once.
@@ -141,11 +144,19 @@ def encode_pairs_file(encoder: Any, path: str | os.PathLike, *, chunk: int = 256
         Images decoded and encoded per batch.
     progress : callable(done, total), optional
         Called after each chunk (images, then captions, counted together).
+    roots : sequence of path, optional
+        Shared mode's data roots: the file and every image it names must lie inside them
+        (:mod:`mmexplore.pathguard`); None reads anything (local mode).
     """
     from mmexplore.data.images import load_image
     from mmexplore.data.pairs import read_pairs
+    from mmexplore.pathguard import guard_paths
 
-    table = read_pairs(find_pairs_file(path))
+    shared = roots is not None
+    pairs_file = find_pairs_file(path)
+    guard_paths([pairs_file], shared=shared, roots=roots or (), what="captions file")
+    table = read_pairs(pairs_file)
+    guard_paths(table.images, shared=shared, roots=roots or (), what="image path")
     n, m = len(table.images), len(table.texts)
     parts = []
     for start in range(0, n, chunk):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,18 +38,24 @@ class SourceItems:
     texts: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
 
-def read_source(source: str | os.PathLike) -> SourceItems:
+def read_source(source: str | os.PathLike, *, roots: Sequence[str | os.PathLike] | None = None) -> SourceItems:
     """Items of a folder of images, or of a captions CSV/TSV/JSONL (``image``, ``text`` columns).
 
     A captions file gives one image row per unique image (its captions joined with `` | ``) and one
-    text row per unique caption (``path``: the first image it describes).
+    text row per unique caption (``path``: the first image it describes). With ``roots`` (shared
+    mode's data roots), files whose resolved path leaves them (symlinks) are left out of a folder, and
+    a captions file naming such an image is refused.
     """
     from mmexplore.data.images import list_image_files
     from mmexplore.data.pairs import read_pairs
+    from mmexplore.pathguard import guard_paths, inside_roots
 
     src = Path(source)
+    guard_paths([src], shared=roots is not None, roots=roots or (), what="source")
     if src.is_dir():
         files = list_image_files(src)
+        if roots is not None:
+            files = [p for p in files if inside_roots(p, roots)]
         if not files:
             raise InputError(f"{src}: no image files in the folder")
         return SourceItems(images=[(str(p.resolve()), {"path": str(p.resolve()), "caption": ""}) for p in files])
@@ -58,6 +64,7 @@ def read_source(source: str | os.PathLike) -> SourceItems:
     if src.suffix.lower() not in CAPTION_SUFFIXES:
         raise InputError(f"{src}: expected a folder of images or a captions file ({', '.join(CAPTION_SUFFIXES)})")
     table = read_pairs(src)
+    guard_paths(table.images, shared=roots is not None, roots=roots or (), what="image path")
     captions_of: dict[str, list[str]] = {}
     first_image: dict[str, str] = {}
     for row in table.rows:
@@ -129,6 +136,7 @@ def build_index(
     batch_size: int = 64,
     progress: bool = True,
     on_chunk: Callable[[str, int, int], None] | None = None,
+    roots: Sequence[str | os.PathLike] | None = None,
 ) -> dict[str, Any]:
     """Embed ``source`` into ``index_dir`` (resuming earlier work) and build the search index.
 
@@ -148,6 +156,8 @@ def build_index(
         Show a tqdm bar on stderr.
     on_chunk : callable(kind, done, total), optional
         Called after each chunk (e.g. a Streamlit progress bar).
+    roots : sequence of path, optional
+        Shared mode's data roots (see :func:`read_source`); None reads anything.
 
     Returns
     -------
@@ -158,7 +168,7 @@ def build_index(
 
     from mmexplore.data.images import load_image
 
-    items = read_source(source)
+    items = read_source(source, roots=roots)
     root = Path(index_dir)
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: exists and is not a folder")
