@@ -1,25 +1,28 @@
-"""Benchmark: faiss search backends on random unit vectors (build time, query time, recall@10).
+"""Benchmark: search indexes built from Parquet shards of clustered unit vectors (build, latency, recall@10).
 
-For each size (default 10k, 100k and 1M vectors of dimension 512, unit norm, i.i.d. Gaussian
-directions) this measures, in one run and on the same data:
+Data shaped like real embeddings: ``--clusters`` centres drawn uniformly on the unit sphere, each
+vector ``normalize(c + spread · g / √d)`` with ``g ~ N(0, I_d)`` (so the noise has norm ≈ spread;
+default 1,000 clusters, spread 0.3), written as ``mmexplore embed`` shards under ``--workdir``
+(default /tmp; deleted at the end unless ``--keep``). Queries are fresh draws from the same
+distribution, never rows of the index.
 
-- ``exact`` (``IndexFlatIP``): build time, query time; its answers are the ground truth;
-- ``hnsw`` (``IndexHNSWFlat``, inner product): build time, then for a sweep of ``efSearch`` the query
-  time and recall@10 against exact;
-- ``ivfpq`` (``IndexRefineFlat(IndexIVFPQ)``): build (training included), then a sweep of
-  ``nprobe`` (re-ranking ``refine_factor × k`` candidates exactly).
+For each size it measures, in one run and on the same data:
 
-Query time is reported two ways: batched (``n_queries`` queries in one call, ms per query) and one
-query at a time (latency, median over ``n_single`` queries). Ratios are against exact search in the
-same run. Queries are fresh random unit vectors, not rows of the data: with i.i.d. directions in 512
-dimensions the nearest neighbours are barely nearer than anything else, the hardest case for an
-approximate index (real embeddings have far lower intrinsic dimension).
+- ``exact``: ``IndexFlatIP`` single-query latency (sizes that fit in memory); ground truth comes
+  from exact search streamed over the shards;
+- ``auto``: what ``mmexplore index build --embeddings`` builds (the same core call,
+  ``VectorIndex.fit_source`` over a ``ShardSource``): build time, peak memory (RSS), the recall it
+  measured at build time, then the recall/latency curve over ``nprobe``;
+- ``hnsw`` (sizes that fit in memory): build time and the curve over ``efSearch``.
+
+Latency is per single query (p50, p99 over ``--single`` queries); recall@10 on ``--queries``.
 
 Usage::
 
-    nice -n 10 .venv/bin/python benchmarks/retrieval.py [--sizes 10000,100000,1000000]
+    nice -n 10 .venv/bin/python benchmarks/retrieval.py --sizes 1000000
+    nice -n 10 .venv/bin/python benchmarks/retrieval.py --sizes 10000000 --backends auto
 
-Writes ``benchmarks/results/retrieval.json``.
+Writes ``benchmarks/results/retrieval-<size>.json``.
 """
 
 from __future__ import annotations
@@ -29,155 +32,204 @@ import gc
 import json
 import os
 import platform
+import resource
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmexplore.retrieval.backends import HNSWConfig, IVFPQConfig
-from mmexplore.retrieval.vector_index import recall_at_k
+from mmexplore.embeddings.shards import EmbeddingShards, ShardSource, ShardWriter
+from mmexplore.retrieval.sources import stream_knn
+from mmexplore.retrieval.vector_index import VectorIndex, recall_at_k
 
-RESULTS = Path(__file__).resolve().parent / "results" / "retrieval.json"
-TARGET_MS, TARGET_RECALL = 10.0, 0.95
-
-
-def random_unit(n: int, d: int, seed: int, chunk: int = 100_000) -> np.ndarray:
-    """``n`` i.i.d. random unit vectors (float32), generated in chunks to bound peak memory."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, d), dtype=np.float32)
-    for s in range(0, n, chunk):
-        block = rng.standard_normal((min(chunk, n - s), d), dtype=np.float32)
-        out[s:s + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = {1_000_000: {"build_s": 90.0, "p50_ms": 1.0, "p99_ms": 5.0, "recall@10": 0.95},
+           10_000_000: {"p50_ms": 10.0, "recall@10": 0.90, "peak_rss_gb": 8.0}}
 
 
-def time_queries(index, queries: np.ndarray, k: int, n_single: int) -> tuple[float, float, np.ndarray]:
-    """(batched ms/query, median single-query ms, ids of the batched search)."""
+class Clustered:
+    """Draws of the clustered distribution (fixed centres; each call its own seed)."""
+
+    def __init__(self, clusters: int, spread: float, dim: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        c = rng.standard_normal((clusters, dim), dtype=np.float32)
+        self.centres = c / np.linalg.norm(c, axis=1, keepdims=True)
+        self.spread, self.dim = spread, dim
+
+    def draw(self, n: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        x = self.centres[rng.integers(0, len(self.centres), n)]
+        x = x + self.spread * rng.standard_normal((n, self.dim), dtype=np.float32) / np.sqrt(self.dim)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def write_shards(folder: Path, n: int, gen: Clustered, per_shard: int) -> None:
+    """``n`` vectors as image embeddings in ``mmexplore embed`` shards (skipped when already there)."""
+    if (folder / "manifest.json").is_file() and EmbeddingShards(folder).n_rows == n:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    writer = ShardWriter(folder, "synthetic@clustered", "synthetic", gen.dim, "benchmarks/retrieval.py")
     t0 = time.perf_counter()
-    _, ids = index.search(queries, k)
-    batched = (time.perf_counter() - t0) * 1000 / len(queries)
-    singles = []
-    for q in queries[:n_single]:
+    for s in range(0, n, per_shard):
+        m = min(per_shard, n - s)
+        rows = np.arange(s, s + m, dtype=np.int64)
+        items = pa.table({"id": [f"{r:016x}" for r in rows], "row": rows, "path": [f"vec/{r}" for r in rows],
+                          "caption": [""] * m, "image_caption": [""] * m,
+                          "image_first": np.ones(m, bool), "text_first": np.zeros(m, bool)})
+        writer.write_shard(items, gen.draw(m, seed=1000 + s // per_shard), None, None, None)
+        print(f"\rwriting shards {s + m:,}/{n:,} ({time.perf_counter() - t0:.0f}s)", end="", flush=True)
+    writer.finish()
+    print()
+
+
+def latencies(index, queries: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """(p50, p99) milliseconds of one query at a time."""
+    out = []
+    for q in queries:
         t0 = time.perf_counter()
         index.search(q[None, :], k)
-        singles.append((time.perf_counter() - t0) * 1000)
-    return batched, float(np.median(singles)), ids
+        out.append((time.perf_counter() - t0) * 1000)
+    return float(np.percentile(out, 50)), float(np.percentile(out, 99))
 
 
-def bench_size(n: int, d: int, args: argparse.Namespace, res: dict, save) -> dict:
-    """Fill ``res`` for one size, calling ``save()`` after each backend (partial results survive)."""
+def curve(index, knob: str, values: list[int], apply, queries, truth, single) -> list[dict]:
+    rows = []
+    for v in values:
+        apply(index, v)
+        t0 = time.perf_counter()
+        _, ids = index.search(queries, 10)
+        batched = (time.perf_counter() - t0) * 1000 / len(queries)
+        p50, p99 = latencies(index, single)
+        rows.append({knob: v, "recall@10": recall_at_k(ids, truth), "p50_ms": p50, "p99_ms": p99,
+                     "batched_ms_per_query": batched})
+        r = rows[-1]
+        print(f"    {knob}={v:<5d} recall@10 {r['recall@10']:.3f}  p50 {p50:6.3f} ms  p99 {p99:6.3f} ms  "
+              f"batched {batched:.3f} ms/q", flush=True)
+    return rows
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def bench_size(n: int, args: argparse.Namespace, gen: Clustered) -> dict:
     import faiss
 
-    print(f"\n=== n = {n:,}  d = {d} ===", flush=True)
-    xb = random_unit(n, d, seed=1)
-    xq = random_unit(args.queries, d, seed=2)
-    k = 10
-    res.update({"n": n, "dim": d, "n_queries": args.queries, "k": k})
-
+    folder = Path(args.workdir) / f"mmexplore-bench-{n}"
+    write_shards(folder, n, gen, args.per_shard)
+    shards = EmbeddingShards(folder)
+    source = ShardSource(shards, "image")
+    queries = gen.draw(args.queries, seed=7)
+    single = queries[: args.single]
     t0 = time.perf_counter()
-    flat = faiss.IndexFlatIP(d)
-    flat.add(xb)
+    _, truth = stream_knn(queries, source, 10)
+    res: dict = {"n": n, "dim": gen.dim, "ground_truth_s": time.perf_counter() - t0, "backends": {}}
+    print(f"\n=== n = {n:,}: exact ground truth streamed over {len(shards.files)} shards in "
+          f"{res['ground_truth_s']:.0f}s ===", flush=True)
+    fits = n * gen.dim * 4 <= args.in_memory_gb * 2**30
+
+    rss0 = peak_rss_gb()
+    t0 = time.perf_counter()
+    auto = VectorIndex(recall_target=args.recall_target).fit_source(source)
     build = time.perf_counter() - t0
-    batched, single, truth = time_queries(flat, xq, k, args.single)
-    res["exact"] = {"build_s": build, "ms_per_query_batched": batched, "ms_per_query_single": single, "recall@10": 1.0}
-    print(f"exact   build {build:7.2f}s  query {batched:7.3f} ms (batched)  {single:7.3f} ms (single)", flush=True)
-    del flat
+    d = auto.describe()
+    print(f"auto -> {d['backend']} {d['params']}  build {build:.1f}s  stored recall@10 {d['recall@10']:.3f}  "
+          f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    p50, p99 = latencies(auto.index_, single)
+    _, ids = auto.index_.search(queries, 10)
+    chosen = {"recall@10": recall_at_k(ids, truth), "p50_ms": p50, "p99_ms": p99}
+    print(f"  at the chosen nprobe={d['params'].get('nprobe')}: recall@10 {chosen['recall@10']:.3f}  "
+          f"p50 {p50:.3f} ms  p99 {p99:.3f} ms", flush=True)
+
+    def set_nprobe(ix, v):
+        faiss.extract_index_ivf(ix).nprobe = v
+
+    nlist = d["params"].get("nlist", 1)
+    sweep = curve(auto.index_, "nprobe", [v for v in (1, 2, 4, 8, 16, 32, 64) if v <= nlist], set_nprobe,
+                  queries, truth, single) if d["params"].get("nlist") else []
+    res["backends"]["auto"] = {"chosen_backend": d["backend"], "params": d["params"], "build_s": build,
+                               "stored_recall@10": d["recall@10"], "tuning": d["tuning"],
+                               "peak_rss_gb": peak_rss_gb(), "rss_before_gb": rss0, "at_chosen": chosen,
+                               "curve": sweep}
+    del auto
     gc.collect()
-    save()
 
-    def sweep(name: str, index, settings: list[tuple[str, int]], apply) -> dict:
-        rows = []
-        for label, value in settings:
-            apply(index, value)
-            b, s, ids = time_queries(index, xq, k, args.single)
-            r = recall_at_k(ids, truth)
-            rows.append({label: value, "ms_per_query_batched": b, "ms_per_query_single": s, "recall@10": r,
-                         "speedup_batched_vs_exact": res["exact"]["ms_per_query_batched"] / b,
-                         "speedup_single_vs_exact": res["exact"]["ms_per_query_single"] / s})
-            sb, ss = rows[-1]["speedup_batched_vs_exact"], rows[-1]["speedup_single_vs_exact"]
-            print(f"{name:7s} {label}={value:<5d} recall@10 {r:.3f}  query {b:7.3f} ms (batched, x{sb:.1f} vs exact)"
-                  f"  {s:7.3f} ms (single, x{ss:.1f})", flush=True)
-        ok = [r for r in rows if r["recall@10"] >= TARGET_RECALL]
-        best = min(ok, key=lambda r: r["ms_per_query_single"]) if ok else max(rows, key=lambda r: r["recall@10"])
-        return {"sweep": rows, "best": best,
-                "meets_target": bool(ok) and best["ms_per_query_single"] <= TARGET_MS}
-
-    def set_nprobe(ix, v: int) -> None:
-        faiss.downcast_index(ix.base_index).nprobe = v
-
-    approximate = {
-        "hnsw": (HNSWConfig(m=args.hnsw_m, ef_construction=args.ef_construction), "ef_search", args.ef_search,
-                 lambda ix, v: setattr(ix.hnsw, "efSearch", v)),
-        "ivfpq": (IVFPQConfig(refine_factor=args.refine_factor, train_size=args.train_size), "nprobe", args.nprobe,
-                  set_nprobe),
-    }
-    for name, (cfg, label, values, apply) in approximate.items():
-        if name not in args.backends:
-            continue
-        t0 = time.perf_counter()
-        index = cfg.build(xb)
-        build = time.perf_counter() - t0
-        print(f"{name:7s} build {build:7.2f}s  ({cfg.params()})", flush=True)
-        limit = cfg.params().get("nlist", max(values))  # nprobe cannot exceed the cells
-        out = sweep(name, index, [(label, v) for v in values if v <= limit], apply)
-        res[name] = {"build_s": build, "params": cfg.params(), **out}
-        save()
-        del index
+    if fits and "exact" in args.backends:
+        x = shards.load_all("image")
+        flat = faiss.IndexFlatIP(gen.dim)
+        flat.add(x)
+        p50, p99 = latencies(flat, single[: min(len(single), 100)])
+        res["backends"]["exact"] = {"p50_ms": p50, "p99_ms": p99, "recall@10": 1.0}
+        print(f"exact  single query p50 {p50:.2f} ms  p99 {p99:.2f} ms", flush=True)
+        del flat
+        if "hnsw" in args.backends:
+            t0 = time.perf_counter()
+            hnsw = faiss.IndexHNSWFlat(gen.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efConstruction = args.ef_construction
+            hnsw.add(x)
+            build = time.perf_counter() - t0
+            print(f"hnsw   M=32 efConstruction={args.ef_construction} build {build:.1f}s", flush=True)
+            sweep = curve(hnsw, "ef_search", [16, 32, 64, 128], lambda ix, v: setattr(ix.hnsw, "efSearch", v),
+                          queries, truth, single)
+            res["backends"]["hnsw"] = {"build_s": build, "ef_construction": args.ef_construction, "curve": sweep}
+            del hnsw
+        del x
         gc.collect()
+    target = TARGETS.get(n)
+    if target:
+        a = res["backends"]["auto"]
+        checks = {"recall@10": a["at_chosen"]["recall@10"] >= target["recall@10"],
+                  "p50_ms": a["at_chosen"]["p50_ms"] <= target["p50_ms"]}
+        if "p99_ms" in target:
+            checks["p99_ms"] = a["at_chosen"]["p99_ms"] <= target["p99_ms"]
+        if "build_s" in target:
+            checks["build_s"] = a["build_s"] <= target["build_s"]
+        if "peak_rss_gb" in target:
+            checks["peak_rss_gb"] = a["peak_rss_gb"] <= target["peak_rss_gb"]
+        res["target"], res["meets"] = target, checks
+        print(f"targets {target}: {checks}", flush=True)
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return res
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated numbers of vectors")
+    p.add_argument("--sizes", default="1000000", help="comma-separated numbers of vectors")
     p.add_argument("--dim", type=int, default=512)
-    p.add_argument("--queries", type=int, default=1000, help="batched queries (ground truth and recall)")
-    p.add_argument("--single", type=int, default=100, help="queries timed one at a time")
-    p.add_argument("--backends", default="hnsw,ivfpq")
-    p.add_argument("--hnsw-m", type=int, default=32)
-    p.add_argument("--ef-construction", type=int, default=64)
-    p.add_argument("--ef-search", default="16,32,64,128,256,512,1024")
-    p.add_argument("--nprobe", default="8,16,32,64,128,256")
-    p.add_argument("--refine-factor", type=int, default=10)
-    p.add_argument("--train-size", type=int, default=50_000)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--clusters", type=int, default=1000)
+    p.add_argument("--spread", type=float, default=0.3)
+    p.add_argument("--queries", type=int, default=1000, help="queries of the recall measurement")
+    p.add_argument("--single", type=int, default=1000, help="queries timed one at a time (p50, p99)")
+    p.add_argument("--recall-target", type=float, default=0.95)
+    p.add_argument("--backends", default="auto,exact,hnsw")
+    p.add_argument("--ef-construction", type=int, default=40)
+    p.add_argument("--per-shard", type=int, default=100_000)
+    p.add_argument("--in-memory-gb", type=float, default=4.0, help="exact/hnsw only when the vectors fit")
+    p.add_argument("--workdir", default="/tmp")
+    p.add_argument("--keep", action="store_true", help="keep the generated shards")
     args = p.parse_args()
     args.backends = args.backends.split(",")
-    args.ef_search = [int(v) for v in args.ef_search.split(",")]
-    args.nprobe = [int(v) for v in args.nprobe.split(",")]
     import faiss
 
-    if args.threads:
-        faiss.omp_set_num_threads(args.threads)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "faiss": faiss.__version__,
-                          "threads": faiss.omp_get_max_threads()},
-              "command": " ".join(sys.argv),
-              "target": {"ms_per_query": TARGET_MS, "recall@10": TARGET_RECALL, "at_n": 1_000_000},
-              "data": "i.i.d. random unit vectors (hardest case for ANN)", "sizes": []}
-    for n in sizes:
-        report["sizes"].append({})
-        bench_size(n, args.dim, args, report["sizes"][-1], lambda: out_path.write_text(json.dumps(report, indent=2)))
-        out_path.write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {out_path}")
-    print("\n   n        backend  best setting        recall@10  ms/query single (x exact)  batched (x exact)  build s")
-    for r in report["sizes"]:
-        ex = r["exact"]
-        print(f"{r['n']:>9,}  exact    -                   1.000      {ex['ms_per_query_single']:8.3f}             "
-              f"{ex['ms_per_query_batched']:8.3f}          {ex['build_s']:.1f}")
-        for name in ("hnsw", "ivfpq"):
-            if name in r:
-                b = r[name]["best"]
-                setting = next(f"{key}={b[key]}" for key in ("ef_search", "nprobe") if key in b)
-                print(f"{r['n']:>9,}  {name:7s}  {setting:18s}  {b['recall@10']:.3f}      "
-                      f"{b['ms_per_query_single']:8.3f} (x{b['speedup_single_vs_exact']:.1f})   "
-                      f"{b['ms_per_query_batched']:8.3f} (x{b['speedup_batched_vs_exact']:.1f})   {r[name]['build_s']:.1f}")
+    gen = Clustered(args.clusters, args.spread, args.dim)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for n in (int(s) for s in args.sizes.split(",")):
+        res = bench_size(n, args, gen)
+        report = {"benchmark": "retrieval", "command": " ".join(sys.argv),
+                  "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "faiss": faiss.__version__,
+                              "threads": faiss.omp_get_max_threads(), "load_avg_at_end": os.getloadavg()},
+                  "data": {"kind": "clustered unit vectors", "clusters": args.clusters, "spread": args.spread,
+                           "definition": "normalize(c + spread * g / sqrt(d)), g ~ N(0, I)"},
+                  **res}
+        out = RESULTS / f"retrieval-{n}.json"
+        out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ class Settings:
         Decompression-bomb guard per image (``MMEXPLORE_MAX_IMAGE_PIXELS``).
     hub_offline : bool
         ``HF_HUB_OFFLINE``: never contact the Hugging Face hub.
+    ray_address : str or None
+        Ray cluster that ``mmexplore embed`` runs on (``RAY_ADDRESS``; None: Ray starts in-process).
     """
 
     default_model: str = "bundled"
@@ -93,6 +95,7 @@ class Settings:
     max_caption_chars: int = 1000
     max_image_pixels: int = 64_000_000
     hub_offline: bool = False
+    ray_address: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -126,6 +129,7 @@ class Settings:
             max_caption_chars=_int(env, "MMEXPLORE_MAX_CAPTION_CHARS", cls.max_caption_chars),
             max_image_pixels=_int(env, "MMEXPLORE_MAX_IMAGE_PIXELS", cls.max_image_pixels),
             hub_offline=_truthy(env.get("HF_HUB_OFFLINE")),
+            ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
         )
 
     @property

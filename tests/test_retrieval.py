@@ -19,6 +19,8 @@ from mmexplore.retrieval import (
     build_index,
     get_backend,
 )
+from mmexplore.retrieval.sources import ArraySource
+from mmexplore.retrieval.vector_index import recall_at_k
 
 
 def unit(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -46,10 +48,10 @@ def test_exact_search_equals_numpy_argsort():
 
 
 def test_registry_declares_capabilities_and_rejects_unknown():
-    assert set(BACKENDS) == {"exact", "hnsw", "ivfpq"} and available_backends()[0] == "auto"
+    assert set(BACKENDS) == {"exact", "hnsw", "ivf", "ivfpq"} and available_backends()[0] == "auto"
     assert get_backend("exact").capabilities.exact and not get_backend("hnsw").capabilities.exact
     assert get_backend("ivfpq").capabilities.needs_training
-    with pytest.raises(InputError, match=r"Unsupported search backend 'annoy'.*exact.*hnsw.*ivfpq"):
+    with pytest.raises(InputError, match=r"Unsupported search backend .annoy..*exact.*hnsw.*ivf.*ivfpq"):
         get_backend("annoy")
 
 
@@ -80,8 +82,9 @@ def test_auto_switches_by_size_and_on_add():
     x = clustered(600, 16)
     small = VectorIndex(threshold=500).fit(x[:300])
     assert small.backend_ == "exact"
-    small.add(x[300:])  # crosses the threshold: rebuilt as HNSW with all 600 rows
-    assert small.backend_ == "hnsw" and small.n_ == 600 and small.recall_ > 0.8
+    small.add(x[300:])  # crosses the threshold: rebuilt as an inverted file with all 600 rows
+    assert small.backend_ == "ivf" and small.n_ == 600 and small.recall_ > 0.8
+    assert small.tuning_ and small.config_.nprobe == small.tuning_[-1]["nprobe"]
     _, ids = small.search(x[450], 1)
     assert ids[0, 0] == 450
 
@@ -211,3 +214,46 @@ def test_approximate_index_round_trip_keeps_search_settings(tmp_path):
     with pytest.raises(InputError, match="not a readable faiss index"):
         (tmp_path / "bad.faiss").write_bytes(b"junk")
         VectorIndex.load(tmp_path / "bad.faiss", desc)
+
+
+class ShuffledSource:
+    """A VectorSource whose batches come out of position order (as shards written by workers do)."""
+
+    sequential = False
+
+    def __init__(self, x, batch=97, seed=0):
+        self.x, self.n, self.dim, self.batch = x, len(x), x.shape[1], batch
+        self.order = np.random.default_rng(seed).permutation(len(x))
+
+    def sample(self, m, seed=0):
+        return ArraySource(self.x).sample(m, seed)
+
+    def batches(self):
+        for s in range(0, self.n, self.batch):
+            pos = self.order[s:s + self.batch]
+            yield pos, self.x[pos]
+
+
+@pytest.mark.parametrize("backend,params", [("exact", {}), ("ivf", {}), ("ivfpq", {"refine": "sq8"})])
+def test_streamed_out_of_order_equals_in_memory(backend, params, tmp_path):
+    x = clustered(3000, 32)
+    mem = VectorIndex(backend, params=params).fit(x)
+    streamed = VectorIndex(backend, params=params).fit_source(ShuffledSource(x))
+    q = x[:50] + 0.01
+    _, i1 = mem.search(q, 10)
+    _, i2 = streamed.search(q, 10)
+    assert recall_at_k(i2, i1) >= 0.98 and streamed.n_ == 3000
+    assert streamed.recall_ >= 0.9
+    desc = streamed.save(tmp_path / "ix.faiss")
+    back = VectorIndex.load(tmp_path / "ix.faiss", desc)
+    assert np.array_equal(back.search(q, 10)[1], i2)
+
+
+def test_recall_target_sets_nprobe_and_is_measured_on_held_out_queries():
+    x = clustered(20_000, 32)
+    idx = VectorIndex("ivf", recall_target=0.99).fit(x)
+    d = idx.describe()
+    assert d["params"]["nprobe"] == d["tuning"][-1]["nprobe"] and d["tuning"][-1]["recall@10"] >= 0.99
+    assert d["recall@10"] >= 0.95 and d["recall_target"] == 0.99
+    lower = VectorIndex("ivf", recall_target=0.5).fit(x)
+    assert lower.config_.nprobe <= idx.config_.nprobe

@@ -17,6 +17,7 @@ from mmexplore import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
     "mmexplore.cli.core",
+    "mmexplore.cli.embed",
     "mmexplore.cli.heatmap",
     "mmexplore.cli.projection",
     "mmexplore.cli.relation",

@@ -13,9 +13,29 @@ from mmexplore.errors import InputError, ModelLoadError
 DEFAULT_COMPARED = "bundled,bundled-nodense,bundled-noneg"
 
 
+def _kinds_summary(kinds: dict[str, Any]) -> dict[str, Any]:
+    return {kind: {"backend": d["backend"], "size": d["size"], "recall@10": d["recall@10"],
+                   **({"nprobe": d["params"]["nprobe"]} if d["params"].get("nprobe") is not None else {})}
+            for kind, d in kinds.items()}
+
+
 def cmd_index_build(args: argparse.Namespace) -> dict[str, Any]:
     from mmexplore.retrieval import build_index
 
+    if not 0 < args.recall_target <= 1:
+        raise InputError(f"--recall-target must be in (0, 1], got {args.recall_target}")
+    if args.threshold < 1:
+        raise InputError(f"--threshold must be at least 1, got {args.threshold}")
+    if (args.source is None) == (args.embeddings is None):
+        raise InputError("give exactly one of SOURCE (images or captions to embed) or --embeddings DIR")
+    if args.embeddings is not None:
+        from mmexplore.retrieval.from_embeddings import build_index_from_embeddings
+
+        out = build_index_from_embeddings(args.embeddings, args.index, backend=args.backend,
+                                          threshold=args.threshold, recall_target=args.recall_target,
+                                          progress=not args.no_progress)
+        out["kinds"] = _kinds_summary(out["kinds"])
+        return out
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     if not Path(args.source).exists():
@@ -24,8 +44,7 @@ def cmd_index_build(args: argparse.Namespace) -> dict[str, Any]:
     out = build_index(args.source, args.index, encoder, backend=args.backend, threshold=args.threshold,
                       chunk_size=args.chunk_size, progress=not args.no_progress)
     info = out.pop("index_info")
-    out["kinds"] = {kind: {"backend": d["backend"], "size": d["size"], "recall@10": d["recall@10"]}
-                    for kind, d in info["kinds"].items()}
+    out["kinds"] = _kinds_summary(info["kinds"])
     out["model_id"] = info["model_id"]
     return out
 
@@ -138,12 +157,19 @@ def register(commands: Any, evals: Any) -> None:
     index_cmds = index_parser.add_subparsers(dest="index_command", metavar="ACTION")
     index_cmds.required = True
     p = command(index_cmds, "build", cmd_index_build,
-                "embed a folder of images or a captions CSV/JSONL into a search index (resumable)")
-    p.add_argument("source", metavar="SOURCE", help="folder of images, or a CSV/TSV/JSONL with image,text columns")
+                "embed a folder of images or a captions CSV/JSONL into a search index (resumable), "
+                "or index an embeddings folder from `mmexplore embed` (--embeddings)")
+    p.add_argument("source", nargs="?", metavar="SOURCE",
+                   help="folder of images, or a CSV/TSV/JSONL with image,text columns")
+    p.add_argument("--embeddings", metavar="DIR", default=None,
+                   help="build from the Parquet shards of `mmexplore embed --out DIR` (no re-encoding)")
     p.add_argument("--index", required=True, metavar="DIR", help="index folder (re-run with the same folder to resume)")
     p.add_argument("--backend", default="auto", choices=available_backends(),
-                   help="search backend (auto: exact below --threshold rows, else hnsw)")
-    p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="rows from which auto uses hnsw")
+                   help="search backend (auto: exact below --threshold rows, else ivf; ivfpq with 8-bit "
+                        "re-ranking when the vectors exceed 4 GiB)")
+    p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="rows from which auto is approximate")
+    p.add_argument("--recall-target", type=float, default=0.95,
+                   help="recall@10 the approximate index is tuned to (measured on held-out queries, stored)")
     p.add_argument("--chunk-size", type=int, default=256, help="rows embedded and saved together")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -141,21 +141,51 @@ class Encoder:
         ndarray of shape (n_images, embed_dim), float32
             Unit-norm rows.
         """
-        import torch
-
         from mmexplore.data.images import to_rgb
 
         rgb = [to_rgb(im) for im in images]
         # Hashing pixels costs as much as a small model's forward pass: only when the cache is used.
         keys = [EmbeddingCache.key(self.model_id, "image", image_digest(im)) for im in rgb] if use_cache else None
 
-        def run(batch: list[Any]) -> np.ndarray:
-            pixels = torch.stack([self.preprocess(im) for im in batch]).to(self.device)
-            with inference_context(self.device):
-                feats = self.model.encode_image(pixels)
-            return feats.float()
+        def run(batch: list[Any]) -> Any:
+            return self._image_features(self.pixels(batch))
 
         return self._encode(rgb, keys, run, batch_size, progress, use_cache)
+
+    def pixels(self, images: Sequence[Any]) -> Any:
+        """The model's input for RGB PIL images: a float tensor (n, 3, image_size, image_size) on CPU.
+
+        This is the preprocessing of these weights (``self.preprocess``); the distributed job runs it
+        in its decode workers and hands the tensor to :meth:`encode_pixels`.
+        """
+        import torch
+
+        return torch.stack([self.preprocess(im) for im in images])
+
+    def _image_features(self, pixels: Any) -> Any:
+        with inference_context(self.device):
+            feats = self.model.encode_image(pixels.to(self.device))
+        return feats.float()
+
+    def encode_pixels(self, pixels: Any) -> np.ndarray:
+        """Embed preprocessed pixels from :meth:`pixels` (one forward pass, no cache).
+
+        Parameters
+        ----------
+        pixels : tensor or ndarray of shape (n, 3, image_size, image_size), float32
+
+        Returns
+        -------
+        ndarray of shape (n, embed_dim), float32
+            Unit-norm rows: the same numbers as :meth:`encode_images` on the same images.
+        """
+        import torch
+
+        x = torch.as_tensor(pixels)
+        if len(x) == 0:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        feats = self._image_features(x)
+        return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy().astype(np.float32)
 
     def encode_texts(
         self,

@@ -5,15 +5,18 @@ Every backend searches unit-norm float32 vectors by inner product (= cosine simi
 - ``exact``: :class:`faiss.IndexFlatIP`, a brute-force scan; recall 1 by construction.
 - ``hnsw``: :class:`faiss.IndexHNSWFlat` (inner product), a navigable small-world graph; fast queries,
   approximate; its recall is traded against ``ef_search``.
-- ``ivfpq``: :class:`faiss.IndexIVFPQ` (inner product) wrapped in :class:`faiss.IndexRefineFlat`: a
+- ``ivf``: :class:`faiss.IndexIVFFlat`: k-means cells trained on a sample, scanned exactly; recall
+  traded against ``nprobe`` (set from a recall target at build time).
+- ``ivfpq``: :class:`faiss.IndexIVFPQ` (inner product) wrapped in :class:`faiss.IndexRefine`: a
   coarse inverted file with product-quantised codes, whose ``refine_factor × k`` best candidates are
-  re-ranked exactly; recall traded against ``nprobe`` and ``refine_factor``.
+  re-ranked with the float32 vectors (``refine="flat"``) or 8-bit copies (``"sq8"``); recall traded
+  against ``nprobe`` and ``refine_factor``.
 
 A config holds parameters and capabilities; :meth:`BackendConfig.build` returns a faiss index holding
 the vectors. The CLI and the app list their choices from :data:`BACKENDS`.
 
 >>> sorted(BACKENDS)
-['exact', 'hnsw', 'ivfpq']
+['exact', 'hnsw', 'ivf', 'ivfpq']
 >>> get_backend("hnsw").capabilities.exact
 False
 """
@@ -21,7 +24,7 @@ False
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,21 +62,47 @@ class Capabilities:
 
 @dataclass
 class BackendConfig:
-    """Base class: parameters of one search backend (subclasses add theirs)."""
+    """Base class: parameters of one search backend (subclasses add theirs).
+
+    A build is ``create`` (an empty index for ``n`` vectors), ``train`` (on a sample, for the
+    backends that learn), then ``add`` in as many batches as wanted: that is how an index is filled
+    shard by shard from Parquet without holding every vector. Backends with a recall knob name it in
+    ``tunable``; :class:`~mmexplore.retrieval.vector_index.VectorIndex` sets it from a recall target.
+    """
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities]
+    tunable: ClassVar[str | None] = None
 
-    def build(self, vectors: np.ndarray) -> Any:  # pragma: no cover - abstract
-        """A faiss index holding ``vectors`` (n, d) float32, unit-norm rows."""
+    def create(self, dim: int, n: int) -> Any:  # pragma: no cover - abstract
+        """An empty faiss index for about ``n`` vectors of dimension ``dim``."""
         raise NotImplementedError
+
+    def train(self, index: Any, sample: np.ndarray) -> None:
+        """Learn from ``sample`` (m, d) unit-norm float32 (no-op for backends that do not learn)."""
+
+    def build(self, vectors: np.ndarray) -> Any:
+        """A faiss index holding ``vectors`` (n, d) float32, unit-norm rows (create, train, add)."""
+        index = self.create(vectors.shape[1], len(vectors))
+        self.train(index, self.training_sample(vectors))
+        index.add(vectors)
+        self.configure_search(index)
+        return index
+
+    def training_sample(self, vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+        """The rows ``train`` needs (all of them for backends that do not learn)."""
+        return vectors
 
     def configure_search(self, index: Any) -> None:
         """Apply search-time parameters to a (possibly loaded) index."""
 
+    def tune_values(self) -> list[int]:
+        """Candidate values of ``tunable``, cheapest first."""
+        return []
+
     def params(self) -> dict[str, Any]:
         """The parameters as a JSON-able dict."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
 @dataclass
@@ -83,12 +112,10 @@ class ExactConfig(BackendConfig):
     name: ClassVar[str] = "exact"
     capabilities: ClassVar[Capabilities] = Capabilities(exact=True, incremental=True, needs_training=False)
 
-    def build(self, vectors: np.ndarray) -> Any:
+    def create(self, dim: int, n: int) -> Any:
         import faiss
 
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        return index
+        return faiss.IndexFlatIP(dim)
 
 
 @dataclass
@@ -111,84 +138,185 @@ class HNSWConfig(BackendConfig):
     ef_construction: int = 80
     ef_search: int = 128
 
-    def build(self, vectors: np.ndarray) -> Any:
+    def create(self, dim: int, n: int) -> Any:
         import faiss
 
-        index = faiss.IndexHNSWFlat(vectors.shape[1], self.m, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexHNSWFlat(dim, self.m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.ef_construction
-        index.add(vectors)
-        self.configure_search(index)
         return index
 
     def configure_search(self, index: Any) -> None:
         index.hnsw.efSearch = self.ef_search
 
 
+def _pow2_near(x: float, lo: int, hi: int) -> int:
+    """The power of two nearest ``x`` (in log scale), clamped to [lo, hi]."""
+    return int(min(hi, max(lo, 2 ** round(math.log2(max(1.0, x))))))
+
+
 @dataclass
-class IVFPQConfig(BackendConfig):
-    """Inverted file with product quantisation, re-ranked exactly (``IndexRefineFlat(IndexIVFPQ)``).
+class _IVFBase(BackendConfig):
+    """Shared by the inverted-file backends: cells chosen from the data size, ``nprobe`` from recall."""
 
-    Parameters
-    ----------
-    nlist : int or None
-        Coarse cells; None chooses ``4 √n`` (clamped to [16, 65536]).
-    pq_m : int or None
-        Sub-quantisers (must divide the dimension); None: sub-vectors of about 8 dimensions.
-    nbits : int
-        Bits per sub-quantiser code (fewer on small sets, which cannot train 2**nbits centroids).
-    nprobe : int
-        Cells visited per query.
-    refine_factor : int
-        ``refine_factor × k`` candidates are re-ranked with the exact vectors.
-    train_size : int
-        At most this many vectors train the coarse quantiser and the codebooks.
-    """
-
-    name: ClassVar[str] = "ivfpq"
-    capabilities: ClassVar[Capabilities] = Capabilities(exact=False, incremental=True, needs_training=True, min_size=1024)
+    tunable: ClassVar[str | None] = "nprobe"
     nlist: int | None = None
-    pq_m: int | None = None
-    nbits: int = 8
-    nprobe: int = 64
-    refine_factor: int = 10
-    train_size: int = 100_000
+    nprobe: int | None = None
+    train_per_cell: int = 40
+    niter: int = 10
     seed: int = 0
     _chosen: dict[str, int] = field(default_factory=dict, repr=False)
 
-    def build(self, vectors: np.ndarray) -> Any:
-        import faiss
+    def choose_nlist(self, n: int) -> int:
+        """``nlist`` or ≈ √n cells (a power of two in [16, 4096]), fewer when n cannot train them."""
+        nlist = self.nlist or _pow2_near(math.sqrt(n), 16, 4096)
+        return int(max(1, min(nlist, n // self.train_per_cell if n >= self.train_per_cell else 1)))
 
-        n, d = vectors.shape
-        # faiss's k-means wants ≥ 39 training points per centroid: small sets get fewer cells and bits.
-        n_train = min(n, self.train_size)
-        nlist = self.nlist or int(min(65536, max(16, 4 * math.sqrt(n)), max(1, n_train // 39)))
-        nbits = int(min(self.nbits, max(1, math.floor(math.log2(max(2, n_train // 39))))))
-        # Sub-vectors of about 8 dimensions: finer codes cost training time for little recall.
-        pq_m = self.pq_m or next(m for m in range(max(1, d // 8), 0, -1) if d % m == 0)
-        quantizer = faiss.IndexFlatIP(d)
-        ivf = faiss.IndexIVFPQ(quantizer, d, nlist, pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(self.seed)
-        sample = vectors if n <= self.train_size else vectors[rng.choice(n, self.train_size, replace=False)]
-        ivf.train(np.ascontiguousarray(sample))
-        index = faiss.IndexRefineFlat(ivf)
-        index.add(vectors)
-        self._chosen = {"nlist": nlist, "pq_m": pq_m, "nbits": nbits}
-        self.configure_search(index)
-        return index
+    def training_sample(self, vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+        want = self.train_size_for(len(vectors))
+        if len(vectors) <= want:
+            return vectors
+        rng = np.random.default_rng(self.seed + seed)
+        return vectors[np.sort(rng.choice(len(vectors), want, replace=False))]
+
+    def train_size_for(self, n: int) -> int:
+        """Vectors the training needs: ``train_per_cell`` per cell (k-means), at most n."""
+        return int(min(n, self.choose_nlist(n) * self.train_per_cell))
+
+    def _cp(self, ivf: Any) -> None:
+        ivf.cp.niter = self.niter
+        ivf.cp.seed = self.seed
+        ivf.cp.spherical = True  # unit-norm data, inner product: centroids on the sphere too
 
     def configure_search(self, index: Any) -> None:
         import faiss
 
-        faiss.downcast_index(index.base_index).nprobe = self.nprobe
-        index.k_factor = float(self.refine_factor)
+        if self.nprobe is not None:
+            faiss.extract_index_ivf(index).nprobe = int(self.nprobe)
+
+    def tune_values(self) -> list[int]:
+        nlist = self._chosen.get("nlist", self.nlist or 4096)
+        return [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if v <= nlist]
 
     def params(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        out = super().params()
         out.update(self._chosen)
         return out
 
 
-BACKENDS: dict[str, type[BackendConfig]] = {c.name: c for c in (ExactConfig, HNSWConfig, IVFPQConfig)}
+@dataclass
+class IVFConfig(_IVFBase):
+    """Inverted file over the full vectors (``IndexIVFFlat``, inner product): k-means cells trained on a
+    sample, filled in batches; a query scans ``nprobe`` cells exactly.
+
+    Parameters
+    ----------
+    nlist : int or None
+        Cells; None: ≈ √n (power of two in [16, 4096]).
+    nprobe : int or None
+        Cells visited per query; None: the fewest that reach the recall target (set at build).
+    train_per_cell : int
+        Training vectors per cell (k-means sample = ``nlist × train_per_cell``).
+    niter : int
+        k-means iterations.
+    """
+
+    name: ClassVar[str] = "ivf"
+    capabilities: ClassVar[Capabilities] = Capabilities(exact=False, incremental=True, needs_training=True, min_size=64)
+
+    def create(self, dim: int, n: int) -> Any:
+        import faiss
+
+        nlist = self.choose_nlist(n)
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        self._cp(index)
+        self._chosen = {"nlist": nlist}
+        return index
+
+    def train(self, index: Any, sample: np.ndarray) -> None:
+        index.train(np.ascontiguousarray(sample))
+
+
+@dataclass
+class IVFPQConfig(_IVFBase):
+    """Inverted file with product quantisation, re-ranked (``IndexRefine(IndexIVFPQ)``).
+
+    Parameters
+    ----------
+    nlist : int or None
+        Coarse cells; None: ≈ √n (power of two in [16, 4096]). From 2,048 cells the coarse quantiser
+        is an HNSW graph over the centroids, so assigning millions of vectors stays fast.
+    pq_m : int or None
+        Sub-quantisers (must divide the dimension); None: sub-vectors of about 8 dimensions.
+    nbits : int
+        Bits per sub-quantiser code (fewer on small sets, which cannot train 2**nbits centroids).
+    nprobe : int or None
+        Cells visited per query; None: the fewest that reach the recall target.
+    refine : {"flat", "sq8"}
+        What re-ranks the ``refine_factor × k`` candidates: the float32 vectors (exact scores, 4 bytes
+        per dimension in memory) or 8-bit scalar-quantised copies (1 byte per dimension: how 10M × 512
+        fits in 8 GB).
+    refine_factor : int
+    train_size : int
+        Upper bound of the training sample.
+    """
+
+    name: ClassVar[str] = "ivfpq"
+    capabilities: ClassVar[Capabilities] = Capabilities(exact=False, incremental=True, needs_training=True, min_size=1024)
+    pq_m: int | None = None
+    nbits: int = 8
+    refine: str = "flat"
+    refine_factor: int = 10
+    train_size: int = 200_000
+    _keep: list[Any] = field(default_factory=list, repr=False)
+
+    def train_size_for(self, n: int) -> int:
+        return int(min(n, self.train_size, max(self.choose_nlist(n) * self.train_per_cell, 256 * 40)))
+
+    def create(self, dim: int, n: int) -> Any:
+        import faiss
+
+        if self.refine not in ("flat", "sq8"):
+            raise InputError(f"ivfpq refine must be 'flat' or 'sq8', got {self.refine!r}")
+        n_train = self.train_size_for(n)
+        nlist = self.choose_nlist(n)
+        # faiss's k-means wants ≥ 39 training points per centroid: small sets get fewer bits.
+        nbits = int(min(self.nbits, max(1, math.floor(math.log2(max(2, n_train // 39))))))
+        pq_m = self.pq_m or next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
+        if nlist >= 2048:
+            quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        else:
+            quantizer = faiss.IndexFlatIP(dim)
+        ivf = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
+        self._cp(ivf)
+        if nlist >= 2048:
+            clustering = faiss.IndexFlatIP(dim)  # k-means assigns exactly; the HNSW is filled after
+            ivf.clustering_index = clustering
+            self._keep = [clustering]
+        if self.refine == "sq8":
+            refine = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexRefine(ivf, refine)
+        else:
+            index = faiss.IndexRefineFlat(ivf)
+        index.k_factor = float(self.refine_factor)
+        self._chosen = {"nlist": nlist, "pq_m": pq_m, "nbits": nbits}
+        return index
+
+    def train(self, index: Any, sample: np.ndarray) -> None:
+        index.train(np.ascontiguousarray(sample))
+
+    def configure_search(self, index: Any) -> None:
+        import faiss
+
+        super().configure_search(index)
+        while isinstance(index, faiss.IndexIDMap):  # built from out-of-order shards
+            index = faiss.downcast_index(index.index)
+        faiss.downcast_index(index).k_factor = float(self.refine_factor)
+
+
+BACKENDS: dict[str, type[BackendConfig]] = {c.name: c for c in (ExactConfig, HNSWConfig, IVFConfig, IVFPQConfig)}
+# Above this many bytes of float32 vectors, ``auto`` keeps compressed codes instead of the vectors.
+FLAT_BUDGET_BYTES = 4 * 2**30
 AUTO = "auto"
 
 
@@ -206,6 +334,23 @@ def get_backend(name: str, **params: Any) -> BackendConfig:
     return cls(**{k: v for k, v in params.items() if k in known and v is not None})
 
 
-def choose_backend(n_vectors: int, threshold: int) -> str:
-    """``exact`` below ``threshold`` vectors (a scan is fast and exact there), ``hnsw`` above."""
-    return "exact" if n_vectors < threshold else "hnsw"
+def choose_backend(n_vectors: int, threshold: int, dim: int = 512, flat_budget: int = FLAT_BUDGET_BYTES) -> str:
+    """What ``auto`` builds for ``n_vectors`` of dimension ``dim``.
+
+    ``exact`` below ``threshold`` (a scan is fast and exact there); ``ivf`` while the float32 vectors
+    fit in ``flat_budget`` bytes (cells scanned exactly: recall is bought with ``nprobe`` alone, and the
+    build is k-means on a sample plus one assignment pass, ~10× faster than an HNSW graph at 1M);
+    above it ``ivfpq`` with 8-bit re-ranking (≈ 1/4 of the memory of the vectors).
+    """
+    if n_vectors < threshold:
+        return "exact"
+    if n_vectors * dim * 4 <= flat_budget:
+        return "ivf"
+    return "ivfpq"
+
+
+def auto_params(name: str, n_vectors: int, dim: int, flat_budget: int = FLAT_BUDGET_BYTES) -> dict[str, Any]:
+    """Parameters ``auto`` adds to the chosen backend (``ivfpq`` past the budget re-ranks from SQ8)."""
+    if name == "ivfpq" and n_vectors * dim * 4 > flat_budget:
+        return {"refine": "sq8"}
+    return {}

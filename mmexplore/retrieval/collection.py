@@ -9,7 +9,8 @@ Folder layout (no pickle anywhere)::
 
     DIR/index.json       model id and name, embed dim, per-kind backend, size and measured recall
     DIR/image.faiss      faiss index of the image embeddings (when there are images)
-    DIR/image.jsonl      one JSON record per image row: {"path", "caption"}
+    DIR/image.jsonl      one JSON record per image row: {"path", "caption"} (built from an
+                         embeddings folder: DIR/image.items.parquet, the same two columns)
     DIR/text.faiss       ... and the same for captions
     DIR/text.jsonl
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,24 @@ class ModelMismatchError(InputError):
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise InputError(f"unknown item kind '{kind}'; choose one of {list(KINDS)}")
+
+
+class ArrowRecords(Sequence):
+    """Read-only ``{"path", "caption"}`` records backed by an Arrow table (millions of rows, no dicts)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table.select(["path", "caption"])
+        self._path = self.table.column("path")
+        self._caption = self.table.column("caption")
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        return {"path": str(self._path[i].as_py() or ""), "caption": str(self._caption[i].as_py() or "")}
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -82,7 +102,7 @@ class SearchIndex:
         self.threshold = threshold
         self.params = params
         self.indexes: dict[str, VectorIndex] = {}
-        self.items: dict[str, list[dict[str, str]]] = {}
+        self.items: dict[str, Any] = {}  # per kind: list of dicts, or ArrowRecords when large
 
     # ------------------------------------------------------------------ content
     def check_model(self, model_id: str, what: str = "the query") -> None:
@@ -116,6 +136,8 @@ class SearchIndex:
         if kind not in self.indexes:
             self.indexes[kind] = VectorIndex(self.backend, threshold=self.threshold, params=self.params)
             self.items[kind] = []
+        if isinstance(self.items[kind], ArrowRecords):
+            self.items[kind] = list(self.items[kind])
         self.indexes[kind].add(vectors)
         self.items[kind].extend({"path": str(r.get("path", "")), "caption": str(r.get("caption", ""))} for r in records)
         return self
@@ -180,10 +202,19 @@ class SearchIndex:
             tmp = root / f"{kind}.faiss.tmp"
             ix.save(tmp)
             os.replace(tmp, root / f"{kind}.faiss")
-            _write_atomic(root / f"{kind}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.items[kind]))
+            items = self.items[kind]
+            if isinstance(items, ArrowRecords):  # large: a Parquet table instead of JSON lines
+                import pyarrow.parquet as pq
+
+                pq.write_table(items.table, root / f"{kind}.items.parquet.tmp")
+                os.replace(root / f"{kind}.items.parquet.tmp", root / f"{kind}.items.parquet")
+                (root / f"{kind}.jsonl").unlink(missing_ok=True)
+            else:
+                _write_atomic(root / f"{kind}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items))
+                (root / f"{kind}.items.parquet").unlink(missing_ok=True)
         for kind in KINDS:
             if kind not in self.indexes:
-                for suffix in (".faiss", ".jsonl"):
+                for suffix in (".faiss", ".jsonl", ".items.parquet"):
                     (root / f"{kind}{suffix}").unlink(missing_ok=True)
         _write_atomic(root / INDEX_FILE, json.dumps(self.describe(), indent=2))
         return root
@@ -206,10 +237,17 @@ class SearchIndex:
             _check_kind(kind)
             ix = VectorIndex.load(root / f"{kind}.faiss", desc)
             items_path = root / f"{kind}.jsonl"
-            if not items_path.is_file():
+            parquet_path = root / f"{kind}.items.parquet"
+            items: Any
+            if parquet_path.is_file():
+                import pyarrow.parquet as pq
+
+                items_path, items = parquet_path, ArrowRecords(pq.read_table(parquet_path))
+            elif items_path.is_file():
+                lines = [ln for ln in items_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+                items = [json.loads(ln) for ln in lines]
+            else:
                 raise InputError(f"{items_path}: metadata table missing")
-            lines = [ln for ln in items_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            items = [json.loads(ln) for ln in lines]
             if len(items) != ix.n_:
                 raise InputError(f"{items_path}: {len(items)} records for {ix.n_} vectors; rebuild the index")
             obj.indexes[kind], obj.items[kind] = ix, items

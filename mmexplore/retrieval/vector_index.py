@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError
-from mmexplore.retrieval.backends import AUTO, BackendConfig, choose_backend, get_backend
+from mmexplore.retrieval.backends import AUTO, BackendConfig, auto_params, choose_backend, get_backend
+from mmexplore.retrieval.sources import ArraySource, VectorSource, stream_knn
 
 DEFAULT_THRESHOLD = 20_000
 
@@ -78,7 +79,9 @@ class VectorIndex:
     recall_k : int
         ``k`` of the recall measured at build time.
     n_recall_queries : int
-        Queries of that measurement.
+        Queries of that measurement (and as many more that tune the recall knob).
+    recall_target : float
+        recall@``recall_k`` that ``nprobe`` is tuned to reach (inverted-file backends).
     params : dict, optional
         Backend parameters (e.g. ``{"ef_search": 256}``); unknown keys are ignored.
 
@@ -90,7 +93,11 @@ class VectorIndex:
     index_ : faiss.Index
     dim_ : int
     recall_ : float or None
-        recall@``recall_k`` vs exact search at build time (1.0 for exact; None before fit).
+        recall@``recall_k`` vs exact search on held-out queries at build time (1.0 for exact).
+    tuning_ : list of dict
+        The recall measured for each value of the recall knob tried while tuning.
+    build_s_ : float
+        Seconds the build took (training, filling, tuning and measuring).
     """
 
     def __init__(
@@ -100,44 +107,86 @@ class VectorIndex:
         threshold: int = DEFAULT_THRESHOLD,
         recall_k: int = 10,
         n_recall_queries: int = 200,
+        recall_target: float = 0.95,
         params: dict[str, Any] | None = None,
     ) -> None:
         self.backend = backend
+        self.recall_target = recall_target
         self.threshold = threshold
         self.recall_k = recall_k
         self.n_recall_queries = n_recall_queries
         self.params = params
 
     # ------------------------------------------------------------------ fitting
-    def _config(self, name: str) -> BackendConfig:
-        return get_backend(name, **(self.params or {}))
+    def _config(self, name: str, n: int = 0, dim: int = 0) -> BackendConfig:
+        extra = auto_params(name, n, dim) if self.backend == AUTO else {}
+        return get_backend(name, **{**extra, **(self.params or {})})
 
     def fit(self, vectors: np.ndarray) -> VectorIndex:
         """Build the index over ``vectors`` (n, d); rows are normalised to unit length."""
-        x = as_unit_float32(vectors)
-        name = choose_backend(len(x), self.threshold) if self.backend == AUTO else self.backend
-        config = self._config(name)  # raises on unknown names
-        if len(x) < config.capabilities.min_size:
+        return self.fit_source(ArraySource(as_unit_float32(vectors)))
+
+    def fit_source(self, source: VectorSource) -> VectorIndex:
+        """Build the index from a :class:`VectorSource`, filled batch by batch (bounded memory).
+
+        Trains on a random sample of the source (backends that learn), adds each batch at its
+        positions, sets the backend's recall knob (``nprobe``) to the cheapest value whose recall@k on
+        one set of probe queries reaches ``recall_target``, then measures recall@k on a second,
+        held-out set against exact search streamed over the source. Probe queries are sampled rows
+        plus noise, so none of them is a stored vector.
+        """
+        import time
+
+        t0 = time.perf_counter()
+        n, dim = int(source.n), int(source.dim)
+        if n == 0:
+            raise InputError("no vectors to index")
+        name = choose_backend(n, self.threshold, dim) if self.backend == AUTO else self.backend
+        config = self._config(name, n, dim)  # raises on unknown names
+        if n < config.capabilities.min_size:
             if self.backend != AUTO:
-                raise InputError(
-                    f"backend '{name}' needs at least {config.capabilities.min_size} vectors, got {len(x)}"
-                )
+                raise InputError(f"backend '{name}' needs at least {config.capabilities.min_size} vectors, got {n}")
             name, config = "exact", self._config("exact")
-        self.backend_ = name
-        self.config_ = config
-        self.dim_ = int(x.shape[1])
-        self.index_ = config.build(x)
-        self.recall_ = self._measure_recall(x)
+        index = config.create(dim, n)
+        n_train = config.train_size_for(n) if config.capabilities.needs_training else 0
+        n_probe = 0 if config.capabilities.exact else 2 * self.n_recall_queries
+        sample = source.sample(max(n_train, n_probe), seed=0) if (n_train or n_probe) else None
+        if n_train:
+            assert sample is not None
+            config.train(index, sample[:n_train] if len(sample) > n_train else sample)
+        index = _fill(index, source, config)
+        config.configure_search(index)
+        self.backend_, self.config_, self.dim_, self.index_ = name, config, dim, index
+        self.tuning_: list[dict[str, float]] = []
+        self.recall_ = 1.0
+        if sample is not None and n_probe:
+            k = min(self.recall_k, n)
+            tune_q = recall_queries(sample, self.n_recall_queries, seed=1)
+            held_q = recall_queries(sample, self.n_recall_queries, seed=2)
+            _, truth = stream_knn(np.concatenate([tune_q, held_q]), source, k)
+            tune_truth, held_truth = truth[: len(tune_q)], truth[len(tune_q):]
+            if config.tunable and getattr(config, config.tunable) is None:
+                self._tune(config, tune_q, tune_truth, k)
+            _, found = self.index_.search(held_q, k)
+            self.recall_ = recall_at_k(found, held_truth)
+        self.build_s_ = time.perf_counter() - t0
         return self
 
-    def _measure_recall(self, x: np.ndarray) -> float:
-        if self.config_.capabilities.exact:
-            return 1.0
-        k = min(self.recall_k, len(x))
-        q = recall_queries(x, self.n_recall_queries)
-        _, truth = exact_knn(q, x, k)
-        _, found = self.index_.search(q, k)
-        return recall_at_k(found, truth)
+    def _tune(self, config: BackendConfig, queries: np.ndarray, truth: np.ndarray, k: int) -> None:
+        """Set ``config.tunable`` to the cheapest value reaching ``recall_target`` on ``queries``."""
+        assert config.tunable is not None
+        chosen = None
+        for value in config.tune_values():
+            setattr(config, config.tunable, value)
+            config.configure_search(self.index_)
+            _, found = self.index_.search(queries, k)
+            recall = recall_at_k(found, truth)
+            self.tuning_.append({config.tunable: value, f"recall@{k}": recall})
+            chosen = value
+            if recall >= self.recall_target:
+                break
+        setattr(config, config.tunable, chosen)
+        config.configure_search(self.index_)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "index_"):
@@ -164,7 +213,7 @@ class VectorIndex:
         if grows_past:
             old = self.index_.reconstruct_n(0, self.n_)
             return self.fit(np.concatenate([old, x]))
-        self.index_.add(x)
+        _add(self.index_, x, np.arange(self.n_, self.n_ + len(x), dtype=np.int64))
         return self
 
     # ------------------------------------------------------------------ queries
@@ -207,6 +256,9 @@ class VectorIndex:
             "dim": self.dim_,
             f"recall@{self.recall_k}": self.recall_,
             "recall_k": self.recall_k,
+            "recall_target": self.recall_target,
+            "tuning": getattr(self, "tuning_", []),
+            "build_s": getattr(self, "build_s_", None),
             "capabilities": {"exact": caps.exact, "incremental": caps.incremental, "max_k": caps.max_k},
         }
 
@@ -232,10 +284,13 @@ class VectorIndex:
         except RuntimeError as exc:
             raise InputError(f"{p}: not a readable faiss index ({str(exc).splitlines()[0][:200]})") from None
         params = {k: v for k, v in description.get("params", {}).items() if k not in ("nlist", "pq_m", "nbits")}
+        if description["backend"] == "ivfpq":  # indexes saved before ``refine`` existed re-ranked exactly
+            params.setdefault("refine", "flat")
         obj = cls(
             description.get("requested_backend", description["backend"]),
             threshold=int(description.get("threshold", DEFAULT_THRESHOLD)),
             recall_k=int(description.get("recall_k", 10)),
+            recall_target=float(description.get("recall_target", 0.95)),
             params=params,
         )
         obj.backend_ = description["backend"]
@@ -245,3 +300,32 @@ class VectorIndex:
         obj.dim_ = int(index.d)
         obj.recall_ = description.get(f"recall@{obj.recall_k}")
         return obj
+
+
+def _add(index: Any, vectors: np.ndarray, positions: np.ndarray) -> None:
+    """Add rows at ``positions``: plainly when they continue the index, by id where faiss can."""
+    import faiss
+
+    start = int(index.ntotal)
+    if np.array_equal(positions, np.arange(start, start + len(positions))) and not isinstance(index, faiss.IndexIDMap):
+        index.add(vectors)
+    else:
+        index.add_with_ids(vectors, np.ascontiguousarray(positions, dtype=np.int64))
+
+
+def _fill(index: Any, source: VectorSource, config: BackendConfig) -> Any:
+    """Add every batch of ``source``; returns the index (wrapped in an id map when it must be)."""
+    import faiss
+
+    if not source.sequential:
+        if config.name == "exact":  # small by definition of auto: put the rows in order in memory
+            full = np.empty((source.n, source.dim), dtype=np.float32)
+            for positions, vectors in source.batches():
+                full[positions] = vectors
+            index.add(full)
+            return index
+        if config.name != "ivf":  # these faiss indexes keep rows in insertion order: map ids
+            index = faiss.IndexIDMap(index)
+    for positions, vectors in source.batches():
+        _add(index, np.ascontiguousarray(vectors, dtype=np.float32), positions)
+    return index
