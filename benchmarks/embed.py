@@ -10,7 +10,13 @@ the same images and captions are embedded by
 It prints items/s and the ratios ``cold / plain`` (target >= 1.0) and ``cached / cold`` (target >= 100),
 and writes ``benchmarks/results/embed.json``.
 
-Usage: ``python benchmarks/embed.py [--models bundled,ViT-B-32:random] [--images 64] [--texts 256]``
+A second part (``--pipeline-images N``, default 2,000) times ``mmexplore embed`` end to end on N
+generated JPEG files with captions (same model, same files, fresh output folders): the single-process
+engine against the Ray Data engine (decode tasks + one model actor), Ray start-up included, and
+prints the ratio. No GPU is lent to this machine, so the GPU images/s figure is not measured here.
+
+Usage: ``python benchmarks/embed.py [--models bundled,ViT-B-32:random] [--images 64] [--texts 256]
+[--pipeline-images 2000] [--pipeline-models bundled,ViT-B-32:random]``
 """
 
 from __future__ import annotations
@@ -87,6 +93,51 @@ def bench_model(spec: str, n_images: int, n_texts: int, batch: int, repeats: int
     return out
 
 
+def make_jpegs(folder: Path, n: int, size: int) -> Path:
+    """``n`` shapes-world scenes as JPEG files plus a captions CSV (reused when already there)."""
+    import csv
+
+    from mmexplore.data.shapes import canonical_caption, make_scene, render_scene
+
+    table = folder / "captions.csv"
+    if table.is_file() and sum(1 for _ in folder.glob("*.jpg")) == n:
+        return table
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(table, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "text"])
+        for i in range(n):
+            scene = make_scene(50_000 + i)
+            render_scene(scene, size).save(folder / f"{i:06d}.jpg", quality=90)
+            w.writerow([f"{i:06d}.jpg", f"{canonical_caption(scene).text} ({i})"])
+    return table
+
+
+def bench_pipeline(spec: str, n: int, size: int, batch: int, workdir: Path) -> dict:
+    """``mmexplore embed`` with engine local vs ray on the same files (fresh output each)."""
+    import shutil
+
+    from mmexplore.embeddings.job import EmbedOptions, embed
+    from mmexplore.embeddings.shards import EmbeddingShards
+
+    table = make_jpegs(workdir / f"jpeg-{size}-{n}", n, size)
+    out: dict = {"spec": spec, "n_files": n, "image_px": size, "batch": batch}
+    vecs = {}
+    for engine in ("local", "ray"):
+        dest = workdir / f"out-{engine}"
+        shutil.rmtree(dest, ignore_errors=True)
+        res = embed(str(table), dest, spec, EmbedOptions(engine=engine, batch_size=batch, progress=False))
+        out[engine] = {"seconds": res["seconds"], "items_per_s": n / res["seconds"],
+                       **{k: res[k] for k in ("actors", "cpus") if k in res}}
+        vecs[engine] = EmbeddingShards(dest).load_all("image")
+        shutil.rmtree(dest, ignore_errors=True)
+        print(f"  {spec:20s} {engine:5s} {n} files in {res['seconds']:6.1f}s = {n / res['seconds']:7.1f} items/s", flush=True)
+    out["ray_vs_local"] = out["local"]["seconds"] / out["ray"]["seconds"]
+    out["max_abs_diff"] = float(abs(vecs["local"] - vecs["ray"]).max())
+    print(f"  {spec:20s} Ray Data x{out['ray_vs_local']:.2f} vs one process; max |diff| {out['max_abs_diff']:.1e}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="bundled,ViT-B-32:random")
@@ -94,11 +145,15 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pipeline-images", type=int, default=2000, help="0 skips the embed-job comparison")
+    parser.add_argument("--pipeline-models", default="bundled,ViT-B-32:random")
+    parser.add_argument("--workdir", default="/tmp/mmexplore-bench-embed")
+    parser.add_argument("--skip-layer", action="store_true", help="only the embed-job comparison")
     args = parser.parse_args()
     import torch
 
     results = []
-    for spec in args.models.split(","):
+    for spec in ([] if args.skip_layer else args.models.split(",")):
         r = bench_model(spec.strip(), args.images, args.texts, args.batch, args.repeats)
         results.append(r)
         for kind in ("images", "texts"):
@@ -108,14 +163,26 @@ def main() -> None:
                 f"(x{m['cold_vs_plain']:.2f}, target >= 1.0)  cached {m['cached_per_s']:10.1f}/s "
                 f"(x{m['cached_vs_cold']:.0f} vs cold, target >= 100)"
             )
+    pipeline = []
+    if args.pipeline_images:
+        import shutil
+
+        workdir = Path(args.workdir)
+        for spec in args.pipeline_models.split(","):
+            size = 64 if spec.strip() == "bundled" else 224
+            pipeline.append(bench_pipeline(spec.strip(), args.pipeline_images, size, 64, workdir))
+        shutil.rmtree(workdir, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": "embed",
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                    "load_avg_at_end": os.getloadavg(), "gpu": "none lent to this task: GPU images/s not measured"},
         "results": results,
+        "pipeline": pipeline,
     }
-    (RESULTS / "embed.json").write_text(json.dumps(payload, indent=2))
-    print(f"wrote {RESULTS / 'embed.json'}")
+    name = "embed.json" if results else "embed_pipeline.json"
+    (RESULTS / name).write_text(json.dumps(payload, indent=2))
+    print(f"wrote {RESULTS / name}")
 
 
 if __name__ == "__main__":

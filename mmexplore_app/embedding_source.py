@@ -19,7 +19,8 @@ from mmexplore.pathguard import reading_roots, user_path
 from mmexplore.projection.embeddings_io import EmbeddingSet, encode_pairs_file, parse_embeddings
 from mmexplore_app import widgets
 
-SOURCES = ("Shared data set", "Embeddings file (.npz / .parquet)", "Captions file or folder on this computer")
+SOURCES = ("Shared data set", "Embeddings file (.npz / .parquet)", "Captions file or folder on this computer",
+           "Embeddings folder (mmexplore embed)")
 THUMBNAIL_LIMIT = 40
 
 
@@ -101,6 +102,32 @@ def _source_label(source: str) -> str:
     return source
 
 
+def _embeddings_folder(prefix: str) -> LoadedEmbeddings:
+    from mmexplore.embeddings.shards import read_manifest
+    from mmexplore.pathguard import user_path
+    from mmexplore.projection.embeddings_io import read_embeddings_folder
+
+    path = st.text_input("Embeddings folder written by `mmexplore embed SOURCE --out DIR`", key=f"{prefix}_embdir").strip()
+    if not path:
+        st.info("Give the folder: its Parquet shards are read as they are (nothing is encoded again).")
+        st.stop()
+    memo = st.session_state.setdefault(f"{prefix}_loaded", {})
+    try:
+        folder = user_path(path)  # shared mode: inside the data roots, or refused
+        manifest = read_manifest(folder)
+        key = f"embdir:{folder}:{manifest.get('updated')}:{manifest.get('rows')}"
+        if key not in memo:
+            with st.spinner(f"Reading {manifest.get('rows', 0):,} rows of embeddings…"):
+                memo.clear()
+                memo[key] = read_embeddings_folder(folder)
+    except Exception as exc:
+        widgets.show_error(exc)
+        st.stop()
+    st.caption(f"model {manifest.get('model')} · {manifest.get('images', 0):,} images · "
+               f"{manifest.get('texts', 0):,} captions · {manifest.get('errors', 0)} unreadable")
+    return LoadedEmbeddings(memo[key], key)
+
+
 def choose_embeddings(prefix: str) -> LoadedEmbeddings:
     """A source picker and the chosen embeddings (stops the page with a note until there are some).
 
@@ -112,6 +139,8 @@ def choose_embeddings(prefix: str) -> LoadedEmbeddings:
         return _shared()
     if source == SOURCES[1]:
         return _uploaded(prefix)
+    if source == SOURCES[3]:
+        return _embeddings_folder(prefix)
     return _folder(prefix)
 
 

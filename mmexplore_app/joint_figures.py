@@ -93,6 +93,50 @@ def joint_scatter(
     return fig, {"points": int(k), "drawn": len(sel), "lines": len(lines)}
 
 
+def joint_scatter_all(res: JointProjection, selected: dict[str, set[int]] | None = None) -> tuple[Any, dict[str, int]]:
+    """Every projected point of a 2-D map (WebGL ``Scattergl``, 1M points), the pairs of a selection joined.
+
+    Coordinates go to the browser as float32 typed arrays and the item index as int32 ``customdata``
+    (no per-point label strings: hover names the item, the selection panel shows its caption), so a
+    million points cost about 12 MB. ``selected`` maps ``"images"`` / ``"texts"`` to the item indices
+    chosen on the map; the true pairs touching them are drawn as lines (at most ``MAX_LINES``).
+
+    Returns the figure and ``{"points", "drawn", "lines"}``.
+    """
+    import plotly.graph_objects as go
+
+    k = len(res.points)
+    is_text, idx = res.is_text, res.item_index
+    pts = np.asarray(res.points, dtype=np.float32)
+    fig = go.Figure()
+    lines = np.zeros((0, 2), dtype=np.int64)
+    if selected and any(selected.values()):
+        rows = np.zeros(k, dtype=bool)
+        for name, flag in (("images", False), ("texts", True)):
+            chosen = np.fromiter(selected.get(name, ()), dtype=np.int64)
+            if len(chosen):
+                rows |= (is_text == flag) & np.isin(idx, chosen)
+        lines = res.pair_lines[rows[res.pair_lines[:, 0]] | rows[res.pair_lines[:, 1]]][:MAX_LINES]
+    for name, mask in (("image", ~is_text), ("text", is_text)):
+        r = np.flatnonzero(mask)
+        fig.add_trace(go.Scattergl(
+            x=pts[r, 0], y=pts[r, 1], mode="markers", name=f"{name}s", customdata=idx[r].astype(np.int32),
+            marker={"color": COLORS[name], "size": 3 if k > 100_000 else 4, "opacity": 0.6,
+                    "symbol": "circle" if name == "image" else "diamond"},
+            hovertemplate=f"<b>{name} %{{customdata}}</b><extra></extra>",
+        ))
+    if len(lines):
+        segs = np.full((len(lines) * 3, 2), np.nan, dtype=np.float32)
+        segs[0::3], segs[1::3] = pts[lines[:, 0]], pts[lines[:, 1]]
+        fig.add_trace(go.Scattergl(x=segs[:, 0], y=segs[:, 1], mode="lines", name="pairs of the selection",
+                                   line={"color": "rgba(20,20,20,0.8)", "width": 1.5}, hoverinfo="skip"))
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
+                      title=f"{res.method.upper()} of all {res.n_images:,} images and {res.n_texts:,} texts",
+                      uirevision="keep-zoom")
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig, {"points": int(k), "drawn": int(k), "lines": len(lines)}
+
+
 def gap_figure(res: JointProjection) -> Any:
     """Bars: true-pair vs random-pair mean cosine, as given and as projected (after centring/shift)."""
     import plotly.graph_objects as go

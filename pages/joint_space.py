@@ -9,9 +9,10 @@ import streamlit as st
 from mmexplore.projection import get_method, list_methods, project_joint
 from mmexplore_app import widgets
 from mmexplore_app.embedding_source import choose_embeddings, memo_get
-from mmexplore_app.joint_figures import gap_figure, joint_scatter
+from mmexplore_app.joint_figures import gap_figure, joint_scatter, joint_scatter_all
 
 MAX_FIT = 5000  # UMAP / t-SNE are fitted on at most this many points (pairs kept together)
+ALL = 0  # "Points drawn at most" value meaning every point
 
 
 @st.cache_resource
@@ -39,6 +40,20 @@ joins each true (image, caption) pair.
   between clusters mean little, and it cannot place new points into an existing map.
 """
 
+
+
+def _selected_items(event) -> dict[str, set[int]]:
+    """``{"images": {...}, "texts": {...}}`` item indices of the last selection on the map (trace order:
+    images first, texts second, as :func:`joint_scatter_all` draws them)."""
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+        getattr(getattr(event, "selection", None), "points", []) or []
+    out: dict[str, set[int]] = {"images": set(), "texts": set()}
+    for p in points:
+        cd = p.get("customdata")
+        if cd is None or p.get("curve_number") not in (0, 1):
+            continue
+        out["images" if p["curve_number"] == 0 else "texts"].add(int(cd[0] if isinstance(cd, list | tuple) else cd))
+    return out
 
 
 def show_selection(event, fig, es, thumbnails, limit: int = 12) -> None:
@@ -82,10 +97,15 @@ shift = c4.slider("Shift along the gap λ", -0.5, 1.0, 0.0, 0.05, key="joint_shi
 total = len(es.image) + len(es.text)
 with st.expander("Display options", expanded=total > 20_000):
     d1, d2, d3 = st.columns(3)
-    max_points = d1.select_slider("Points drawn at most", [1000, 2000, 5000, 10_000, 20_000], value=5000, key="joint_max_points")
+    max_points = d1.select_slider(
+        "Points drawn at most", [1000, 2000, 5000, 10_000, 20_000, ALL], value=5000, key="joint_max_points",
+        format_func=lambda v: "every point" if v == ALL else f"{v:,}",
+        help="every point: one WebGL layer per modality (tested at 1M); PCA projects them all, UMAP and t-SNE "
+             f"only a {MAX_FIT:,}-point sample")
     show_lines = d2.toggle("Lines between true pairs", value=True, key="joint_lines")
-    density = d3.toggle("Density of all points underneath", value=total > max_points, key="joint_density",
-                        disabled=total <= max_points or dims == 3)
+    draw_all = max_points == ALL and dims == 2
+    density = d3.toggle("Density of all points underneath", value=total > max_points > 0, key="joint_density",
+                        disabled=total <= max_points or dims == 3 or draw_all)
 
 try:
     # umap-learn switches to pynndescent above 4,096 points, and numba compiles that code on its first
@@ -114,13 +134,19 @@ with right:
     st.caption(f"{res.gap.n_images:,} images · {res.gap.n_texts:,} texts · {res.gap.n_pairs:,} true pairs · "
                f"source: {es.source}")
 with left:
-    fig, drawn = joint_scatter(res, es.image_names, es.captions, max_points=max_points, show_lines=show_lines,
-                               density=density, thumbnails=loaded.thumbnails)
+    if draw_all:
+        fig, drawn = joint_scatter_all(res, _selected_items(st.session_state.get("joint_scatter")))
+    else:
+        fig, drawn = joint_scatter(res, es.image_names, es.captions, max_points=max_points or 20_000,
+                                   show_lines=show_lines, density=density, thumbnails=loaded.thumbnails)
     event = st.plotly_chart(fig, key="joint_scatter", config={"displaylogo": False}, on_select="rerun",
                             selection_mode=("points", "box", "lasso"))
     show_selection(event, fig, es, loaded.thumbnails)
     for note in res.notes:
         st.caption(f"ℹ️ {note}")
+    if draw_all:
+        st.caption(f"All {drawn['points']:,} points drawn (WebGL). Box- or lasso-select to join the selection's "
+                   f"true pairs ({drawn['lines']:,} drawn) and list their images and captions.")
     if drawn["drawn"] < drawn["points"]:
         st.info(
             f"Showing {drawn['drawn']:,} of {drawn['points']:,} projected points (a random sample of whole pairs) "

@@ -12,7 +12,7 @@ from mmexplore.pathguard import guard_paths, reading_roots, user_path
 from mmexplore.settings import get_settings
 from mmexplore_app import widgets
 
-SOURCES = ("Current data set", "A folder of images", "A saved index folder")
+SOURCES = ("Current data set", "A folder of images", "A saved index folder", "An embeddings folder (mmexplore embed)")
 # A shared server without data folders offers no server-side source.
 OFFERED = SOURCES if widgets.server_paths_allowed() else SOURCES[:1]
 # Indexes of folders built on this page (the same folder and model reuse and extend theirs).
@@ -116,6 +116,22 @@ try:
             from mmexplore.retrieval import SearchIndex
 
             index = SearchIndex.load(st.session_state["search_index_dir"])
+    elif source == SOURCES[3]:
+        path = st.text_input("Embeddings folder (made by `mmexplore embed SOURCE --out DIR`)", key="search_emb_path").strip()
+        if path:
+            from mmexplore.embeddings.shards import read_manifest
+            from mmexplore.retrieval import SearchIndex
+            from mmexplore.retrieval.from_embeddings import build_index_from_embeddings
+
+            folder = user_path(path)  # shared mode: inside the data roots, or refused
+            manifest = read_manifest(folder)
+            digest = hashlib.sha1(f"{folder}|{manifest.get('updated')}|{manifest.get('rows')}".encode()).hexdigest()[:12]
+            out = INDEX_ROOT / f"emb-{digest}"
+            if not (out / "index.json").is_file():
+                with st.spinner(f"Indexing {manifest.get('rows', 0):,} rows from the shards (no re-encoding)…"):
+                    build_index_from_embeddings(folder, out, progress=False)
+            index = SearchIndex.load(out)
+            index.check_model(encoder.model_id, "the model chosen in the sidebar")
     else:
         path = widgets.server_path_input("Index folder (made by `mmexplore index build`)", key="search_index_path",
                                          folders=True)

@@ -11,6 +11,7 @@ there (the README's screenshots).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -226,3 +227,76 @@ def test_upload_in_a_real_browser_reports_bad_file_and_keeps_good_ones(page):
     assert n_images(sidebar) == n_images(before) + 2  # the two good files, nothing lost
     assert not pg.locator('[data-testid="stException"]').count()
     pg.screenshot(path=str(ARTIFACTS / "upload.png"))
+
+
+def _synthetic_embeddings(folder, n_pairs: int, dim: int = 32) -> None:
+    """An ``mmexplore embed`` folder of ``n_pairs`` clustered (image, caption) pairs (no model needed)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mmexplore.embeddings.shards import ShardWriter
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((50, dim)).astype(np.float32)
+    lab = rng.integers(0, 50, n_pairs)
+    img = centres[lab] + 0.3 * rng.standard_normal((n_pairs, dim)).astype(np.float32)
+    txt = img + 0.5 * rng.standard_normal((n_pairs, dim)).astype(np.float32) + 2.0  # a modality gap
+    img /= np.linalg.norm(img, axis=1, keepdims=True)
+    txt /= np.linalg.norm(txt, axis=1, keepdims=True)
+    rows = np.arange(n_pairs)
+    items = pa.table({"id": [f"{r:016x}" for r in rows], "row": rows, "path": [f"img/{r}.png" for r in rows],
+                      "caption": [f"caption {r}" for r in rows], "image_caption": [f"caption {r}" for r in rows],
+                      "image_first": np.ones(n_pairs, bool), "text_first": np.ones(n_pairs, bool)})
+    writer = ShardWriter(folder, "synthetic@test", "synthetic", dim, "test")
+    writer.write_shard(items, img, None, txt, np.ones(n_pairs, bool))
+    writer.finish()
+
+
+def test_joint_map_draws_every_point_of_100k_in_a_real_browser(page, tmp_path):
+    """An embeddings folder of 50k pairs (100k points) drawn whole; time to first draw and frame rate measured.
+
+    ``MMEXPLORE_MAP_PAIRS=500000`` runs the same check at 1M points (the README's figure)."""
+    pg = page
+    n_pairs = int(os.environ.get("MMEXPLORE_MAP_PAIRS", "50000"))
+    n_points = 2 * n_pairs
+    _synthetic_embeddings(tmp_path / "emb", n_pairs)
+    _open(pg, "joint_space")
+    pg.get_by_text("Embeddings folder (mmexplore embed)", exact=True).click()
+    _wait_idle(pg)
+    box = pg.get_by_label("Embeddings folder written by `mmexplore embed SOURCE --out DIR`")
+    box.fill(str(tmp_path / "emb"))
+    box.press("Enter")
+    _wait_idle(pg)
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Method").first.click()
+    pg.get_by_role("option", name="PCA").click()
+    _wait_idle(pg)
+    thumb = pg.locator('[data-testid="stSlider"]').filter(has_text="Points drawn at most").get_by_role("slider")
+    thumb.focus()
+    count_points = """() => { let n = 0; for (const el of document.querySelectorAll('.js-plotly-plot')) {
+        for (const t of (el._fullData || [])) { if (t.mode === 'markers' && t.x) n += t.x.length; } } return n; }"""
+    t0 = time.perf_counter()
+    thumb.press("End")  # "every point"
+    pg.wait_for_function(f"({count_points})() >= {n_points}", timeout=PAGE_RUN_TIMEOUT_MS)
+    first_draw_s = time.perf_counter() - t0
+    _wait_idle(pg)
+    plot = pg.locator(".js-plotly-plot").filter(has=pg.locator("canvas")).first
+    bb = plot.bounding_box()
+    pg.evaluate("""() => { window.__frames = 0; const tick = () => { window.__frames++;
+        if (window.__counting) requestAnimationFrame(tick); }; window.__counting = true; requestAnimationFrame(tick); }""")
+    t1 = time.perf_counter()
+    for k in range(40):  # hover across the map: each move hit-tests 100k points
+        pg.mouse.move(bb["x"] + bb["width"] * (0.2 + 0.6 * k / 40), bb["y"] + bb["height"] * 0.5)
+    pg.mouse.move(bb["x"] + bb["width"] * 0.3, bb["y"] + bb["height"] * 0.3)
+    pg.mouse.down()
+    pg.mouse.move(bb["x"] + bb["width"] * 0.6, bb["y"] + bb["height"] * 0.6, steps=10)
+    pg.mouse.up()  # box zoom: a redraw of every point
+    pg.wait_for_timeout(500)
+    elapsed = time.perf_counter() - t1
+    fps = pg.evaluate("() => { window.__counting = false; return window.__frames; }") / elapsed
+    report = {"points": pg.evaluate(count_points), "pairs": n_pairs, "time_to_first_draw_s": first_draw_s, "interaction_fps": fps}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"joint_map_{n_points}.json").write_text(json.dumps(report, indent=2))
+    pg.screenshot(path=str(ARTIFACTS / f"joint_map_{n_points}.png"))
+    print(f"joint map: {report}")
+    assert report["points"] == n_points and fps > 1
+    assert pg.get_by_text(f"All {n_points:,} points drawn (WebGL)").count() == 1

@@ -171,3 +171,33 @@ def encode_pairs_file(encoder: Any, path: str | os.PathLike, *, chunk: int = 256
     ii, tt = np.nonzero(table.pairs)
     names = [Path(p).name for p in table.images]
     return _finish(img, txt, np.stack([ii, tt], axis=1), names, table.texts, str(path))
+
+
+def read_embeddings_folder(folder: str | os.PathLike) -> EmbeddingSet:
+    """An :class:`EmbeddingSet` from an embeddings folder written by ``mmexplore embed``.
+
+    Images are the distinct images, captions the distinct captions, in listing order; a pair joins
+    each (image, caption) row of the source. Every vector is loaded (N × d float32 per modality):
+    1M × 512 images take 2 GB.
+    """
+    from mmexplore.embeddings.shards import EmbeddingShards
+
+    shards = EmbeddingShards(folder)
+    image, text = shards.load_all("image"), shards.load_all("text")
+    img_recs, txt_recs = shards.records("image"), shards.records("text")
+    names = img_recs.column("path").to_pylist()
+    captions = txt_recs.column("caption").to_pylist()
+    where_img = {p: k for k, p in enumerate(names)}
+    where_txt = {c: k for k, c in enumerate(captions)}
+    pairs = []
+    for i in range(len(shards.files)):
+        t = shards.table(i, ["path", "caption", "text_embedding"])
+        has_text = t.column("text_embedding").is_valid().to_numpy(zero_copy_only=False)
+        for path, cap, ok in zip(t.column("path").to_pylist(), t.column("caption").to_pylist(), has_text, strict=True):
+            if ok and path in where_img and cap in where_txt:
+                pairs.append((where_img[path], where_txt[cap]))
+    if len(text) == 0:
+        raise InputError(f"{folder}: the embeddings have no captions; the joint space needs images and captions")
+    pair_arr = np.unique(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=0)
+    short = [Path(n).name for n in names]
+    return EmbeddingSet(image, text, pair_arr, short, captions, f"embeddings folder {Path(folder).name}")
