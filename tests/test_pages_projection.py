@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_utils import new_app, open_page, plotly_charts, sample_dataset
+from apptest_utils import figure_spec, new_app, open_page, plotly_charts, sample_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 # The pages' behaviour is under test, not the model's quality: without the bundled checkpoint a
@@ -105,3 +105,43 @@ def test_large_map_is_sampled_with_density():
     assert kinds.count("heatmap") == 2 and "scattergl" in kinds
     drawn = sum(len(t.x) for t in fig.data if t.type == "scattergl" and t.mode == "markers")
     assert drawn == counts["drawn"]
+
+
+def _embeddings_folder(folder: Path, n: int = 300, dim: int = 16) -> None:
+    """A small ``mmexplore embed`` folder of n (image, caption) pairs, written without a model."""
+    import pyarrow as pa
+
+    from mmexplore.embeddings.shards import ShardWriter
+
+    rng = np.random.default_rng(3)
+    img = rng.standard_normal((n, dim)).astype(np.float32)
+    txt = img + rng.standard_normal((n, dim)).astype(np.float32) + 1.0
+    img /= np.linalg.norm(img, axis=1, keepdims=True)
+    txt /= np.linalg.norm(txt, axis=1, keepdims=True)
+    rows = np.arange(n)
+    items = pa.table({"id": [f"{r:016x}" for r in rows], "row": rows, "path": [f"/x/img{r}.png" for r in rows],
+                      "caption": [f"caption {r}" for r in rows], "image_caption": [f"caption {r}" for r in rows],
+                      "image_first": np.ones(n, bool), "text_first": np.ones(n, bool)})
+    writer = ShardWriter(folder, "synthetic@test", "synthetic", dim, "test")
+    writer.write_shard(items, img, None, txt, np.ones(n, bool))
+    writer.finish()
+
+
+def test_joint_and_cca_pages_read_an_embeddings_folder_and_draw_every_point(tmp_path):
+    _embeddings_folder(tmp_path / "emb")
+    at = open_page("pages/joint_space.py", model=MODEL)
+    at.radio(key="joint_source").set_value("Embeddings folder (mmexplore embed)").run()
+    at.text_input(key="joint_embdir").input(str(tmp_path / "emb")).run()
+    at.selectbox(key="joint_method").set_value("pca").run()
+    at.select_slider(key="joint_max_points").set_value(0).run()  # every point
+    assert not at.exception
+    assert any("All 600 points drawn" in c.value for c in at.caption)
+    fig = figure_spec(at, 0)
+    markers = [t for t in fig["data"] if t.get("mode") == "markers"]
+    assert [t["name"] for t in markers] == ["images", "texts"]
+    assert all(t["x"]["dtype"] == "f4" and "text" not in t for t in markers)  # typed arrays, no label strings
+    cca = open_page("pages/cca.py", model=MODEL)
+    cca.radio(key="cca_source").set_value("Embeddings folder (mmexplore embed)").run()
+    cca.text_input(key="cca_embdir").input(str(tmp_path / "emb")).run()
+    assert not cca.exception
+    assert any("300 images" in c.value for c in cca.caption)

@@ -64,3 +64,31 @@ def test_build_index_of_a_folder_on_the_page(tmp_path, monkeypatch):
     at.text_input(key="search_text").input("a small red circle").run()
     names = [c.split(" · ")[1] for c in image_captions(at)]
     assert sorted(names) == ["pic0.png", "pic1.png", "pic2.png"]
+
+
+def test_search_an_embeddings_folder_from_mmexplore_embed(tmp_path, monkeypatch):
+    from mmexplore.data.shapes import HELD_OUT_SEED_START, make_scene, render_scene
+    from mmexplore.embeddings.job import EmbedOptions, embed
+    from mmexplore.settings import reload_settings
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(5):
+        render_scene(make_scene(HELD_OUT_SEED_START + 950 + i, n_objects=2), 64).save(folder / f"p{i}.png")
+    embed(str(folder), tmp_path / "emb", "bundled", EmbedOptions(engine="local", progress=False))
+    monkeypatch.setenv("MMEXPLORE_INDEX_DIR", str(tmp_path / "indexes"))
+    reload_settings()
+    try:
+        at = open_page(PAGE, samples="shapes", n=2)
+        at.radio(key="search_source").set_value("An embeddings folder (mmexplore embed)").run()
+        at.text_input(key="search_emb_path").input(str(tmp_path / "emb")).run()
+        assert not at.exception
+        assert any("images: 5" in c.value for c in at.caption)
+        at.text_input(key="search_text").input("a small red circle").run()
+        names = sorted(c.split(" · ")[1] for c in image_captions(at))
+        assert names == [f"p{i}.png" for i in range(5)]
+        at.text_input(key="search_emb_path").input(str(tmp_path / "pics")).run()  # not an embeddings folder
+        assert any("not an embeddings folder" in e.value for e in at.error)
+    finally:
+        monkeypatch.delenv("MMEXPLORE_INDEX_DIR")
+        reload_settings()
