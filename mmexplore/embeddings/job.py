@@ -216,7 +216,12 @@ def _init_ray(address: str | None) -> bool:
         return False
     kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False, "logging_level": logging.ERROR}
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except Exception as exc:  # any failure to reach the cluster is the user's address or network
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"cannot connect to the Ray cluster at {address!r} ({first}); "
+                             "check --address / RAY_ADDRESS") from None
     else:
         ray.init(include_dashboard=False, **kwargs)
     return True
