@@ -48,7 +48,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     at.run()
-    at.switch_page("pages/similarity.py")
+    at.switch_page("mmexplore_app/pages/similarity.py")
     at.run()
     cold = time.perf_counter() - t0
     if at.exception:
@@ -61,11 +61,11 @@ def main() -> None:
     sim_times, home_times = [], []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        at.switch_page("pages/home.py")
+        at.switch_page("mmexplore_app/pages/home.py")
         at.run()
         home_times.append(time.perf_counter() - t)
         t = time.perf_counter()
-        at.switch_page("pages/similarity.py")
+        at.switch_page("mmexplore_app/pages/similarity.py")
         at.run()
         sim_times.append(time.perf_counter() - t)
         assert not at.exception

@@ -1,10 +1,10 @@
 """Helpers for Streamlit AppTest tests of the app's pages.
 
-``open_page("pages/heatmaps.py", samples="shapes")`` runs ``app.py`` (the router) under
+``open_page("mmexplore_app/pages/heatmaps.py", samples="shapes")`` runs ``app.py`` (the router) under
 :class:`streamlit.testing.v1.AppTest` with a sample data set already in session state, switches to
 the page, runs it and returns the AppTest, ready for assertions:
 
->>> at = open_page("pages/similarity.py")            # doctest: +SKIP
+>>> at = open_page("mmexplore_app/pages/similarity.py")            # doctest: +SKIP
 >>> assert not at.exception
 >>> at.session_state["dataset"].n_images             # doctest: +SKIP
 8
@@ -22,18 +22,13 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
+from mmexplore_app.navigation import PAGES as NAV_PAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGES = (
-    "pages/home.py",
-    "pages/similarity.py",
-    "pages/heatmaps.py",
-    "pages/joint_space.py",
-    "pages/cca.py",
-    "pages/relation.py",
-    "pages/search.py",
-    "pages/probes.py",
-)
+# Page paths relative to app.py, from the app's one page table.
+PAGES = tuple(spec.app_relative for spec in NAV_PAGES)
+HOME = NAV_PAGES[0].app_relative
 # Per script run; generous because tests share 2 cores with training runs (not a speed check).
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -86,12 +81,12 @@ def open_page(
     device: str = "cpu",
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> AppTest:
-    """Run the app, switch to ``page`` (e.g. ``"pages/similarity.py"``) with data loaded, and return it.
+    """Run the app, switch to ``page`` (e.g. ``"mmexplore_app/pages/similarity.py"``) with data loaded, and return it.
 
     Parameters
     ----------
     page : str
-        Page file relative to the repository root.
+        Page file relative to ``app.py`` (:attr:`~mmexplore_app.navigation.PageSpec.app_relative`).
     samples : {"shapes", "photos", None}
         Sample set put into ``st.session_state["dataset"]`` before the first run (ignored when
         ``dataset`` is given). None leaves the data set empty.
@@ -107,7 +102,7 @@ def open_page(
     ds = dataset if dataset is not None else sample_dataset(samples, n=n)
     at = new_app(dataset=ds, model=model, device=device, timeout=timeout)
     at.run()
-    if page != "pages/home.py":
+    if page != HOME:
         at.switch_page(page)
         at.run()
     return at

@@ -102,7 +102,7 @@ def test_similarity_page_equals_cli_one_to_one(capsys, tmp_path):
     s = shapes_samples(n=5, negatives=False)
     ds = Dataset.from_samples(s)  # 5 × 5, image k ↔ caption k, as the CLI pairs --images/--texts
     cli = _cli_similarity(capsys, tmp_path, ds)
-    at = open_page("pages/similarity.py", dataset=ds)
+    at = open_page("mmexplore_app/pages/similarity.py", dataset=ds)
     assert not at.exception, at.exception
     views = {
         "cosine": "cosine",
@@ -127,7 +127,7 @@ def test_similarity_page_equals_cli_one_to_one(capsys, tmp_path):
 def test_similarity_page_shapes_samples_matrix(capsys, tmp_path):
     ds = sample_dataset("shapes")  # 8 images × (8 true + hard-negative) captions
     cli = _cli_similarity(capsys, tmp_path, ds)
-    at = open_page("pages/similarity.py", dataset=ds)
+    at = open_page("mmexplore_app/pages/similarity.py", dataset=ds)
     assert not at.exception, at.exception
     z = heatmap_values(at)
     np.testing.assert_allclose(z, np.array(cli["cosine"]), atol=2e-5)
@@ -144,19 +144,19 @@ def test_similarity_page_shapes_samples_matrix(capsys, tmp_path):
 def test_similarity_page_without_pairs_says_so():
     ds = sample_dataset("shapes", n=3)
     ds.pairs[:] = False
-    at = open_page("pages/similarity.py", dataset=ds)
+    at = open_page("mmexplore_app/pages/similarity.py", dataset=ds)
     assert not at.exception
     assert any("No true pairs" in m for m in _messages(at.info))
     assert heatmap_values(at).shape == (3, ds.n_texts)
 
 
 def test_similarity_page_switch_reuses_embeddings():
-    at = open_page("pages/similarity.py", samples="shapes", n=4)
+    at = open_page("mmexplore_app/pages/similarity.py", samples="shapes", n=4)
     memo = at.session_state["_emb_memo"]
     (key, (img, _)), = memo.items()
-    at.switch_page("pages/home.py")
+    at.switch_page("mmexplore_app/pages/home.py")
     at.run()
-    at.switch_page("pages/similarity.py")
+    at.switch_page("mmexplore_app/pages/similarity.py")
     at.run()
     (key2, (img2, _)), = at.session_state["_emb_memo"].items()
     assert key2 == key and img2 is img  # the same arrays: nothing was re-encoded
@@ -172,7 +172,7 @@ def test_similarity_page_switch_reuses_embeddings():
 
 
 def test_png_export_gives_file_or_clear_note():
-    at = open_page("pages/similarity.py", samples="shapes", n=2)
+    at = open_page("mmexplore_app/pages/similarity.py", samples="shapes", n=2)
     at.button(key="sim_fig_png_prepare").click().run()
     assert not at.exception
     labels = [b.label for b in at.get("download_button")]
@@ -183,7 +183,7 @@ def test_png_export_gives_file_or_clear_note():
 
 # ---------------------------------------------------------------------------- data in
 def test_bad_upload_shows_error_and_keeps_good_files():
-    at = open_page("pages/home.py", samples="shapes")
+    at = open_page("mmexplore_app/pages/home.py", samples="shapes")
     files = [
         ("good.png", _png("red"), "image/png"),
         ("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png"),
@@ -206,7 +206,7 @@ def test_bad_upload_shows_error_and_keeps_good_files():
 
 
 def test_upload_images_captions_and_pairs_file_many_to_many():
-    at = open_page("pages/home.py", samples=None)
+    at = open_page("mmexplore_app/pages/home.py", samples=None)
     at.file_uploader(key="home_image_files").set_value(
         [("a.png", _png("red"), "image/png"), ("b.png", _png("blue"), "image/png")]
     ).run()
@@ -223,14 +223,14 @@ def test_upload_images_captions_and_pairs_file_many_to_many():
     assert ds.pairs.tolist() == [[True, False, True], [False, True, True]]
     assert any("c.png" in e for e in _messages(at.error))  # the row naming a missing image is reported
     # The similarity page uses these many-to-many pairs.
-    at.switch_page("pages/similarity.py")
+    at.switch_page("mmexplore_app/pages/similarity.py")
     at.run()
     assert not at.exception
     assert heatmap_values(at).shape == (2, 3)
 
 
 def test_bad_pairs_file_keeps_data():
-    at = open_page("pages/home.py", samples="shapes")
+    at = open_page("mmexplore_app/pages/home.py", samples="shapes")
     at.file_uploader(key="home_pairs_file").set_value(("bad.csv", b"picture,caption\nx,y\n", "text/csv")).run()
     assert not at.exception
     assert any("bad.csv" in e and "not a pairs file" in e for e in _messages(at.error))
@@ -247,7 +247,7 @@ def test_bad_pairs_file_keeps_data():
     ],
 )
 def test_unavailable_model_shows_error_and_keeps_old_model(source, spec):
-    at = open_page("pages/similarity.py", samples="shapes", n=3)
+    at = open_page("mmexplore_app/pages/similarity.py", samples="shapes", n=3)
     before = heatmap_values(at)
     old = at.session_state["model_spec"]
     at.sidebar.selectbox(key="sb_model_source").set_value(source).run()
@@ -265,7 +265,7 @@ def test_unavailable_device_shows_error_and_keeps_old_model():
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here, so choosing it succeeds")
-    at = open_page("pages/home.py", samples=None)
+    at = open_page("mmexplore_app/pages/home.py", samples=None)
     old = at.session_state["model_device"]
     at.sidebar.selectbox(key="sb_model_device").set_value("cuda").run()
     at.sidebar.button(key="sb_model_load").click().run()
@@ -277,7 +277,7 @@ def test_unavailable_device_shows_error_and_keeps_old_model():
 def test_photos_with_bundled_model_warn():
     if test_model_spec() != "bundled":
         pytest.skip("the warning is about the bundled model")
-    at = open_page("pages/similarity.py", samples="photos")
+    at = open_page("mmexplore_app/pages/similarity.py", samples="photos")
     assert not at.exception
     assert any("knows only shapes" in w for w in _messages(at.warning))
     assert heatmap_values(at).shape == (8, 10)

@@ -26,6 +26,9 @@ from pathlib import Path
 import pytest
 from apptest_utils import PAGES, ROOT, test_model_spec
 
+from mmexplore_app.navigation import PAGES as NAV_PAGES
+from mmexplore_app.navigation import page as nav_page
+
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -38,17 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Page file stem -> navigation title in app.py.
-NAV_TITLES = {
-    "home": "Home & data",
-    "similarity": "Similarity",
-    "heatmaps": "Heatmaps",
-    "joint_space": "Joint space",
-    "cca": "CCA",
-    "relation": "Relation",
-    "search": "Search",
-    "probes": "Probes",
-}
+# Page file stem -> navigation title (the app's page table).
+NAV_TITLES = {spec.stem: spec.title for spec in NAV_PAGES}
 SERVER_START_TIMEOUT_S = 90
 # Generous: on a shared 2-core machine a first page run (model load, JIT compiles) can be slow.
 PAGE_RUN_TIMEOUT_MS = 400_000
@@ -82,12 +76,12 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def app_url(chromium_path):
-    """Start ``streamlit run app.py`` headless on a free port; stop it (its whole process group) afterwards."""
+@contextlib.contextmanager
+def _serve(log_name: str = "streamlit-server.log"):
+    """Start ``streamlit run app.py`` headless on a free port, yield its URL; stop its whole process group after."""
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-server.log", "w")  # noqa: SIM115 - closed in the finally below
+    log = open(ARTIFACTS / log_name, "w")  # noqa: SIM115 - closed in the finally below
     env = dict(os.environ, HF_HUB_OFFLINE="1", MMEXPLORE_MODEL=test_model_spec(), MMEXPLORE_DEVICE="cpu")
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
@@ -100,7 +94,7 @@ def app_url(chromium_path):
         deadline = time.time() + SERVER_START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with status {proc.returncode}; see {ARTIFACTS / 'streamlit-server.log'}")
+                pytest.fail(f"streamlit exited with status {proc.returncode}; see {ARTIFACTS / log_name}")
             with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.status == 200:
                     break
@@ -121,6 +115,13 @@ def app_url(chromium_path):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=60)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(chromium_path):
+    """One server shared by the module's tests."""
+    with _serve() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +301,33 @@ def test_joint_map_draws_every_point_of_100k_in_a_real_browser(page, tmp_path):
     print(f"joint map: {report}")
     assert report["points"] == n_points and fps > 1
     assert pg.get_by_text(f"All {n_points:,} points drawn (WebGL)").count() == 1
+
+
+def test_deep_link_on_a_fresh_server_opens_the_page_without_a_toast(chromium_path):
+    """The first request a new server sees is a deep link: the page runs inside the router, no "Page not found".
+
+    Streamlit's legacy ``pages/`` mode showed that toast (and ran the page without the sidebar) on a first
+    deep link; pages now live in ``mmexplore_app/pages/``."""
+    from playwright.sync_api import sync_playwright
+
+    spec = nav_page("heatmaps")
+    with _serve("streamlit-deeplink.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_context(viewport={"width": 1024, "height": 900}).new_page()
+            pg.set_default_timeout(60_000)
+            pg.goto(f"{url}/{spec.url_path}", wait_until="domcontentloaded")
+            pg.get_by_role("heading", name="Heatmaps").first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+            _wait_idle(pg)
+            pg.wait_for_timeout(1500)  # the toast, when it comes, follows the first script run
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "deep_link.png"))
+            assert pg.get_by_text("Page not found", exact=False).count() == 0
+            assert pg.locator('[data-testid="stToast"]').count() == 0
+            assert pg.url.rstrip("/").endswith(spec.url_path)
+            # The router ran: the shared sidebar (model picker, navigation) is there.
+            nav = pg.locator('[data-testid="stSidebarNav"]')
+            assert nav.get_by_text(spec.title, exact=True).count() >= 1
+            assert not pg.locator('[data-testid="stException"]').count()
+        finally:
+            browser.close()

@@ -23,7 +23,7 @@ def joint_page():
     at = new_app(dataset=sample_dataset("shapes"), model=MODEL)
     at.session_state["joint_method"] = "pca"  # fast; UMAP is covered in test_projection.py
     at.run()
-    at.switch_page("pages/joint_space.py")
+    at.switch_page("mmexplore_app/pages/joint_space.py")
     at.run()
     return at
 
@@ -52,13 +52,13 @@ def test_joint_page_centring_closes_the_gap(joint_page):
 
 
 def test_joint_page_small_and_empty_data():
-    at = open_page("pages/joint_space.py", samples=None, model=MODEL)
+    at = open_page("mmexplore_app/pages/joint_space.py", samples=None, model=MODEL)
     assert not at.exception
     assert any("needs at least" in str(i.value) for i in at.info)
     at = new_app(dataset=sample_dataset("shapes", n=3), model=MODEL)
     at.session_state["joint_method"] = "tsne"
     at.run()
-    at.switch_page("pages/joint_space.py")
+    at.switch_page("mmexplore_app/pages/joint_space.py")
     at.run()
     assert not at.exception
     assert any("perplexity lowered" in str(c.value) for c in at.caption)
@@ -72,7 +72,7 @@ def test_joint_page_upload_source_asks_for_file(joint_page):
 
 
 def test_cca_page():
-    at = open_page("pages/cca.py", model=MODEL)
+    at = open_page("mmexplore_app/pages/cca.py", model=MODEL)
     assert not at.exception
     assert len(plotly_charts(at)) == 2  # correlation bars and canonical scatter
     assert "CCA space" in " ".join(m.label for m in at.metric)
@@ -84,7 +84,7 @@ def test_cca_page():
 
 
 def test_cca_page_too_few_pairs():
-    at = open_page("pages/cca.py", n=2, model=MODEL)
+    at = open_page("mmexplore_app/pages/cca.py", n=2, model=MODEL)
     assert not at.exception
     assert any("at least 3" in str(i.value) and "has 2" in str(i.value) for i in at.info)
 
@@ -129,7 +129,7 @@ def _embeddings_folder(folder: Path, n: int = 300, dim: int = 16) -> None:
 
 def test_joint_and_cca_pages_read_an_embeddings_folder_and_draw_every_point(tmp_path):
     _embeddings_folder(tmp_path / "emb")
-    at = open_page("pages/joint_space.py", model=MODEL)
+    at = open_page("mmexplore_app/pages/joint_space.py", model=MODEL)
     at.radio(key="joint_source").set_value("Embeddings folder (mmexplore embed)").run()
     at.text_input(key="joint_embdir").input(str(tmp_path / "emb")).run()
     at.selectbox(key="joint_method").set_value("pca").run()
@@ -140,7 +140,7 @@ def test_joint_and_cca_pages_read_an_embeddings_folder_and_draw_every_point(tmp_
     markers = [t for t in fig["data"] if t.get("mode") == "markers"]
     assert [t["name"] for t in markers] == ["images", "texts"]
     assert all(t["x"]["dtype"] == "f4" and "text" not in t for t in markers)  # typed arrays, no label strings
-    cca = open_page("pages/cca.py", model=MODEL)
+    cca = open_page("mmexplore_app/pages/cca.py", model=MODEL)
     cca.radio(key="cca_source").set_value("Embeddings folder (mmexplore embed)").run()
     cca.text_input(key="cca_embdir").input(str(tmp_path / "emb")).run()
     assert not cca.exception

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apptest_utils import figure_spec, open_page
 
-PAGE = "pages/probes.py"
+PAGE = "mmexplore_app/pages/probes.py"
 
 
 def test_probes_for_a_scene_and_accuracy_chart():

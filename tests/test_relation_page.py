@@ -8,7 +8,7 @@ from mmexplore.relation import CLASSES
 
 
 def test_relation_page_labels_a_pair_and_shows_evidence():
-    at = open_page("pages/relation.py", samples="shapes", n=4)
+    at = open_page("mmexplore_app/pages/relation.py", samples="shapes", n=4)
     assert not at.exception
     labels = [m.value for m in at.metric]
     assert labels and labels[0] in CLASSES
@@ -24,7 +24,7 @@ def test_relation_page_labels_a_pair_and_shows_evidence():
 
 
 def test_relation_page_handles_empty_text_and_batches():
-    at = open_page("pages/relation.py", samples="shapes", n=4)
+    at = open_page("mmexplore_app/pages/relation.py", samples="shapes", n=4)
     at.selectbox(key="rel_text_choice").select("✎ type a text…").run()
     at.text_area(key="rel_own").input("   ").run()
     assert not at.exception
@@ -37,13 +37,13 @@ def test_relation_page_handles_empty_text_and_batches():
 
 
 def test_relation_page_without_data_says_what_to_do():
-    at = open_page("pages/relation.py", samples=None)
+    at = open_page("mmexplore_app/pages/relation.py", samples=None)
     assert not at.exception
     assert any("no images" in t for t in texts_of(at.info))
 
 
 def test_picking_an_image_starts_from_its_own_caption():
-    at = open_page("pages/relation.py", samples="shapes", n=4)
+    at = open_page("mmexplore_app/pages/relation.py", samples="shapes", n=4)
     at.selectbox(key="rel_image").set_value(2).run()
     assert not at.exception
     ds = at.session_state["dataset"]

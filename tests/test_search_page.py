@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apptest_utils import image_captions, open_page
 
-PAGE = "pages/search.py"
+PAGE = "mmexplore_app/pages/search.py"
 
 
 

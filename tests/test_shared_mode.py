@@ -74,7 +74,7 @@ def assert_nothing_leaked(at, secret) -> None:
     assert f"PATH={os.environ['PATH']}" not in text and str(secret) not in text
 
 
-@pytest.mark.parametrize("page,prefix", [("pages/joint_space.py", "joint"), ("pages/cca.py", "cca")])
+@pytest.mark.parametrize("page,prefix", [("mmexplore_app/pages/joint_space.py", "joint"), ("mmexplore_app/pages/cca.py", "cca")])
 def test_captions_path_stays_inside_roots(roots, page, prefix):
     root, secret = roots
     at = open_page(page, samples=None)
@@ -93,7 +93,7 @@ def test_captions_path_stays_inside_roots(roots, page, prefix):
 
 def test_search_paths_stay_inside_roots(roots):
     root, secret = roots
-    at = open_page("pages/search.py", samples=None)
+    at = open_page("mmexplore_app/pages/search.py", samples=None)
     at.radio(key="search_source").set_value("A folder of images").run()
     for raw in attacks(root, secret):
         at.text_input(key="search_folder").input(raw).run()
@@ -110,7 +110,7 @@ def test_search_paths_stay_inside_roots(roots):
 
 
 def test_model_picker_offers_only_the_allow_list(roots):
-    at = open_page("pages/home.py", samples=None)
+    at = open_page("mmexplore_app/pages/home.py", samples=None)
     assert not at.exception
     assert not any(t.key == "sb_model_spec" for t in at.text_input)  # no spec, so no path, can be typed
     assert list(at.selectbox(key="sb_model_allowed").options) == ["bundled", "bundled-nodense", "bundled-noneg"]
@@ -121,9 +121,9 @@ def test_shared_mode_without_roots_offers_no_server_source(monkeypatch):
     monkeypatch.delenv("MMEXPLORE_DATA_ROOTS", raising=False)
     reload_settings()
     try:
-        at = open_page("pages/joint_space.py", samples=None)
+        at = open_page("mmexplore_app/pages/joint_space.py", samples=None)
         assert len(at.radio(key="joint_source").options) == 2
-        at.switch_page("pages/search.py").run()
+        at.switch_page("mmexplore_app/pages/search.py").run()
         assert list(at.radio(key="search_source").options) == ["Current data set"]
     finally:
         monkeypatch.undo()
@@ -132,7 +132,7 @@ def test_shared_mode_without_roots_offers_no_server_source(monkeypatch):
 
 def test_local_mode_errors_never_show_file_contents(tmp_path):
     (tmp_path / "env.csv").write_text("API_TOKEN=hunter2,OTHER=x\n1,2\n")
-    at = open_page("pages/joint_space.py", samples=None)
+    at = open_page("mmexplore_app/pages/joint_space.py", samples=None)
     at.radio(key="joint_source").set_value("Captions file or folder on this computer").run()
     for raw in ("/proc/self/environ", str(tmp_path / "env.csv"), "/etc/passwd", "/etc"):
         at.text_input(key="joint_folder").input(raw).run()
