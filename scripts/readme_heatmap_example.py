@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from mmexplore.data.samples import shapes_samples
 from mmexplore.data.shapes import canonical_caption
-from mmexplore.heatmaps import METHODS, compute_heatmaps, overlay_grid
+from mmexplore.heatmaps import compute_heatmaps, list_methods, overlay_grid
 from mmexplore.models import load_model
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     encoder = load_model(args.model, "auto")
     title_h = 18
     rows = []
-    for method in METHODS:
+    for method in list_methods(encoder):
         res = compute_heatmaps(encoder, [image], [caption.text], phrases=[phrases], method=method)[0]
         n_tiles = 1 + len(res.words) + len(phrases)
         grid = overlay_grid(image, res, ncols=n_tiles, cell=args.cell)

@@ -97,18 +97,25 @@ def _heatmap_pairs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval_pointing(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.heatmaps import METHODS, pointing_game
+    from mmexplore.heatmaps import get_method, list_methods, pointing_game
     from mmexplore.heatmaps.pointing import pointing_scenes
 
     if args.scenes < 1:
         raise InputError(f"--scenes must be at least 1, got {args.scenes}")
     if args.seed_offset < 0:
         raise InputError(f"--seed-offset must be at least 0, got {args.seed_offset}")
-    methods = METHODS if args.method == "both" else (args.method,)
+    every = args.method in ("all", "both")
+    if not every:
+        get_method(args.method)
     encoder = load_encoder(args)
+    # "all": every registered method that applies to this model; the others are named with the reason.
+    methods = list_methods(encoder) if every else [args.method]
+    skipped = {m: get_method(m).unsupported(encoder) for m in list_methods() if every and m not in methods}
     scenes = pointing_scenes(args.scenes, seed_offset=args.seed_offset)
     report = pointing_game(encoder, scenes, methods=methods, **_method_kwargs(args))
     report["seed_offset"] = args.seed_offset
+    if skipped:
+        report["skipped"] = skipped
     lines = [f"pointing game, {report['n_scenes']} scenes, {report['n_phrases']} object phrases ({encoder.info.name})",
              f"  random pixel baseline {report['baseline']:.3f}; random object baseline {report['object_baseline']:.3f}; "
              f"patch-resolution ceiling {report['ceiling']:.3f}"]
@@ -116,6 +123,7 @@ def cmd_eval_pointing(args: argparse.Namespace) -> dict[str, Any]:
         lines.append(
             f"  {m:10s} accuracy {r['accuracy']:.3f}  energy in mask {r['energy']:.3f}  peak on an object {r['any_object']:.3f}"
         )
+    lines += [f"  {m:10s} skipped: {why}" for m, why in skipped.items()]
     return {"model": encoder.info.name, "pointing": report, "_text": "\n".join(lines)}
 
 
@@ -130,7 +138,7 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Any, evals: Any) -> None:
-    from mmexplore.heatmaps.methods import METHODS
+    from mmexplore.heatmaps.methods import get_method, list_methods
     from mmexplore.heatmaps.render import COLORMAPS
 
     p = command(commands, "heatmap", cmd_heatmap, "per-word heatmaps (attention or gradient relevancy) of an image–caption pair")
@@ -138,7 +146,9 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--text", metavar="TEXT", help="caption")
     p.add_argument("--phrase", metavar="P", help="also map this phrase (embedded on its own); reports its peak")
     p.add_argument("--pairs", metavar="FILE", help="CSV/JSONL with image,text[,phrase] columns: the peak of each row's phrase")
-    p.add_argument("--method", default="attention", help=f"one of {', '.join(METHODS)} (default attention)")
+    names = list_methods()
+    p.add_argument("--method", default="attention",
+                   help="; ".join(f"{m}: {get_method(m).label}" for m in names) + " (default attention)")
     p.add_argument("--out", metavar="DIR", help="write overlay PNGs (one per word, phrase, and a grid) here")
     p.add_argument("--cmap", default="inferno", choices=COLORMAPS)
     p.add_argument("--opacity", type=float, default=0.5)
@@ -150,6 +160,7 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--scenes", type=int, default=100, help="held-out scenes with 2-3 objects")
     p.add_argument("--seed-offset", type=int, default=EVAL_SEED_OFFSET,
                    help="which held-out scenes (default 7000, the reported set; another offset gives a fresh set)")
-    p.add_argument("--method", choices=[*METHODS, "both"], default="both")
+    p.add_argument("--method", choices=[*names, "all", "both"], default="all",
+                   help="one method, or all that apply to the model (default; 'both' is the older name of 'all')")
     _add_method_args(p)
     p.set_defaults(handler=cmd_eval_pointing)

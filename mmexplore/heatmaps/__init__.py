@@ -4,7 +4,8 @@
 >>> METHODS
 ('attention', 'relevancy')
 
-Entry points: :func:`compute_heatmaps` (both methods, batched), :class:`HeatmapResult` (maps at patch
+Entry points: :func:`list_methods` / :func:`get_method` (the registry of methods),
+:func:`compute_heatmaps` (any registered method, batched), :class:`HeatmapResult` (maps at patch
 resolution, upsampling, peaks, JSON), :func:`align_words` (BPE pieces → words), :func:`overlay` /
 :func:`overlay_grid` (PNG rendering) and :func:`pointing_game` (the measured quality). Importing this
 package does not import torch.
@@ -12,7 +13,16 @@ package does not import torch.
 
 from __future__ import annotations
 
-from mmexplore.heatmaps.methods import METHODS, WORD_FEATURES, check_method, compute_heatmaps, word_patch_matrix
+from mmexplore.heatmaps.methods import (
+    METHODS,
+    WORD_FEATURES,
+    HeatmapMethod,
+    check_method,
+    compute_heatmaps,
+    get_method,
+    list_methods,
+    word_patch_matrix,
+)
 from mmexplore.heatmaps.pointing import pointing_game, pointing_scenes
 from mmexplore.heatmaps.render import COLORMAPS, overlay, overlay_grid
 from mmexplore.heatmaps.result import HeatmapResult, crop_box, upsample
@@ -22,6 +32,7 @@ __all__ = [
     "COLORMAPS",
     "METHODS",
     "WORD_FEATURES",
+    "HeatmapMethod",
     "HeatmapResult",
     "WordAlignment",
     "align_words",
@@ -29,6 +40,8 @@ __all__ = [
     "compute_heatmaps",
     "crop_box",
     "find_phrase",
+    "get_method",
+    "list_methods",
     "overlay",
     "overlay_grid",
     "pointing_game",

@@ -47,7 +47,8 @@ class VisualPass:
     attentions: list
 
 
-def _check_visual(visual: Any) -> None:
+def check_visual(visual: Any) -> None:
+    """Raise ModelLoadError naming what the unrolled ViT pass does not support in ``visual``."""
     name = type(visual).__name__
     if not hasattr(visual, "transformer") or not hasattr(visual, "conv1"):
         raise ModelLoadError(f"heatmaps need an open_clip VisionTransformer image tower; this model has {name}")
@@ -105,7 +106,7 @@ def visual_pass(visual: Any, pixels: Any, *, attn_from: int | None = None) -> Vi
     -------
     VisualPass
     """
-    _check_visual(visual)
+    check_visual(visual)
     blocks = list(visual.transformer.resblocks)
     if attn_from is not None and attn_from < 0:
         attn_from = max(0, len(blocks) + attn_from)

@@ -1,4 +1,10 @@
-"""The two heatmap methods: patch–word attention and gradient relevancy (DESIGN §5).
+"""Heatmap methods, a registry like the projection methods and retrieval backends (DESIGN §5).
+
+Each method is one :class:`HeatmapMethod` entry in ``_REGISTRY``: a name, a config dataclass (its
+parameters and defaults), the function that turns a batch of images and target text vectors into
+patch weights, and ``unsupported`` — why it cannot run on a given model (None when it can). The CLI,
+the app and :func:`pointing_game` list and run methods only through :func:`list_methods` /
+:func:`get_method`; adding a method is one entry plus its function (docs/CONTRIBUTING.md).
 
 * ``attention``: α_ij = softmax_i(s · ⟨I_i, T_j⟩) over the patches i, with I_i the MaskCLIP patch
   features and T_j the word's text feature, both unit vectors in the joint space, and s the model's
@@ -20,25 +26,19 @@ shape together; ``"words"`` averages its word vectors instead (README reports th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
-from mmexplore.errors import InputError
-from mmexplore.heatmaps.features import DENSE_MODES, dense_from_last_input, token_features, visual_pass
+from mmexplore.errors import InputError, ModelLoadError
+from mmexplore.heatmaps.features import DENSE_MODES, check_visual, dense_from_last_input, token_features, visual_pass
 from mmexplore.heatmaps.result import HeatmapResult, crop_box
 from mmexplore.heatmaps.words import align_words, find_phrase
 
-METHODS = ("attention", "relevancy")
 WORD_FEATURES = ("alone", "context")
 PHRASE_FEATURES = ("pooled", "words")
 RELEVANCY_ROWS = 64
-
-
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise InputError(f"Unsupported heatmap method '{method}'. The available methods are {list(METHODS)}")
-    return method
 
 
 def _text_vectors(
@@ -106,6 +106,154 @@ def _as_distribution(rows: np.ndarray) -> np.ndarray:
     return np.where(sums > 0, rows / np.where(sums > 0, sums, 1), uniform).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Patch–word attention. ``temperature``: softmax scale (None: the model's logit scale 1/τ);
+    ``dense_mode``: MaskCLIP patch features, ``"value"`` or ``"value_residual"``."""
+
+    temperature: float | None = None
+    dense_mode: str = "value"
+
+    def __post_init__(self) -> None:
+        if self.dense_mode not in DENSE_MODES:
+            raise InputError(f"Unsupported dense mode '{self.dense_mode}'. The available modes are {list(DENSE_MODES)}")
+
+
+@dataclass(frozen=True)
+class RelevancyConfig:
+    """Gradient relevancy. ``start_layer``: first image block whose attention enters (negative: from the end)."""
+
+    start_layer: int = 0
+
+
+def _vit_unsupported(encoder: Any) -> str | None:
+    """Why the unrolled ViT pass (both built-in methods) cannot run on this model; None when it can."""
+    try:
+        check_visual(encoder.model.visual)
+    except ModelLoadError as exc:
+        return str(exc)
+    return None
+
+
+def _attention_maps(encoder: Any, pixels: Any, targets: Sequence[Any], cfg: AttentionConfig) -> list[np.ndarray]:
+    """softmax over patches of s · ⟨MaskCLIP patch feature, text vector⟩; per image (K_b, m) rows."""
+    import torch
+
+    visual = encoder.model.visual
+    with torch.inference_mode():
+        res = visual_pass(visual, pixels)
+        dense = torch.nn.functional.normalize(dense_from_last_input(visual, res.last_input, cfg.dense_mode).float(), dim=-1)
+        return [torch.softmax(cfg.temperature * t @ dense[b].T, dim=-1).cpu().numpy() for b, t in enumerate(targets)]
+
+
+def _relevancy_maps(encoder: Any, pixels: Any, targets: Sequence[Any], cfg: RelevancyConfig) -> list[np.ndarray]:
+    """Chefer relevancy per (image, target); one backward pass for all rows of the batch (rows never interact)."""
+    import torch
+
+    counts = [int(t.shape[0]) for t in targets]
+    rows_px = pixels.repeat_interleave(torch.tensor(counts, device=pixels.device), dim=0)
+    rows_t = torch.cat(list(targets))
+    rel = np.concatenate([
+        _relevancy(encoder.model.visual, rows_px[a : a + RELEVANCY_ROWS], rows_t[a : a + RELEVANCY_ROWS], cfg.start_layer)
+        for a in range(0, rows_t.shape[0], RELEVANCY_ROWS)
+    ])
+    offsets = np.cumsum([0, *counts])
+    return [rel[offsets[b] : offsets[b + 1]] for b in range(len(targets))]
+
+
+@dataclass(frozen=True)
+class HeatmapMethod:
+    """One registered heatmap method.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, used by ``--method`` and the app.
+    config_cls : type
+        Frozen dataclass of the method's parameters and defaults; validates in ``__post_init__``.
+    fn : callable(encoder, pixels, targets, config) -> list of ndarray
+        ``pixels`` (B, 3, S, S) on the model's device; ``targets`` B tensors (K_b, d) of unit text vectors
+        (at least one row in the batch). Returns per image an ndarray (K_b, m) of non-negative patch weights
+        over the m = grid_h · grid_w patches, row by row (rows are normalised to sum to 1 afterwards).
+    unsupported : callable(encoder) -> str or None
+        Why the method cannot run on this model (shown to the user); None when it applies.
+    label : str
+        Short name for the app and reports.
+    description : str
+    resolve : callable(config, encoder) -> config
+        Fills model-dependent defaults (the attention temperature); the result is recorded in
+        :attr:`HeatmapResult.params`.
+    """
+
+    name: str
+    config_cls: type
+    fn: Callable[[Any, Any, Sequence[Any], Any], list[np.ndarray]]
+    unsupported: Callable[[Any], str | None]
+    label: str
+    description: str = ""
+    resolve: Callable[[Any, Any], Any] = field(default=lambda cfg, encoder: cfg)
+
+    def applies(self, encoder: Any) -> tuple[bool, str]:
+        """(True, "") when the method can run on ``encoder``; else (False, the reason)."""
+        reason = self.unsupported(encoder)
+        return (reason is None, reason or "")
+
+    def make_config(self, options: dict[str, Any] | None = None) -> Any:
+        """The method's config from ``options``; fields of other registered methods are ignored.
+
+        Raises InputError for a name no registered method knows (a typo must not be ignored)."""
+        options = dict(options or {})
+        known = {f.name for spec in _REGISTRY.values() for f in fields(spec.config_cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InputError(f"Unknown heatmap option(s) {unknown}. Known options: {sorted(known)}")
+        own = {f.name for f in fields(self.config_cls)}
+        return self.config_cls(**{k: v for k, v in options.items() if k in own})
+
+
+def _resolve_attention(cfg: AttentionConfig, encoder: Any) -> AttentionConfig:
+    return replace(cfg, temperature=float(cfg.temperature if cfg.temperature is not None else encoder.logit_scale))
+
+
+_REGISTRY: dict[str, HeatmapMethod] = {
+    "attention": HeatmapMethod(
+        "attention", AttentionConfig, _attention_maps, _vit_unsupported, label="attention (MaskCLIP)",
+        description="softmax over patches of the model's logit scale × cosine(MaskCLIP patch feature, word)",
+        resolve=_resolve_attention,
+    ),
+    "relevancy": HeatmapMethod(
+        "relevancy", RelevancyConfig, _relevancy_maps, _vit_unsupported, label="gradient relevancy",
+        description="Chefer et al. (2021): gradient-weighted attention rolled out to the class token",
+    ),
+}
+# Registered names in order (for ``from mmexplore.heatmaps import METHODS``); derived, not a second list.
+METHODS: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def list_methods(encoder: Any = None) -> list[str]:
+    """Names of the registered heatmap methods; with ``encoder``, only those that apply to it."""
+    return [name for name, spec in _REGISTRY.items() if encoder is None or spec.unsupported(encoder) is None]
+
+
+def get_method(name: str) -> HeatmapMethod:
+    """The registered method called ``name``.
+
+    Raises
+    ------
+    InputError
+        ``"Unsupported heatmap method 'x'. The available methods are [...]"``.
+    """
+    key = str(name).strip().lower()
+    if key not in _REGISTRY:
+        raise InputError(f"Unsupported heatmap method '{name}'. The available methods are {list(_REGISTRY)}")
+    return _REGISTRY[key]
+
+
+def check_method(method: str) -> str:
+    """``method`` if it is registered, else InputError naming the registered ones."""
+    return get_method(method).name
+
+
 def compute_heatmaps(
     encoder: Any,
     images: Sequence[Any],
@@ -115,11 +263,9 @@ def compute_heatmaps(
     method: str = "attention",
     word_features: str = "alone",
     phrase_features: str = "pooled",
-    dense_mode: str = "value",
-    temperature: float | None = None,
-    start_layer: int = 0,
     batch_size: int = 16,
     progress: Callable[[int, int], None] | None = None,
+    **method_options: Any,
 ) -> list[HeatmapResult]:
     """Per-word (and per-phrase) heatmaps for image–caption pairs.
 
@@ -132,22 +278,21 @@ def compute_heatmaps(
     texts : sequence of str
     phrases : sequence of (str or list of str or None), optional
         Extra maps per pair, e.g. an object phrase "small red circle" (embedded on its own).
-    method : {"attention", "relevancy"}
+    method : str
+        A registered method (:func:`list_methods`: ``"attention"``, ``"relevancy"``, ...).
     word_features : {"alone", "context"}
         How a word becomes a text vector (see the module docstring).
     phrase_features : {"pooled", "words"}
         A phrase's vector: its own pooled embedding (default), or the mean of its word vectors in the
         caption (pooled when the caption does not contain it).
-    dense_mode : {"value", "value_residual"}
-        MaskCLIP patch features (attention method only).
-    temperature : float, optional
-        Softmax scale for the attention method; default the model's logit scale (1/τ).
-    start_layer : int
-        First image block whose attention enters relevancy (negative: from the end; 0: all).
     batch_size : int
         Images per forward pass. Relevancy runs one backward pass for all their (image, word/phrase)
         rows, at most ``RELEVANCY_ROWS`` at a time (memory grows with rows × layers × tokens²).
     progress : callable(done, total), optional
+    **method_options
+        Fields of the methods' configs, e.g. ``dense_mode``/``temperature`` (:class:`AttentionConfig`) or
+        ``start_layer`` (:class:`RelevancyConfig`). Options of another registered method are ignored, so
+        one set of options can drive several methods; a name no method knows is an InputError.
 
     Returns
     -------
@@ -158,13 +303,15 @@ def compute_heatmaps(
 
     from mmexplore.data.images import to_rgb
 
-    check_method(method)
+    spec = get_method(method)
+    cfg = spec.make_config(method_options)
+    reason = spec.unsupported(encoder)
+    if reason:
+        raise ModelLoadError(reason)
     if word_features not in WORD_FEATURES:
         raise InputError(f"Unsupported word features '{word_features}'. The available options are {list(WORD_FEATURES)}")
     if phrase_features not in PHRASE_FEATURES:
         raise InputError(f"Unsupported phrase features '{phrase_features}'. The available options are {list(PHRASE_FEATURES)}")
-    if dense_mode not in DENSE_MODES:
-        raise InputError(f"Unsupported dense mode '{dense_mode}'. The available modes are {list(DENSE_MODES)}")
     if len(images) != len(texts):
         raise InputError(f"{len(images)} images but {len(texts)} captions: give one caption per image")
     norm_phrases = [[p] if isinstance(p, str) else list(p or []) for p in (phrases or [None] * len(texts))]
@@ -179,58 +326,36 @@ def compute_heatmaps(
     visual = encoder.model.visual
     grid = tuple(int(g) for g in visual.grid_size)
     resize_mode = (getattr(visual, "preprocess_cfg", None) or {}).get("resize_mode", "shortest")
-    scale = float(temperature if temperature is not None else encoder.logit_scale)
+    cfg = spec.resolve(cfg, encoder)
+    params: dict[str, Any] = {"word_features": word_features, "phrase_features": phrase_features, **asdict(cfg)}
     text_parts = _text_vectors(encoder, [str(t) for t in texts], norm_phrases, word_features, phrase_features)
     results: list[HeatmapResult] = []
     total = len(rgb)
     for start in range(0, total, max(1, batch_size)):
         idx = list(range(start, min(total, start + batch_size)))
         pixels = torch.stack([encoder.preprocess(rgb[i]) for i in idx]).to(encoder.device)
-        if method == "attention":
-            with torch.inference_mode():
-                res = visual_pass(visual, pixels)
-                dense = torch.nn.functional.normalize(dense_from_last_input(visual, res.last_input, dense_mode).float(), dim=-1)
         targets = [torch.cat([text_parts[i][1], text_parts[i][2]]).to(encoder.device) for i in idx]
-        if method == "relevancy":
-            # One backward pass for every (image, word/phrase) row of the batch: rows never interact.
-            counts = [t.shape[0] for t in targets]
-            rel = np.zeros((0, grid[0] * grid[1]), np.float32)
-            if sum(counts):
-                rows_px = pixels.repeat_interleave(torch.tensor(counts, device=pixels.device), dim=0)
-                rows_t = torch.cat(targets)
-                rel = np.concatenate([
-                    _relevancy(visual, rows_px[a : a + RELEVANCY_ROWS], rows_t[a : a + RELEVANCY_ROWS], start_layer)
-                    for a in range(0, rows_t.shape[0], RELEVANCY_ROWS)
-                ])
-            offsets = np.cumsum([0, *counts])
+        weights = spec.fn(encoder, pixels, targets, cfg) if any(t.shape[0] for t in targets) else [None] * len(idx)
         for b, i in enumerate(idx):
             al = text_parts[i][0]
             if targets[b].shape[0] == 0:
                 rows = np.zeros((0, grid[0] * grid[1]), np.float32)
-            elif method == "attention":
-                with torch.inference_mode():
-                    rows = torch.softmax(scale * targets[b] @ dense[b].T, dim=-1).cpu().numpy()
             else:
-                rows = rel[offsets[b] : offsets[b + 1]]
+                rows = weights[b]
             rows = _as_distribution(rows).reshape(-1, *grid)
             n_w = len(al.words)
-            params: dict[str, Any] = {"word_features": word_features, "phrase_features": phrase_features}
-            if method == "attention":
-                params.update(temperature=scale, dense_mode=dense_mode)
-            else:
-                params.update(start_layer=start_layer)
             results.append(
                 HeatmapResult(
                     text=str(texts[i]),
                     words=list(al.words),
                     maps=rows[:n_w],
-                    method=method,
+                    method=spec.name,
                     image_size=rgb[i].size,
                     box=crop_box(*rgb[i].size, resize_mode),
                     phrases=norm_phrases[i],
                     phrase_maps=rows[n_w:] if norm_phrases[i] else None,
                     note=al.note,
-                    params=params,
+                    params=dict(params),
                 )
             )
         if progress is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mmexplore.heatmaps.methods import METHODS, compute_heatmaps
+from mmexplore.heatmaps.methods import compute_heatmaps, list_methods
 
 DEFAULT_RENDER_SIZE = 128
 EVAL_SEED_OFFSET = 7_000  # held-out seeds of this eval: HELD_OUT_SEED_START + offset + i
@@ -75,7 +75,7 @@ def pointing_game(
     scenes: Sequence[Any] | None = None,
     *,
     n_scenes: int = 100,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     render_size: int = DEFAULT_RENDER_SIZE,
     **method_kwargs: Any,
 ) -> dict[str, Any]:
@@ -86,7 +86,8 @@ def pointing_game(
     encoder : mmexplore Encoder
     scenes : sequence of Scene, optional
         Default :func:`pointing_scenes` ``(n_scenes)``.
-    methods : sequence of str
+    methods : sequence of str, optional
+        Registered heatmap methods; default every one that applies to ``encoder``.
     render_size : int
         Pixels per side of the rendered scenes and masks.
     **method_kwargs
@@ -124,7 +125,7 @@ def pointing_game(
         "object_baseline": object_baseline,
         "methods": {},
     }
-    for method in methods:
+    for method in methods if methods is not None else list_methods(encoder):
         results = compute_heatmaps(encoder, images, texts, phrases=phrases, method=method, **method_kwargs)
         hits, energy, on_object, reachable = [], [], [], []
         for res, ms in zip(results, masks, strict=True):

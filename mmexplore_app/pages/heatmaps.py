@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
-from mmexplore.heatmaps import COLORMAPS, METHODS, WORD_FEATURES, HeatmapResult, overlay, overlay_grid
+from mmexplore.heatmaps import COLORMAPS, WORD_FEATURES, HeatmapResult, get_method, list_methods, overlay, overlay_grid
 from mmexplore_app import widgets
 from mmexplore_app.state import Dataset
 
@@ -144,8 +144,15 @@ with left:
     )
 with right:
     c1, c2 = st.columns(2)
-    method = c1.radio("Method", METHODS, horizontal=True, key="heat_method",
-                      format_func=lambda m: {"attention": "attention (MaskCLIP)", "relevancy": "gradient relevancy"}[m])
+    # Only the registered methods that apply to this model; the others are named with the reason.
+    usable = list_methods(encoder)
+    unusable = {m: get_method(m).unsupported(encoder) for m in list_methods() if m not in usable}
+    if not usable:
+        st.error("No heatmap method applies to this model: " + "; ".join(f"{m}: {why}" for m, why in unusable.items()))
+        st.stop()
+    method = c1.radio("Method", usable, horizontal=True, key="heat_method", format_func=lambda m: get_method(m).label)
+    if unusable:
+        c1.caption("Not for this model: " + "; ".join(f"{get_method(m).label} ({why})" for m, why in unusable.items()))
     cmap = c2.selectbox("Colour map", COLORMAPS, key="heat_cmap")
     opacity = c1.slider("Opacity", 0.0, 1.0, 0.55, 0.05, key="heat_opacity")
     smooth = c2.slider("Smoothing (patches)", 0.0, 2.0, 0.0, 0.25, key="heat_smooth")
