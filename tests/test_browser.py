@@ -125,19 +125,26 @@ def app_url(chromium_path):
 
 
 @pytest.fixture(scope="module")
-def page(chromium_path, app_url):
+def browser(chromium_path):
+    """One headless Chromium for the module (Playwright's sync API allows one instance per thread)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1500, "height": 1400})
-            pg = context.new_page()
-            pg.set_default_timeout(60_000)
-            pg.goto(app_url, wait_until="domcontentloaded")
-            yield pg
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1500, "height": 1400})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_url, wait_until="domcontentloaded")
+    yield pg
+    context.close()
 
 
 def _wait_idle(pg) -> None:
@@ -303,18 +310,16 @@ def test_joint_map_draws_every_point_of_100k_in_a_real_browser(page, tmp_path):
     assert pg.get_by_text(f"All {n_points:,} points drawn (WebGL)").count() == 1
 
 
-def test_deep_link_on_a_fresh_server_opens_the_page_without_a_toast(chromium_path):
+def test_deep_link_on_a_fresh_server_opens_the_page_without_a_toast(browser):
     """The first request a new server sees is a deep link: the page runs inside the router, no "Page not found".
 
     Streamlit's legacy ``pages/`` mode showed that toast (and ran the page without the sidebar) on a first
     deep link; pages now live in ``mmexplore_app/pages/``."""
-    from playwright.sync_api import sync_playwright
-
     spec = nav_page("heatmaps")
-    with _serve("streamlit-deeplink.log") as url, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+    with _serve("streamlit-deeplink.log") as url:
+        context = browser.new_context(viewport={"width": 1024, "height": 900})
         try:
-            pg = browser.new_context(viewport={"width": 1024, "height": 900}).new_page()
+            pg = context.new_page()
             pg.set_default_timeout(60_000)
             pg.goto(f"{url}/{spec.url_path}", wait_until="domcontentloaded")
             pg.get_by_role("heading", name="Heatmaps").first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
@@ -330,4 +335,4 @@ def test_deep_link_on_a_fresh_server_opens_the_page_without_a_toast(chromium_pat
             assert nav.get_by_text(spec.title, exact=True).count() >= 1
             assert not pg.locator('[data-testid="stException"]').count()
         finally:
-            browser.close()
+            context.close()
