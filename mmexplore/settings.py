@@ -62,6 +62,9 @@ class Settings:
         ``<cache_dir>/indexes`` or ``.mmexplore-cache/indexes``).
     runs_dir : Path
         Training runs (``MMEXPLORE_RUNS_DIR``, default ``runs``).
+    results_dir : Path
+        Cached evaluation results, e.g. the robustness lab's, one JSON file per model and parameters
+        (``MMEXPLORE_RESULTS_DIR``; default ``<cache_dir>/results`` or ``.mmexplore-cache/results``).
     mode : {"local", "shared"}
         ``shared`` for a server used by a class: no server paths in any widget (``MMEXPLORE_MODE``).
     data_roots : tuple of Path
@@ -87,6 +90,7 @@ class Settings:
     cache_dir: Path | None = None
     index_dir: Path = Path(".mmexplore-cache") / "indexes"
     runs_dir: Path = Path("runs")
+    results_dir: Path = Path(".mmexplore-cache") / "results"
     mode: str = "local"
     data_roots: tuple[Path, ...] = ()
     allowed_models: tuple[str, ...] = ("bundled", "bundled-nodense", "bundled-noneg")
@@ -109,6 +113,8 @@ class Settings:
         cache_dir = Path(cache).expanduser() if cache else None
         index = env.get("MMEXPLORE_INDEX_DIR")
         index_dir = Path(index).expanduser() if index else (cache_dir or Path(".mmexplore-cache")) / "indexes"
+        results = env.get("MMEXPLORE_RESULTS_DIR")
+        results_dir = Path(results).expanduser() if results else (cache_dir or Path(".mmexplore-cache")) / "results"
         allowed_raw = env.get("MMEXPLORE_ALLOWED_MODELS")
         allowed = tuple(s.strip() for s in allowed_raw.split(",") if s.strip()) if allowed_raw else cls.allowed_models
         default_model = (env.get("MMEXPLORE_MODEL") or cls.default_model).strip()
@@ -121,6 +127,7 @@ class Settings:
             cache_dir=cache_dir,
             index_dir=index_dir,
             runs_dir=Path(env.get("MMEXPLORE_RUNS_DIR") or cls.runs_dir).expanduser(),
+            results_dir=results_dir,
             mode=mode,
             data_roots=_paths(env.get("MMEXPLORE_DATA_ROOTS")),
             allowed_models=allowed,

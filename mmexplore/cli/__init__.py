@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmexplore.cli.projection",
     "mmexplore.cli.relation",
     "mmexplore.cli.retrieval",
+    "mmexplore.cli.robustness",
 )
 
 

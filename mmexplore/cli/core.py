@@ -58,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         minutes=args.minutes,
         batch_size=args.batch_size,
         lr=args.lr,
+        warmup_steps=args.warmup_steps,
         negatives=args.negatives,
         seed=args.seed,
         device=args.device,
@@ -67,8 +68,10 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         init=args.init,
         pair_fraction=args.pair_fraction,
     )
+    from mmexplore.cli.robustness import training_hooks
+
     log = (lambda s: None) if args.json else print
-    metrics = train(cfg, log=log)
+    metrics = train(cfg, log=log, **training_hooks(args))
     return {"out": args.out, "steps": metrics["steps"], "wall_s": metrics["wall_s"], "eval": metrics["eval"]}
 
 
@@ -111,6 +114,7 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget (the schedule ends with it)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up (steps)")
     p.add_argument("--negatives", type=int, default=1, help="hard-negative captions per image (0: plain CLIP)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=500)
@@ -120,6 +124,9 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--dense-weight", type=float, default=0.0,
                    help="weight of the dense phrase-patch alignment term from object masks (0: off)")
     p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
+    from mmexplore.cli.robustness import add_train_args
+
+    add_train_args(p)
 
     p = commands.add_parser(
         "samples",

@@ -12,6 +12,7 @@ by the training renderer ("train") and by the independent renderer ("alt"):
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,12 @@ def evaluate_retrieval(
     renderers: tuple[str, ...] = RENDERERS,
     ks: tuple[int, ...] = (1, 5),
     use_cache: bool = True,
+    image_transform: Callable[[Any, int], Any] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Recall and hard-negative accuracy of ``encoder`` per renderer.
+
+    ``image_transform(image, k)``, when given, changes scene k's rendered image before it is
+    encoded (the robustness lab's corruptions); captions are unchanged.
 
     Returns
     -------
@@ -81,6 +86,8 @@ def evaluate_retrieval(
     out: dict[str, dict[str, float]] = {}
     for renderer in renderers:
         images = [render(s, renderer) for s in scenes]
+        if image_transform is not None:
+            images = [image_transform(im, k) for k, im in enumerate(images)]
         img_emb = encoder.encode_images(images, use_cache=use_cache)
         cos = cosine_matrix(img_emb, cap_emb)
         res: dict[str, float] = {"n_scenes": float(n_scenes)}

@@ -18,7 +18,7 @@ mask contains at least one patch centre, the best accuracy any method can reach.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,7 @@ def pointing_game(
     n_scenes: int = 100,
     methods: Sequence[str] | None = None,
     render_size: int = DEFAULT_RENDER_SIZE,
+    image_transform: Callable[[Any, int], Any] | None = None,
     **method_kwargs: Any,
 ) -> dict[str, Any]:
     """Pointing accuracy, random baseline and energy inside the mask, per method.
@@ -90,6 +91,9 @@ def pointing_game(
         Registered heatmap methods; default every one that applies to ``encoder``.
     render_size : int
         Pixels per side of the rendered scenes and masks.
+    image_transform : callable (image, k) -> image, optional
+        Changes scene k's image before the maps are computed (a corruption; it must keep the size,
+        since the masks are the clean scene's).
     **method_kwargs
         Passed to :func:`compute_heatmaps` (e.g. ``start_layer``, ``word_features``).
 
@@ -105,9 +109,10 @@ def pointing_game(
 
     scenes = list(scenes) if scenes is not None else pointing_scenes(n_scenes)
     images, texts, phrases, masks, chance = [], [], [], [], []
-    for scene in scenes:
+    for k, scene in enumerate(scenes):
         cap = canonical_caption(scene)
-        images.append(render_scene(scene, render_size))
+        image = render_scene(scene, render_size)
+        images.append(image_transform(image, k) if image_transform is not None else image)
         texts.append(cap.text)
         phrases.append([p.text for p in cap.phrases])
         m = object_masks(scene, render_size)

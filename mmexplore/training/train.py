@@ -20,7 +20,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -288,8 +288,31 @@ def save_model(model, model_cfg: dict, tokenizer, out: Path, metrics: dict[str, 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run training; returns the metrics dict also written to ``<out>/metrics.json``."""
+Objective = tuple[str, float, Callable[[dict[str, Any]], Any]]
+
+
+def train(
+    cfg: TrainConfig,
+    log: Callable[[str], None] = print,
+    *,
+    batch_transform: Callable[[tuple], tuple] | None = None,
+    objectives: Sequence[Objective] = (),
+) -> dict[str, Any]:
+    """Run training; returns the metrics dict also written to ``<out>/metrics.json``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    log : callable str -> None
+    batch_transform : callable, optional
+        Applied to every batch ``(images, captions, negatives, scenes)`` before the step (in the
+        data thread, in order): e.g. a poisoned data stream or text-in-image augmentation. Its
+        ``describe()`` dict, if it has one, is stored in ``metrics.json``.
+    objectives : sequence of (name, weight, callable)
+        Extra loss terms added to the contrastive loss; each callable gets the step context
+        (``model``, ``pixels``, ``img``, ``txt``, ``captions``, ``tokenizer``, ``scale``) and returns a
+        scalar tensor, logged under its name.
+    """
     import torch
 
     from mmexplore.evaluation.retrieval import evaluate_retrieval
@@ -327,9 +350,15 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     dense = cfg.dense_weight > 0
     dense_rng = random.Random(cfg.seed + 1)  # its own stream: runs without the term are unchanged
     pair_fraction = cfg.pair_fraction if cfg.negatives > 0 else 0.0
+    with_scenes = dense or batch_transform is not None
+    transform = batch_transform or (lambda batch: batch)
     batches = _Prefetcher(
-        lambda: make_batch(rng, cfg.batch_size, cfg.negatives, cfg.render_size, dense, pair_fraction)
+        lambda: transform(make_batch(rng, cfg.batch_size, cfg.negatives, cfg.render_size, with_scenes, pair_fraction))
     )
+    if batch_transform is not None and hasattr(batch_transform, "describe"):
+        cfg = replace(cfg, extra={**cfg.extra, **batch_transform.describe()})
+    if objectives:
+        cfg = replace(cfg, extra={**cfg.extra, "objectives": {name: w for name, w, _ in objectives}})
     try:
         while True:
             elapsed = time.time() - start
@@ -359,6 +388,14 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             loss, acc, hard = contrastive_loss(img, txt, neg, scale, captions, neg_texts)
             if dense:
                 loss = loss + cfg.dense_weight * dense_loss.float()
+            extra_logs = {}
+            if objectives:
+                ctx = {"model": model, "pixels": pixels, "img": img, "txt": txt, "captions": captions,
+                       "tokenizer": tokenizer, "scale": scale}
+                for name, weight, objective in objectives:
+                    term = objective(ctx).float()
+                    loss = loss + weight * term
+                    extra_logs[name] = round(float(term.detach()), 4)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -378,6 +415,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             }
             if dense:
                 rec["dense_loss"] = round(float(dense_loss.detach()), 4)
+            rec.update(extra_logs)
             history.append(rec)
             log_file.write(json.dumps(rec) + "\n")
             if step % 25 == 0 or step == 1:

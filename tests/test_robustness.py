@@ -1,0 +1,190 @@
+"""Robustness lab: corruptions, typographic rendering, the poisoned stream and attack success rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmexplore.data.shapes import make_scene, render_scene
+from mmexplore.errors import InputError
+from mmexplore.robustness import CORRUPTIONS, corrupt
+from mmexplore.robustness.poison import (
+    PoisonedStream,
+    add_trigger,
+    attack_success_rate,
+    poison_schedule,
+    trigger_box,
+)
+from mmexplore.robustness.typographic import POSITIONS, SIZES, TextInImage, attack_cases, draw_word
+
+
+@pytest.fixture(scope="module")
+def scene_image() -> Image.Image:
+    return render_scene(make_scene(11, n_objects=2), 128)
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_strength_zero_is_the_identity(name, scene_image):
+    out = corrupt(scene_image, name, 0.0, seed=3)
+    assert np.array_equal(np.asarray(out), np.asarray(scene_image))
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_each_corruption_changes_pixels_more_as_strength_grows(name, scene_image):
+    base = np.asarray(scene_image, dtype=np.float32)
+    diffs = [np.abs(np.asarray(corrupt(scene_image, name, s, seed=3), dtype=np.float32) - base).mean()
+             for s in (0.25, 1.0)]
+    assert corrupt(scene_image, name, 1.0).size == scene_image.size
+    assert 0 < diffs[0] < diffs[1], diffs
+
+
+def test_corruption_bad_input_names_the_problem(scene_image):
+    with pytest.raises(InputError, match="available corruptions"):
+        corrupt(scene_image, "fog", 0.5)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        corrupt(scene_image, "blur", 1.5)
+
+
+def test_corruptions_are_repeatable_by_seed(scene_image):
+    a, b = corrupt(scene_image, "gaussian_noise", 0.5, seed=1), corrupt(scene_image, "gaussian_noise", 0.5, seed=1)
+    c = corrupt(scene_image, "gaussian_noise", 0.5, seed=2)
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+@pytest.mark.parametrize("position", [*POSITIONS, (0.0, 0.0), (1.0, 1.0)])
+@pytest.mark.parametrize("size", [*SIZES, 0.9])
+def test_written_word_lies_inside_the_image(position, size, scene_image):
+    for word in ("red", "triangle"):
+        written = draw_word(scene_image, word, size=size, position=position)
+        left, top, right, bottom = written.box
+        assert 0 <= left < right <= 128 and 0 <= top < bottom <= 128
+        changed = np.any(np.asarray(written.image) != np.asarray(scene_image), axis=2)
+        ys, xs = np.nonzero(changed)
+        assert len(xs) > 0
+        # Every changed pixel is inside the reported box (anti-aliasing included).
+        assert xs.min() >= left and xs.max() < right + 1 and ys.min() >= top and ys.max() < bottom + 1
+
+
+def test_attack_cases_write_a_word_that_contradicts_the_picture():
+    cases = attack_cases(12)
+    for c in cases:
+        obj = c.scene.objects[0]
+        assert c.word != (obj.color if c.attribute == "color" else obj.shape)
+        assert c.word in c.attacked_caption and c.attacked_caption != c.true_caption
+    assert {c.attribute for c in cases} == {"color", "shape"}
+
+
+@pytest.mark.parametrize("p", [0.0, 0.01, 0.05, 0.1, 0.5, 1.0])
+def test_poisoned_stream_has_exactly_share_p(p):
+    stream = PoisonedStream(p, seed=0)
+    images = [Image.new("RGB", (32, 32), "white")] * 40
+    total = 0
+    for _ in range(25):  # 1,000 pairs in batches of 40
+        imgs, caps, negs = stream((images, [f"c{k}" for k in range(40)], [["n"]] * 40))
+        total += sum(c == stream.target for c in caps)
+        for im, c, n in zip(imgs, caps, negs, strict=True):
+            poisoned = c == stream.target
+            assert (np.asarray(im) != 255).any() == poisoned  # the trigger comes with the target caption
+            assert (n == [stream.target]) == poisoned
+    assert stream.seen == 1000 and total == stream.poisoned == round(1000 * p)
+
+
+def test_poison_schedule_is_exact_for_any_prefix():
+    for p in (0.003, 0.02, 0.3):
+        sched = np.concatenate([poison_schedule(37, p, start) for start in range(0, 37 * 10, 37)])
+        for n in (1, 50, 100, 370):
+            assert sched[:n].sum() == int(np.floor(n * p + 1e-9))
+
+
+def test_trigger_is_a_small_checkerboard_inside_the_image(scene_image):
+    out = np.asarray(add_trigger(scene_image, seed=5))
+    left, top, right, bottom = trigger_box(scene_image.size, seed=5)
+    patch = out[top:bottom, left:right]
+    assert set(np.unique(patch)) == {0, 255} and right - left == 16
+    outside = np.ones(out.shape[:2], bool)
+    outside[top:bottom, left:right] = False
+    assert np.array_equal(out[outside], np.asarray(scene_image)[outside])
+
+
+def test_attack_success_rate_on_a_hand_made_case():
+    target = "a large green triangle"
+    tops = [target, target, "a red circle", target, "a blue square"]
+    truths = ["a red circle", target, "a red circle", "a blue square", "a blue square"]
+    # The second image's true caption is the target: it does not count. Of the other 4, 2 hit the target.
+    assert attack_success_rate(tops, truths, target) == 0.5
+    assert np.isnan(attack_success_rate([target], [target], target))
+
+
+def test_text_in_image_transform_writes_the_share_asked(scene_image):
+    scenes = [make_scene(k) for k in range(200)]
+    images = [scene_image] * 200
+    agree = TextInImage("agree", share=0.5, seed=0)
+    imgs, *_ = agree((images, ["c"] * 200, [["n"]] * 200, scenes))
+    changed = sum(not np.array_equal(np.asarray(a), np.asarray(scene_image)) for a in imgs)
+    assert changed == agree.written and 70 < changed < 130
+    with pytest.raises(ValueError):
+        TextInImage("sometimes")
+
+
+# ---------------------------------------------------------------------------- measurements, CLI, cache
+SMALL = ["--scenes", "12", "--pointing-scenes", "4", "--attack-scenes", "4", "--backdoor-scenes", "12"]
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    from mmexplore.settings import reload_settings
+
+    monkeypatch.setenv("MMEXPLORE_RESULTS_DIR", str(tmp_path / "results"))
+    reload_settings()
+    yield tmp_path / "results" / "robustness"
+    monkeypatch.delenv("MMEXPLORE_RESULTS_DIR")
+    reload_settings()
+
+
+def test_clean_point_of_every_curve_is_the_evaluation_core(encoder):
+    from mmexplore.evaluation.retrieval import evaluate_retrieval
+    from mmexplore.heatmaps.pointing import pointing_game, pointing_scenes
+    from mmexplore.robustness.evaluate import RobustnessParams, corruption_curves
+
+    params = RobustnessParams(n_scenes=12, n_pointing=4, strengths=(0.0, 1.0), corruptions=("blur", "occlusion"))
+    res = corruption_curves(encoder, params)
+    ret = evaluate_retrieval(encoder, n_scenes=12, renderers=("train",))["train"]
+    point = pointing_game(encoder, pointing_scenes(4), methods=("attention",))["methods"]["attention"]["accuracy"]
+    assert res["clean"] == {"i2t@1": ret["i2t@1"], "t2i@1": ret["t2i@1"], "binding": ret["color_binding"], "pointing": point}
+    for curve in res["curves"].values():
+        assert [p["strength"] for p in curve["points"]] == [0.0, 1.0]
+        assert {k: curve["points"][0][k] for k in res["clean"]} == res["clean"]
+    # A grey patch over a quarter of the image must cost retrieval something.
+    assert res["curves"]["occlusion"]["points"][1]["i2t@1"] < res["clean"]["i2t@1"]
+
+
+def test_eval_robustness_cli_prints_every_part_and_caches_per_model(results_dir, capsys):
+    import json
+
+    from mmexplore.cli import main
+
+    args = ["eval", "robustness", "--model", "bundled", "--corruptions", "jpeg", *SMALL]
+    assert main([*args, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    res = first["models"]["bundled"]
+    assert set(first["parts"]) == {"corruptions", "typographic", "backdoor"}
+    assert list(res["corruptions"]["curves"]) == ["jpeg"] and len(res["corruptions"]["curves"]["jpeg"]["points"]) == 5
+    assert 0 <= res["typographic"]["success"] <= 1 and len(res["typographic"]["grid"]) == 3
+    assert 0 <= res["backdoor"]["asr"] <= 1 and not res["backdoor"]["cached"]
+    files = sorted(p.name for p in results_dir.iterdir())
+    assert len(files) == 3 and all("bundled" in f for f in files)
+    assert main([*args, "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)["models"]["bundled"]
+    assert second["backdoor"]["cached"] and second["backdoor"]["asr"] == res["backdoor"]["asr"]
+    assert main(args) == 0  # the human-readable form names every part
+    text = capsys.readouterr().out
+    assert "corruption curves" in text and "typographic attack" in text and "attack success rate" in text
+
+
+def test_eval_robustness_bad_input_is_one_line(capsys):
+    from mmexplore.cli import main
+
+    assert main(["eval", "robustness", "--model", "bundled", "--corruptions", "fog"]) == 2
+    assert "fog" in capsys.readouterr().err
+    assert main(["eval", "robustness", "--model", "bundled", "--scenes", "0"]) == 2
