@@ -188,3 +188,20 @@ def test_eval_robustness_bad_input_is_one_line(capsys):
     assert main(["eval", "robustness", "--model", "bundled", "--corruptions", "fog"]) == 2
     assert "fog" in capsys.readouterr().err
     assert main(["eval", "robustness", "--model", "bundled", "--scenes", "0"]) == 2
+
+
+def test_trainer_takes_the_poisoned_stream_and_cleanclip_terms(tmp_path):
+    import json
+
+    from mmexplore.robustness.cleanclip import cleanclip_objectives
+    from mmexplore.training.train import TrainConfig, train
+
+    stream = PoisonedStream(0.25, seed=0)
+    cfg = TrainConfig(out=str(tmp_path), arch="mmexplore-shapes-xs", steps=3, batch_size=16, lr=1e-3,
+                      warmup_steps=1, negatives=1, seed=3, eval_every=0, eval_scenes=4, render_size=64)
+    train(cfg, log=lambda s: None, batch_transform=stream, objectives=cleanclip_objectives(seed=0))
+    assert stream.seen >= 48 and stream.poisoned == int(stream.seen * 0.25)  # prefetching may run ahead
+    saved = json.loads((tmp_path / "metrics.json").read_text())["config"]["extra"]
+    assert saved["poison_share"] == 0.25 and set(saved["objectives"]) == {"cleanclip_image", "cleanclip_text"}
+    rows = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["cleanclip_image"] > 0 and r["cleanclip_text"] > 0 for r in rows)
