@@ -205,3 +205,16 @@ def test_trainer_takes_the_poisoned_stream_and_cleanclip_terms(tmp_path):
     assert saved["poison_share"] == 0.25 and set(saved["objectives"]) == {"cleanclip_image", "cleanclip_text"}
     rows = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["cleanclip_image"] > 0 and r["cleanclip_text"] > 0 for r in rows)
+
+
+def test_text_only_pictures_are_captioned_by_their_words(scene_image):
+    scenes = [make_scene(k) for k in range(60)]
+    t = TextInImage("agree", share=1.0, seed=1, text_only=0.5)
+    imgs, caps, negs, _ = t(([scene_image] * 60, ["c"] * 60, [["n"]] * 60, scenes))
+    only = [k for k, c in enumerate(caps) if c != "c"]
+    assert 15 < len(only) < 45
+    for k in only:
+        obj = scenes[k].objects[0]
+        assert caps[k][2:] in (f"{obj.color} {obj.shape}", obj.color, obj.shape) and negs[k] == [caps[k]]
+        # Only background and dark text: none of the object's colour is left.
+        assert len({tuple(px) for px in np.asarray(imgs[k]).reshape(-1, 3)}) < 300

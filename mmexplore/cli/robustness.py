@@ -22,6 +22,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-in-image", choices=["agree", "random"], default=None,
                    help="write a word into images: one the caption confirms (agree) or any (random: the defence)")
     p.add_argument("--text-share", type=float, default=0.5, help="share of images that get a word")
+    p.add_argument("--text-only", type=float, default=0.0,
+                   help="with --text-in-image agree: share of written images that show only the words (a picture of a label)")
 
 
 def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
@@ -38,7 +40,9 @@ def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
 
         if not 0 <= args.text_share <= 1:
             raise InputError(f"--text-share must be in [0, 1], got {args.text_share}")
-        transforms.append(TextInImage(args.text_in_image, args.text_share, seed=args.seed))
+        if not 0 <= args.text_only <= 1:
+            raise InputError(f"--text-only must be in [0, 1], got {args.text_only}")
+        transforms.append(TextInImage(args.text_in_image, args.text_share, seed=args.seed, text_only=args.text_only))
     if len(transforms) > 1:
         raise InputError("give at most one of --poison and --text-in-image")
     objectives = []

@@ -140,29 +140,44 @@ class TextInImage:
     share : float
         Share of the images that get a word, in [0, 1].
     seed : int
+    text_only : float
+        ``agree`` only: share of the written images that show *only* text: the scene's first object
+        named in words ("red circle") on its blank background, captioned "a red circle". Words
+        that merely repeat what is drawn teach nothing (the picture already tells the caption);
+        pictures of words, like signs and labels among web images, are what make CLIP read.
 
     Calling it on a batch ``(images, captions, negatives[, scenes])`` returns the same tuple with
     images replaced; ``written`` counts the images written so far.
     """
 
-    def __init__(self, mode: str, share: float = 0.5, seed: int = 0) -> None:
+    def __init__(self, mode: str, share: float = 0.5, seed: int = 0, text_only: float = 0.0) -> None:
         if mode not in ("agree", "random"):
             raise ValueError(f"mode must be 'agree' or 'random', got {mode!r}")
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"share must be in [0, 1], got {share}")
-        self.mode, self.share, self.rng = mode, share, random.Random(seed)
+        if not 0.0 <= share <= 1.0 or not 0.0 <= text_only <= 1.0:
+            raise ValueError(f"share and text_only must be in [0, 1], got {share}, {text_only}")
+        self.mode, self.share, self.text_only, self.rng = mode, share, text_only, random.Random(seed)
         self.written = 0
 
     def describe(self) -> dict[str, Any]:
         """The JSON-able settings (stored in the trained model's metrics.json)."""
-        return {"text_in_image": self.mode, "share": self.share}
+        return {"text_in_image": self.mode, "share": self.share, "text_only": self.text_only}
 
     def __call__(self, batch: tuple) -> tuple:
-        images, captions, *rest = batch
-        scenes = rest[1] if len(rest) > 1 else None
-        images = list(images)
+        images, captions, negatives, *rest = batch
+        scenes = rest[0] if rest else None
+        images, captions, negatives = list(images), list(captions), [list(n) for n in negatives]
         for k, image in enumerate(images):
             if self.rng.random() >= self.share:
+                continue
+            if self.mode == "agree" and scenes is not None and self.rng.random() < self.text_only:
+                obj = scenes[k].objects[0]
+                words = self.rng.choice([f"{obj.color} {obj.shape}", obj.color, obj.shape])
+                blank = Image.new("RGB", image.size, scenes[k].background)
+                images[k] = draw_word(blank, words, size=self.rng.uniform(0.15, 0.3),
+                                      position=(self.rng.uniform(0.3, 0.7), self.rng.uniform(0.2, 0.8))).image
+                captions[k] = "a " + words
+                negatives[k] = [captions[k]] * len(negatives[k])  # masked out by the loss
+                self.written += 1
                 continue
             if self.mode == "agree" and scenes is not None:
                 obj = self.rng.choice(scenes[k].objects)
@@ -172,4 +187,4 @@ class TextInImage:
             pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
             images[k] = draw_word(image, word, size=self.rng.uniform(0.12, 0.28), position=pos).image
             self.written += 1
-        return (images, captions, *rest)
+        return (images, captions, negatives, *rest)
