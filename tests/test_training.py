@@ -5,6 +5,11 @@ import pytest
 
 from mmexplore.models import load_model
 from mmexplore.training.train import TrainConfig, train
+from mmexplore.training.trainer import Trainer, read_events
+
+
+def _steps(out):
+    return [e for e in read_events(out / "train_log.jsonl") if e["event"] == "step"]
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +23,7 @@ def tiny_run(tmp_path_factory):
 
 def test_few_steps_lower_the_loss(tiny_run):
     out, _ = tiny_run
-    losses = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    losses = [e["loss"] for e in _steps(out)]
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
 
@@ -30,6 +35,7 @@ def test_checkpoint_is_an_open_clip_local_dir(tiny_run):
     assert {"model_cfg", "preprocess_cfg"} <= set(cfg) and cfg["mmexplore"]["tokenizer"]["kind"] == "compact"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["steps"] == 30 and "train" in saved["eval"] and "alt" in saved["eval"]
+    assert saved["objective"] == "negclip"  # "auto" with negatives: the shipped models' recipe
     enc = load_model(f"local-dir:{out}", "cpu")
     assert enc.info.embed_dim == 64 and enc.info.image_size == 32
 
@@ -39,8 +45,8 @@ def test_training_is_reproducible(tiny_run, tmp_path):
     cfg = TrainConfig(out=str(tmp_path), arch="mmexplore-shapes-xs", steps=3, batch_size=32, lr=2e-3,
                       warmup_steps=5, negatives=1, seed=3, eval_every=0, eval_scenes=5, render_size=64)
     train(cfg, log=lambda s: None)
-    first = [json.loads(x)["loss"] for x in (out / "train_log.jsonl").read_text().splitlines()[:3]]
-    again = [json.loads(x)["loss"] for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    first = [e["loss"] for e in _steps(out)[:3]]
+    again = [e["loss"] for e in _steps(tmp_path)]
     np.testing.assert_allclose(first, again, atol=1e-3)
 
 
@@ -69,5 +75,119 @@ def test_counterfactual_pairs_are_true_of_their_twin():
         else:
             assert sorted(o.color for o in twin.objects) == sorted(o.color for o in scene.objects)
     assert made > 30
-    images, captions, negs = make_batch(random.Random(1), 16, 1, 64, False, 0.5)
-    assert len(images) == 16 and captions[0] == negs[1][0] and captions[1] == negs[0][0]
+    batch = make_batch(random.Random(1), 16, 1, 64, False, 0.5)
+    assert len(batch) == 16 and batch.captions[0] == batch.negatives[1][0] and batch.captions[1] == batch.negatives[0][0]
+
+
+def test_batches_follow_the_chosen_negative_kinds_and_positives():
+    import random
+
+    from mmexplore.data.shapes import scene_captions
+    from mmexplore.training.data import make_batch, negative_weights_for
+
+    batch = make_batch(random.Random(2), 24, 1, 32, True, negative_weights=negative_weights_for(["count_change"]),
+                       positives=3)
+    assert all(len(p) == 2 for p in batch.positives)
+    for scene, cap, pos in zip(batch.scenes, batch.captions, batch.positives, strict=True):
+        true = {c.text for c in scene_captions(scene)}
+        assert set(pos) <= true
+        if len(true - {cap}) >= 2:
+            assert cap not in pos and len(set(pos)) == 2
+    # Count swaps need count captions: the stream draws them when only that kind is asked for.
+    assert sum(any(w in c for w in ("two", "three", "four")) for c in batch.captions) >= 3
+    with pytest.raises(ValueError, match="unknown hard-negative kind"):
+        negative_weights_for(["colour"])
+
+
+def _run_cfg(out, **kw):
+    base = dict(out=str(out), arch="mmexplore-shapes-xs", steps=20, batch_size=16, lr=2e-3, warmup_steps=3,
+                seed=5, eval_every=10, eval_scenes=4, probe_scenes=16, snapshot_every=10, snapshot_scenes=6,
+                render_size=64, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_twenty_steps_lower_the_loss_and_write_snapshots(tmp_path):
+    events = []
+    metrics = Trainer(_run_cfg(tmp_path, objective="negclip", negatives=1), callbacks=[events.append]).run()
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("step") == 20
+    losses = [e["loss"] for e in events if e["event"] == "step"]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [0, 10, 20]
+    for key in ("i2t@1", "t2i@1", "color_binding", "relation_order", "modality_gap", "dim_corr"):
+        assert all(e[key] is not None for e in evals), key
+    step = next(e for e in events if e["event"] == "step")
+    assert {"i2t", "t2i"} <= set(step["terms"]) and step["tau"] == pytest.approx(1 / step["logit_scale"], rel=1e-2)
+    assert {"lr", "samples_per_s", "hard_neg_acc"} <= set(step)
+    snaps = sorted((tmp_path / "snapshots").glob("step_*.npz"))
+    assert [p.name for p in snaps] == ["step_000000.npz", "step_000010.npz", "step_000020.npz"]
+    with np.load(snaps[-1], allow_pickle=False) as z:
+        assert z["image"].shape == (6, 64) and z["caption"].shape == (6, 64) and z["negative"].shape[0] > 0
+        assert all(z[k].dtype != object for k in z.files)
+    from mmexplore.training.probeset import load_replay
+
+    replay = load_replay(tmp_path)
+    assert list(replay.steps) == [0, 10, 20] and replay.similarity().shape[:2] == (3, 6)
+    assert replay.projection().shape == (3, 12 + replay.negative.shape[1], 2)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["status"] == "finished" and run["step"] == 20 and metrics["steps"] == 20
+
+
+def test_a_stopped_run_is_loadable_and_resume_continues_the_same_run(tmp_path):
+    straight: list = []
+    Trainer(_run_cfg(tmp_path / "a", snapshot_every=0), callbacks=[straight.append]).run()
+
+    first: list = []
+    trainer = Trainer(_run_cfg(tmp_path / "b", snapshot_every=0), callbacks=[first.append])
+
+    def stop_at_10(ev):
+        if ev["event"] == "step" and ev["step"] == 10:
+            trainer.request_stop()
+
+    trainer.add_callback(stop_at_10)
+    trainer.run()
+    assert first[-1]["event"] == "end" and first[-1]["status"] == "stopped" and first[-1]["step"] == 10
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["status"] == "stopped"
+    load_model(f"local-dir:{tmp_path / 'b'}", "cpu")  # the stop left a loadable model
+
+    second: list = []
+    Trainer.resume(tmp_path / "b", callbacks=[second.append]).run()
+    assert second[0]["event"] == "start" and second[0]["resumed"] and second[0]["step"] == 10
+    a = {e["step"]: e["loss"] for e in straight if e["event"] == "step"}
+    b = {e["step"]: e["loss"] for e in second if e["event"] == "step"}
+    assert sorted(b) == list(range(11, 21))
+    np.testing.assert_allclose([b[s] for s in b], [a[s] for s in b], atol=2e-3)
+    logged = [e["step"] for e in _steps(tmp_path / "b")]
+    assert logged == list(range(1, 21))  # one continuous log
+
+
+def test_bad_settings_are_refused_with_a_message(tmp_path):
+    from mmexplore.errors import InputError
+
+    for kw, msg in [({"objective": "nope"}, "unknown objective"), ({"steps": 0}, "steps"),
+                    ({"lr": float("nan")}, "lr"), ({"tau": 0.0}, "tau"), ({"regularizer": "l9"}, "regulariser"),
+                    ({"negative_kinds": ["colour"]}, "hard-negative kind")]:
+        with pytest.raises(InputError, match=msg):
+            Trainer(_run_cfg(tmp_path, **kw))
+
+
+def test_sigmoid_run_learns_its_bias_and_loads(tmp_path):
+    events: list = []
+    Trainer(_run_cfg(tmp_path, objective="sigmoid", steps=8, eval_every=0, snapshot_every=0),
+            callbacks=[events.append]).run()
+    steps = [e for e in events if e["event"] == "step"]
+    assert steps[0]["logit_bias"] is not None and steps[-1]["logit_bias"] != -10.0
+    assert {"pos", "neg"} <= set(steps[0]["terms"])
+    enc = load_model(f"local-dir:{tmp_path}", "cpu")
+    assert hasattr(enc.model, "logit_bias")
+
+
+def test_fixed_tau_stays_fixed_and_the_regulariser_is_reported(tmp_path):
+    events: list = []
+    Trainer(_run_cfg(tmp_path, objective="clip", tau=0.05, regularizer="decorrelation", reg_weight=0.5, steps=6,
+                     eval_every=0, snapshot_every=0), callbacks=[events.append]).run()
+    steps = [e for e in events if e["event"] == "step"]
+    assert all(e["logit_scale"] == pytest.approx(20.0, rel=1e-3) for e in steps)
+    assert all("decorrelation" in e["terms"] and e["hard_neg_acc"] is None for e in steps)

@@ -1,0 +1,196 @@
+"""Training batches from the shapes world: true captions, hard negatives, counterfactual twins.
+
+A batch is a :class:`Batch`. The trainer asks a *data stream* — any callable ``(step) -> Batch`` —
+for the batch of each step; :class:`ShapesStream` is the default. Each step's batch is drawn from
+its own generator seeded by ``(seed, step)``, so a run resumed at step k sees exactly the batches it
+would have seen, and a custom stream (e.g. a poisoned one) can replace this one without touching
+the trainer.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+
+from mmexplore.data.shapes import (
+    HELD_OUT_SEED_START,
+    NEGATIVE_KINDS,
+    Scene,
+    canonical_caption,
+    count_caption,
+    hard_negative,
+    make_scene,
+    render_scene,
+    sample_caption,
+    scene_captions,
+)
+
+# Words outside the vocabulary (they map to <unk>): seen in training so the model learns to ignore them.
+UNK_PREFIXES = ("here is ", "look at this: ", "we see ")
+# How often each hard-negative kind is drawn (relation order most: it is the hardest to learn).
+NEGATIVE_WEIGHTS = {"relation_swap": 0.45, "color_swap": 0.25, "shape_change": 0.1, "size_swap": 0.1, "count_change": 0.1}
+# The kinds under the names the page uses.
+NEGATIVE_LABELS = {"relation_swap": "relation order", "color_swap": "colour binding", "shape_change": "attribute: shape",
+                   "size_swap": "attribute: size", "count_change": "count"}
+
+
+@dataclass
+class Batch:
+    """One training batch.
+
+    Attributes
+    ----------
+    images : list of PIL.Image (B)
+    captions : list of str (B)
+        The (first) true caption of each image.
+    negatives : list of list of str (B × k)
+        Hard-negative captions of each image (k may be 0).
+    positives : list of list of str (B × (p − 1))
+        Further true captions of each image (multi-positive; empty lists otherwise).
+    scenes : list of Scene or None
+        Scene graphs (the dense term needs the masks); None when the stream has none.
+    """
+
+    images: list
+    captions: list[str]
+    negatives: list[list[str]]
+    positives: list[list[str]] = field(default_factory=list)
+    scenes: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def counterfactual_pair(scene: Scene, rng: random.Random) -> tuple[Scene, str, Scene, str] | None:
+    """A scene and its counterfactual twin that differ only in layout or in colour binding.
+
+    ``relation`` (3 in 4): the two related objects trade places, so "a A left of a B" becomes true
+    of the twin as "a B left of a A" (the original's relation-swap negative). ``color``: two objects
+    of different shapes trade colours, and the twin's caption is the original's colour-swap negative.
+    Both images and both captions go into the same batch, so each is the other's hard negative in
+    both directions (images as well as texts), which a text-only negative cannot do.
+    """
+    cap = canonical_caption(scene)
+    if cap.relation is None:
+        return None
+    i, _, j = cap.relation
+    objs = list(scene.objects)
+    a, b = objs[i], objs[j]
+    if rng.random() < 0.75:
+        objs[i], objs[j] = replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)
+        kind = "relation_swap"
+    else:
+        if a.shape == b.shape or a.color == b.color:
+            return None
+        objs[i], objs[j] = replace(a, color=b.color), replace(b, color=a.color)
+        kind = "color_swap"
+    twin = replace(scene, objects=tuple(objs))
+    neg = hard_negative(cap, kind, rng)
+    if neg is None:
+        return None
+    return scene, cap.text, twin, neg.text
+
+
+def _other_positives(scene: Scene, caption: str, n: int, rng: random.Random) -> list[str]:
+    """``n`` further true captions of ``scene`` (distinct from ``caption`` when the scene has enough)."""
+    pool = [c.text for c in scene_captions(scene) if c.text != caption]
+    rng.shuffle(pool)
+    out = pool[:n]
+    while len(out) < n:  # one-object scenes have few captions: repeat (the loss masks duplicates)
+        out.append(pool[len(out) % len(pool)] if pool else caption)
+    return out
+
+
+def make_batch(
+    rng: random.Random,
+    batch_size: int,
+    negatives: int,
+    render_size: int,
+    with_scenes: bool = False,
+    pair_fraction: float = 0.0,
+    *,
+    negative_weights: dict[str, float] | None = None,
+    positives: int = 1,
+) -> Batch:
+    """One training batch of shapes scenes.
+
+    Scenes come from seeds below :data:`HELD_OUT_SEED_START`; 1–4 objects, two-object scenes most
+    often (they carry the relations). A ``pair_fraction`` of the batch is made of counterfactual
+    pairs (:func:`counterfactual_pair`), each image's negative being its twin's caption.
+    ``negative_weights`` picks the kinds of hard negative (default :data:`NEGATIVE_WEIGHTS`); when the
+    drawn kind does not apply to the caption another kind is used. ``positives`` > 1 adds that many
+    − 1 further true captions per image.
+    """
+    weights = negative_weights or NEGATIVE_WEIGHTS
+    images, captions, negs, scenes = [], [], [], []
+    n_pairs = int(batch_size * pair_fraction) // 2 if negatives > 0 else 0
+    while len(images) < 2 * n_pairs:
+        pair = counterfactual_pair(make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=2), rng)
+        if pair is None:
+            continue
+        for scene, text, other in ((pair[0], pair[1], pair[3]), (pair[2], pair[3], pair[1])):
+            images.append(render_scene(scene, render_size))
+            captions.append(text)
+            negs.append([other] * negatives)
+            scenes.append(scene)
+    while len(images) < batch_size:
+        n = rng.choices([1, 2, 3, 4], weights=[0.15, 0.45, 0.25, 0.15])[0]
+        scene = make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=n)
+        kinds = rng.choices(list(weights), weights=list(weights.values()), k=negatives)
+        if "relation_swap" in kinds and n > 1:
+            caption = canonical_caption(scene, with_size=rng.random() < 0.8)
+        elif "count_change" in kinds:
+            caption = count_caption(scene)
+        else:
+            caption = sample_caption(scene, rng)
+        text = caption.text
+        if rng.random() < 0.05:
+            text = rng.choice(UNK_PREFIXES) + text
+        mine = []
+        for kind in kinds:
+            neg = hard_negative(caption, kind, rng)
+            for other in (k for k in NEGATIVE_KINDS if k in weights):
+                if neg is not None:
+                    break
+                neg = hard_negative(caption, other, rng)
+            mine.append(neg.text if neg is not None else text)  # masked by the loss when equal
+        images.append(render_scene(scene, render_size))
+        captions.append(text)
+        negs.append(mine)
+        scenes.append(scene)
+    pos = [_other_positives(s, c, positives - 1, rng) for s, c in zip(scenes, captions, strict=True)] \
+        if positives > 1 else [[] for _ in images]
+    return Batch(images, captions, negs, pos, scenes if with_scenes else None)
+
+
+@dataclass
+class ShapesStream:
+    """The default data stream: :func:`make_batch` with a generator seeded by ``(seed, step)``.
+
+    Parameters mirror :class:`~mmexplore.training.trainer.TrainConfig`.
+    """
+
+    seed: int
+    batch_size: int
+    negatives: int
+    render_size: int
+    with_scenes: bool = False
+    pair_fraction: float = 0.0
+    negative_weights: dict[str, float] | None = None
+    positives: int = 1
+
+    def __call__(self, step: int) -> Batch:
+        """The batch of ``step`` (the same for the same seed and step, in any process)."""
+        rng = random.Random(f"{self.seed}:{step}")
+        return make_batch(rng, self.batch_size, self.negatives, self.render_size, self.with_scenes,
+                          self.pair_fraction, negative_weights=self.negative_weights, positives=self.positives)
+
+
+def negative_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str, float] | None:
+    """The drawing weights restricted to ``kinds`` (None or empty: all kinds, default weights)."""
+    if not kinds:
+        return None
+    unknown = [k for k in kinds if k not in NEGATIVE_WEIGHTS]
+    if unknown:
+        raise ValueError(f"unknown hard-negative kind(s) {', '.join(unknown)}; choose from {', '.join(NEGATIVE_WEIGHTS)}")
+    return {k: NEGATIVE_WEIGHTS[k] for k in kinds}
