@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmexplore.cli.relation",
     "mmexplore.cli.retrieval",
     "mmexplore.cli.robustness",
+    "mmexplore.cli.training",
 )
 
 

@@ -1,4 +1,4 @@
-"""Core commands: ``info``, ``similarity``, ``train``, ``eval retrieval``."""
+"""Core commands: ``info``, ``similarity``, ``samples``, ``eval retrieval`` (training: :mod:`mmexplore.cli.training`)."""
 
 from __future__ import annotations
 
@@ -48,33 +48,6 @@ def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
     return {"images": image_paths, "texts": texts, "model": encoder.info.to_dict(), **report.to_dict()}
 
 
-def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.training.train import TrainConfig, train
-
-    cfg = TrainConfig(
-        out=args.out,
-        arch=args.arch,
-        steps=args.steps,
-        minutes=args.minutes,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_steps=args.warmup_steps,
-        negatives=args.negatives,
-        seed=args.seed,
-        device=args.device,
-        eval_every=args.eval_every,
-        threads=args.threads,
-        dense_weight=args.dense_weight,
-        init=args.init,
-        pair_fraction=args.pair_fraction,
-    )
-    from mmexplore.cli.robustness import training_hooks
-
-    log = (lambda s: None) if args.json else print
-    metrics = train(cfg, log=log, **training_hooks(args))
-    return {"out": args.out, "steps": metrics["steps"], "wall_s": metrics["wall_s"], "eval": metrics["eval"]}
-
-
 def cmd_samples(args: argparse.Namespace) -> dict[str, Any]:
     from mmexplore.data.samples import photo_samples, shapes_samples, write_samples
 
@@ -106,27 +79,6 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--texts", nargs="+", metavar="TEXT", help="captions (with --captions: extra unpaired captions)")
     p.add_argument("--texts-file", metavar="FILE", help="captions, one per line (with --captions: extra unpaired captions)")
     p.add_argument("--captions", metavar="FILE", help="CSV/TSV/JSONL with image,text columns (many-to-many)")
-
-    p = command(commands, "train", cmd_train, "train a shapes-world model from scratch")
-    p.add_argument("--out", default="runs/shapes", help="output folder (model + config + metrics)")
-    p.add_argument("--arch", default="mmexplore-shapes-s", help="open_clip model config to train")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget (the schedule ends with it)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up (steps)")
-    p.add_argument("--negatives", type=int, default=1, help="hard-negative captions per image (0: plain CLIP)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--pair-fraction", type=float, default=0.0,
-                   help="share of each batch in counterfactual image pairs (swapped positions or colours)")
-    p.add_argument("--dense-weight", type=float, default=0.0,
-                   help="weight of the dense phrase-patch alignment term from object masks (0: off)")
-    p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
-    from mmexplore.cli.robustness import add_train_args
-
-    add_train_args(p)
 
     p = commands.add_parser(
         "samples",

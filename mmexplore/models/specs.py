@@ -8,7 +8,8 @@ A model is named by one string, the same in the app, the CLI and the API:
   ``ARCH:random`` builds the architecture with random weights (benchmarks, tests);
 - ``ARCH:/path/to/weights.safetensors`` (or ``.bin``/``.pt``/``.pth``) — a local weights file;
 - ``hf-hub:org/name`` — an open_clip model on the Hugging Face hub;
-- ``local-dir:/path`` — a folder holding ``open_clip_config.json`` and weights (as ``bundled``).
+- ``local-dir:/path`` — a folder holding ``open_clip_config.json`` and weights (as ``bundled``);
+- ``run:NAME`` — a training run in the runs folder (``MMEXPLORE_RUNS_DIR``), loaded as its local-dir.
 
 >>> parse_spec("bundled").kind
 'bundled'
@@ -70,6 +71,14 @@ def parse_spec(spec: str) -> ModelSpec:
         if repo.count("/") != 1 or not all(repo.split("/")):
             raise ModelLoadError(f"model spec '{text}': expected 'hf-hub:org/name'")
         return ModelSpec(text, "hf-hub", repo=repo)
+    if text.startswith("run:"):
+        name = text[len("run:"):].strip()
+        # A name, never a path: runs are only read from the runs folder (shared servers included).
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ModelLoadError(f"model spec '{text}': expected 'run:NAME' (a run in the runs folder)")
+        from mmexplore.settings import get_settings
+
+        return ModelSpec(text, "local-dir", path=get_settings().runs_dir / name)
     if text.startswith("local-dir:"):
         return ModelSpec(text, "local-dir", path=Path(text[len("local-dir:"):]).expanduser())
     if ":" not in text:

@@ -106,7 +106,7 @@ class TrainConfig:
         """The registered objective this config names (``auto`` resolved)."""
         name = self.objective
         if name == "auto":
-            name = "negclip" if (self.negatives or 0) > 0 else "clip"
+            name = "negclip" if self.negatives is None or self.negatives > 0 else "clip"
         if name not in OBJECTIVES:
             raise InputError(f"unknown objective '{name}'; choose one of {', '.join(OBJECTIVES)}")
         return OBJECTIVES[name]
@@ -368,6 +368,7 @@ class Trainer:
         self._data = data
         self._setup_done = False
         self.last_probe: dict[str, Any] | None = None  # latest eval's figures and snapshot arrays
+        self._checkpoint_step = -1
 
     # ---------------------------------------------------------------- set-up
     @classmethod
@@ -620,6 +621,7 @@ class Trainer:
         tmp.write_text(json.dumps(state))
         tmp.replace(ck / "state.json")
         self._write_run(self.status)
+        self._checkpoint_step = self.step
         return {"event": "checkpoint", "step": self.step, "path": str(self.out)}
 
     def _metrics(self, partial: bool = False, final: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -707,7 +709,8 @@ class Trainer:
         enc = Encoder(self.model, self.preprocess, self.tokenizer, name="trained", model_id=f"train-{self.step}",
                       device=self.device, dtype="float32")
         final = evaluate_retrieval(enc, n_scenes=cfg.eval_scenes, use_cache=False)
-        self._emit(self.save_checkpoint())
+        if self._checkpoint_step != self.step:
+            self._emit(self.save_checkpoint())
         metrics = self._metrics(final=final)
         save_model(self.model, self.model_cfg, self.tokenizer, self.out, metrics)
         summary = {k: final["train"].get(k) for k in ("i2t@1", "t2i@1", "color_binding", "relation_order")}

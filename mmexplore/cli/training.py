@@ -1,0 +1,203 @@
+"""``mmexplore train`` (any registered objective, events as JSON lines) and ``mmexplore runs``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mmexplore.errors import InputError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type: a whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number ≥ 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
+    return value
+
+
+def _config_from_args(args: argparse.Namespace):
+    from mmexplore.training.runs import check_run_name, runs_dir
+    from mmexplore.training.trainer import TrainConfig
+
+    name = args.name
+    if args.out:
+        out = Path(args.out)
+        name = name or out.name
+    else:
+        name = check_run_name(name or f"{args.objective}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}")
+        out = runs_dir() / name
+    return TrainConfig(
+        out=str(out), name=name, arch=args.arch, objective=args.objective, steps=args.steps, minutes=args.minutes,
+        batch_size=args.batch_size, lr=args.lr, negatives=args.negatives, negative_kinds=list(args.negative_kinds or []),
+        pair_fraction=args.pair_fraction, positives=args.positives, tau=args.tau, regularizer=args.regularizer,
+        reg_weight=args.reg_weight, seed=args.seed, device=args.device, eval_every=args.eval_every,
+        eval_scenes=args.eval_scenes, probe_scenes=args.probe_scenes, snapshot_every=args.snapshot_every,
+        threads=args.threads, dense_weight=args.dense_weight, init=args.init,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
+    from mmexplore.training.runs import resolve_run
+    from mmexplore.training.train import human_log
+    from mmexplore.training.trainer import Trainer
+
+    callbacks = []
+    if args.json:
+        def to_stdout(ev: dict[str, Any]) -> None:
+            print(json.dumps(ev), flush=True)
+
+        callbacks.append(to_stdout)
+    else:
+        callbacks.append(human_log(print))
+    log_file = None
+    if args.log:
+        log_file = open(args.log, "a")  # noqa: SIM115 - closed below
+
+        def to_file(ev: dict[str, Any]) -> None:
+            log_file.write(json.dumps(ev) + "\n")
+            log_file.flush()
+
+        callbacks.append(to_file)
+    try:
+        if args.resume:
+            trainer = Trainer.resume(resolve_run(args.resume), steps=args.steps if args.steps_given else None,
+                                     minutes=args.minutes, callbacks=callbacks)
+        else:
+            trainer = Trainer(_config_from_args(args), callbacks=callbacks)
+        metrics = trainer.run()
+    finally:
+        if log_file is not None:
+            log_file.close()
+    if args.json:
+        return None  # the events were the output; the last one ("end") is the summary
+    return {"out": str(trainer.out), "model": model_spec_of(trainer.out), "objective": trainer.objective.name,
+            "steps": metrics["steps"], "wall_s": metrics["wall_s"], "eval": metrics["eval"]}
+
+
+def model_spec_of(folder: Path) -> str:
+    """``run:NAME`` for a run in the runs folder, else ``local-dir:PATH``."""
+    from mmexplore.training.runs import runs_dir
+
+    inside = folder.resolve().parent == runs_dir().resolve()
+    return f"run:{folder.name}" if inside else f"local-dir:{folder}"
+
+
+class _StepsAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.steps_given = True
+
+
+def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.training.runs import compare_rows, curves, format_table, list_runs, rename_run, resolve_run, summarize
+    from mmexplore.training.trainer import read_run
+
+    if args.action == "list":
+        rows = list_runs()
+        text = format_table(rows) if rows else "no training runs yet (mmexplore train ...)"
+        return {"runs": rows, "_text": text}
+    if args.action == "show":
+        if len(args.names) != 1:
+            raise InputError("runs show takes one run name")
+        folder = resolve_run(args.names[0])
+        data = curves(folder)
+        row = summarize(folder)
+        cfg = read_run(folder).get("config", {})
+        text = format_table([row]) + "\n\nconfig: " + json.dumps(cfg) + "\nheld-out figures by step:\n"
+        text += format_table([{"run": e["step"], **e} for e in data["eval"]],
+                             (("run", "step"), ("i2t@1", "i2t R@1"), ("t2i@1", "t2i R@1"),
+                              ("color_binding", "colour binding"), ("relation_order", "relation order"),
+                              ("modality_gap", "gap"), ("dim_corr", "dim corr")))
+        return {"run": row, "config": cfg, "evals": data["eval"], "_text": text}
+    if args.action == "compare":
+        rows = compare_rows(args.names)
+        return {"runs": rows, "_text": format_table(rows)}
+    if args.action == "rename":
+        if len(args.names) != 2:
+            raise InputError("runs rename takes OLD NEW")
+        new = rename_run(args.names[0], args.names[1])
+        return {"renamed": str(new), "model": f"run:{new.name}"}
+    raise InputError(f"unknown action {args.action}")  # pragma: no cover - argparse choices
+
+
+def register(commands: Any, evals: Any) -> None:
+    from mmexplore.training.data import NEGATIVE_WEIGHTS
+    from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
+
+    objectives = "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values())
+    p = commands.add_parser(
+        "train", help="train a shapes-world CLIP with any objective (events as JSON lines with --json)",
+        description="Train a small CLIP on the shapes world. Objectives: " + objectives + ". "
+        "A run folder is a model: load it as run:NAME (or local-dir:PATH).")
+    p.add_argument("--objective", default="auto", choices=["auto", *OBJECTIVES],
+                   help="loss (auto: negclip with hard negatives, clip with --negatives 0)")
+    p.add_argument("--name", default=None, help="run name (folder under the runs folder; default OBJECTIVE-TIME)")
+    p.add_argument("--out", default=None, help="output folder instead of RUNS_DIR/NAME (e.g. assets/bundled)")
+    p.add_argument("--resume", metavar="RUN", default=None, help="continue this run from its checkpoint")
+    p.add_argument("--arch", default="mmexplore-shapes-s", help="model size: mmexplore-shapes-xs or mmexplore-shapes-s")
+    p.add_argument("--steps", type=positive_int, default=2000, action=_StepsAction)
+    p.add_argument("--minutes", type=finite_float, default=None, help="wall-clock budget (the schedule ends with it)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=finite_float, default=1e-3)
+    p.add_argument("--negatives", type=nonneg_int, default=None,
+                   help="hard-negative captions per image (default: the objective's, 1 for negclip; 0: none)")
+    p.add_argument("--negative-kinds", nargs="+", choices=list(NEGATIVE_WEIGHTS), default=None,
+                   help="which hard negatives to draw (default: all)")
+    p.add_argument("--pair-fraction", type=finite_float, default=0.0,
+                   help="share of each batch in counterfactual image pairs (swapped positions or colours)")
+    p.add_argument("--positives", type=positive_int, default=None, help="true captions per image (multi-positive: 2)")
+    p.add_argument("--tau", type=finite_float, default=None, help="fix the temperature τ (default: learned)")
+    p.add_argument("--regularizer", choices=list(REGULARIZERS), default=None)
+    p.add_argument("--reg-weight", type=finite_float, default=None)
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--eval-every", type=nonneg_int, default=500, help="held-out figures + checkpoint every N steps")
+    p.add_argument("--eval-scenes", type=positive_int, default=200, help="held-out scenes of the final evaluation")
+    p.add_argument("--probe-scenes", type=positive_int, default=100, help="held-out scenes of the live evaluations")
+    p.add_argument("--snapshot-every", type=nonneg_int, default=0, help="replay snapshot at evals every N steps (0: none)")
+    p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--dense-weight", type=finite_float, default=0.0,
+                   help="weight of the dense phrase-patch alignment term from object masks (0: off)")
+    p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
+    p.add_argument("--log", metavar="FILE", default=None, help="also append every event as a JSON line to FILE")
+    p.add_argument("--json", action="store_true", help="events as JSON lines on stdout (the last is 'end')")
+    p.set_defaults(handler=cmd_train, steps_given=False)
+
+    p = commands.add_parser("runs", help="list, show, compare or rename training runs",
+                            description="Training runs in the runs folder (MMEXPLORE_RUNS_DIR). "
+                            "compare prints the table the Train page shows.")
+    p.add_argument("action", choices=["list", "show", "compare", "rename"])
+    p.add_argument("names", nargs="*", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(handler=cmd_runs)
+
