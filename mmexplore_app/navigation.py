@@ -57,6 +57,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("relation.py", "Relation", ":material/link:", "semantic-relation", "Meaning & search"),
     PageSpec("search.py", "Search", ":material/search:", "image-text-search", "Meaning & search"),
     PageSpec("probes.py", "Probes", ":material/science:", "model-probes", "Meaning & search"),
+    PageSpec("train.py", "Train", ":material/model_training:", "training-lab", "Learn"),
 )
 
 

@@ -13,6 +13,7 @@ MODEL_SOURCES: dict[str, str] = {
     "Bundled (shapes world)": "bundled",
     "Bundled without the dense term (unlocalised attention maps)": "bundled-nodense",
     "Bundled without hard negatives (for probes)": "bundled-noneg",
+    "Training run (Train page)": "run:",
     "open_clip pretrained (ARCH:TAG)": "ViT-B-32:laion2b_s34b_b79k",
     "Local weights file (ARCH:/path)": "ViT-B-32:/path/to/weights.safetensors",
     "Hugging Face hub (hf-hub:org/name)": "hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
@@ -42,6 +43,17 @@ def load_samples(kind: str, n: int = 8) -> Dataset:
     return ds
 
 
+def _run_picker() -> str:
+    """A finished or stopped training run of the runs folder, as a ``run:NAME`` spec ("" when none)."""
+    from mmexplore.training.runs import list_runs
+
+    names = [r["run"] for r in list_runs() if r.get("status") in ("finished", "stopped")]
+    if not names:
+        st.caption("No finished runs yet: train one on the Train page.")
+        return ""
+    return "run:" + st.selectbox("Run", names, key="sb_model_run")
+
+
 def _model_picker() -> None:
     st.subheader("Model")
     spec, device = widgets.active_model_choice()
@@ -55,6 +67,8 @@ def _model_picker() -> None:
         source = st.selectbox("Source", list(MODEL_SOURCES), key="sb_model_source")
         if MODEL_SOURCES[source].startswith("bundled"):
             new_spec = MODEL_SOURCES[source]
+        elif MODEL_SOURCES[source] == "run:":
+            new_spec = _run_picker()
         else:
             new_spec = st.text_input(
                 "Model spec", key="sb_model_spec", placeholder=MODEL_SOURCES[source], help="See README, 'Model specs'."
@@ -65,6 +79,9 @@ def _model_picker() -> None:
     if st.button("Load model", key="sb_model_load", width="stretch"):
         if not new_spec.strip():
             st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES.get(source, 'bundled')}"
+        elif new_spec.startswith("run:"):
+            widgets.forget_model(new_spec)  # a run may have trained on since it was last loaded
+            widgets.switch_model(new_spec, new_device)
         else:
             widgets.switch_model(new_spec, new_device)
     err = st.session_state.get(widgets.MODEL_ERROR_KEY)

@@ -71,6 +71,14 @@ def _load_model(spec: str, device: str) -> Any:
     return load_model(spec, device)
 
 
+def forget_model(spec: str) -> None:
+    """Drop ``spec`` from both model caches, so its next load reads the weights on disk again."""
+    from mmexplore.models import forget_model as forget_loaded
+
+    forget_loaded(spec)
+    _load_model.clear()
+
+
 def allowed_models() -> list[str] | None:
     """The model specs a user may pick: the server's allow-list in shared mode, None (any spec) in local mode."""
     settings = get_settings()
@@ -131,9 +139,9 @@ def current_encoder() -> Any:
 
 
 def is_bundled(spec: str | None = None) -> bool:
-    """True when ``spec`` (default: the active one) names a shapes-world model shipped in assets/."""
+    """True when ``spec`` (default: the active one) names a shapes-world model (shipped, or a training run)."""
     spec = spec if spec is not None else active_model_choice()[0]
-    return spec == "bundled" or spec.startswith("bundled-")
+    return spec == "bundled" or spec.startswith(("bundled-", "run:"))
 
 
 # ---------------------------------------------------------------------------- embeddings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,26 @@ def finite_float(text: str) -> float:
 
 
 def _config_from_args(args: argparse.Namespace):
+    from mmexplore.training.presets import PRESETS, QUICK
     from mmexplore.training.runs import check_run_name, runs_dir
     from mmexplore.training.trainer import TrainConfig
 
+    if args.preset:
+        # The preset's settings, then every option given on the command line.
+        base = {**QUICK, **PRESETS[args.preset].fields}
+        given = {dest: getattr(args, dest) for dest, default in args._defaults.items()
+                 if getattr(args, dest) != default}
+        if args.objective == "auto":
+            args.objective = base["objective"]
+        for dest, field_name in _FIELDS.items():
+            if dest not in given and field_name in base:
+                setattr(args, dest, base[field_name])
+        if "steps" in given and "minutes" not in given:
+            args.minutes = None  # a step budget given on the command line replaces the preset's minutes
+
     name = args.name
+    if args.preset and not args.name and not args.out:
+        name = f"{args.preset}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     if args.out:
         out = Path(args.out)
         name = name or out.name
@@ -62,8 +79,17 @@ def _config_from_args(args: argparse.Namespace):
         pair_fraction=args.pair_fraction, positives=args.positives, tau=args.tau, regularizer=args.regularizer,
         reg_weight=args.reg_weight, seed=args.seed, device=args.device, eval_every=args.eval_every,
         eval_scenes=args.eval_scenes, probe_scenes=args.probe_scenes, snapshot_every=args.snapshot_every,
-        threads=args.threads, dense_weight=args.dense_weight, init=args.init,
+        threads=args.threads, dense_weight=args.dense_weight, init=args.init, warmup_steps=args.warmup_steps,
+        render_size=args.render_size, snapshot_scenes=args.snapshot_scenes,
     )
+
+
+# argparse destinations that map onto TrainConfig fields of the same meaning.
+_FIELDS = {"arch": "arch", "steps": "steps", "minutes": "minutes", "batch_size": "batch_size", "lr": "lr",
+           "negatives": "negatives", "pair_fraction": "pair_fraction", "positives": "positives", "tau": "tau",
+           "eval_every": "eval_every", "eval_scenes": "eval_scenes", "probe_scenes": "probe_scenes",
+           "snapshot_every": "snapshot_every", "warmup_steps": "warmup_steps", "render_size": "render_size",
+           "snapshot_scenes": "snapshot_scenes"}
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -94,7 +120,12 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
                                      minutes=args.minutes, callbacks=callbacks)
         else:
             trainer = Trainer(_config_from_args(args), callbacks=callbacks)
-        metrics = trainer.run()
+        # Ctrl-C asks for a clean stop (finish the step, save a loadable model and checkpoint).
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: trainer.request_stop())
+        try:
+            metrics = trainer.run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
     finally:
         if log_file is not None:
             log_file.close()
@@ -159,6 +190,10 @@ def register(commands: Any, evals: Any) -> None:
         "train", help="train a shapes-world CLIP with any objective (events as JSON lines with --json)",
         description="Train a small CLIP on the shapes world. Objectives: " + objectives + ". "
         "A run folder is a model: load it as run:NAME (or local-dir:PATH).")
+    from mmexplore.training.presets import PRESETS
+
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="start from a Train-page preset (smallest model, 2 minutes); other options override it")
     p.add_argument("--objective", default="auto", choices=["auto", *OBJECTIVES],
                    help="loss (auto: negclip with hard negatives, clip with --negatives 0)")
     p.add_argument("--name", default=None, help="run name (folder under the runs folder; default OBJECTIVE-TIME)")
@@ -169,6 +204,8 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--minutes", type=finite_float, default=None, help="wall-clock budget (the schedule ends with it)")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=finite_float, default=1e-3)
+    p.add_argument("--warmup-steps", type=nonneg_int, default=100)
+    p.add_argument("--render-size", type=positive_int, default=128, help="side of the rendered training scenes, px")
     p.add_argument("--negatives", type=nonneg_int, default=None,
                    help="hard-negative captions per image (default: the objective's, 1 for negclip; 0: none)")
     p.add_argument("--negative-kinds", nargs="+", choices=list(NEGATIVE_WEIGHTS), default=None,
@@ -185,6 +222,7 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--eval-scenes", type=positive_int, default=200, help="held-out scenes of the final evaluation")
     p.add_argument("--probe-scenes", type=positive_int, default=100, help="held-out scenes of the live evaluations")
     p.add_argument("--snapshot-every", type=nonneg_int, default=0, help="replay snapshot at evals every N steps (0: none)")
+    p.add_argument("--snapshot-scenes", type=positive_int, default=16, help="probe scenes in each replay snapshot")
     p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--dense-weight", type=finite_float, default=0.0,
                    help="weight of the dense phrase-patch alignment term from object masks (0: off)")
@@ -192,6 +230,7 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--log", metavar="FILE", default=None, help="also append every event as a JSON line to FILE")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout (the last is 'end')")
     p.set_defaults(handler=cmd_train, steps_given=False)
+    p.set_defaults(_defaults={a.dest: a.default for a in p._actions if a.dest not in ("help", "_defaults")})
 
     p = commands.add_parser("runs", help="list, show, compare or rename training runs",
                             description="Training runs in the runs folder (MMEXPLORE_RUNS_DIR). "

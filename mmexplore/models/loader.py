@@ -296,6 +296,13 @@ def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | 
         return encoder
 
 
+def forget_model(spec: str) -> None:
+    """Forget ``spec`` on every device (its weights changed on disk, e.g. a training run went on)."""
+    with _lock:
+        for key in [k for k in _loaded if k[0] == spec.strip()]:
+            del _loaded[key]
+
+
 def clear_loaded_models() -> None:
     """Forget every model loaded in this process."""
     with _lock:

@@ -17,6 +17,8 @@ from mmexplore.errors import InputError
 from mmexplore.settings import get_settings
 from mmexplore.training.trainer import read_events, read_run
 
+# Small replays of short preset runs shipped with the app (run folders without weights).
+SHIPPED_REPLAYS = Path(__file__).resolve().parents[2] / "assets" / "replays"
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Columns of the comparison table: (key, header).
 COMPARE_COLUMNS: tuple[tuple[str, str], ...] = (

@@ -469,10 +469,14 @@ class Trainer:
         self.step = int(state["step"])
         self.samples = int(state["samples"])
         self.elapsed_before = float(state["elapsed_s"])
-        events = read_events(self.out / "train_log.jsonl", up_to_step=self.step)
-        # Events after the checkpoint (a crash) are dropped: the resumed run redoes those steps.
-        with open(self.out / "train_log.jsonl", "w") as f:
-            f.writelines(json.dumps(ev) + "\n" for ev in events if ev.get("event") != "end")
+        log_path = self.out / "train_log.jsonl"
+        everything = read_events(log_path)
+        events = [ev for ev in everything if int(ev.get("step", 0)) <= self.step]
+        if len(events) != len(everything):
+            # Events after the checkpoint (a crash) are dropped: the resumed run redoes those steps.
+            # Otherwise the log is only ever appended to (readers follow it by offset).
+            with open(log_path, "w") as f:
+                f.writelines(json.dumps(ev) + "\n" for ev in events)
         self.evals = [ev for ev in events if ev.get("event") == "eval"]
         self.losses = [ev["loss"] for ev in events if ev.get("event") == "step"]
 
