@@ -41,9 +41,9 @@ def test_train_page_replays_trains_live_and_stops(page):  # noqa: F811 - the fix
     assert pg.locator(".js-plotly-plot .updatemenu-button").count() >= 2  # ▶ play / pause
     assert pg.locator(".js-plotly-plot .slider-container").count() == 1  # one slider drives both
     pg.get_by_role("tab", name="Train").click()
-    pg.get_by_text("Plain CLIP", exact=True).click()
+    pg.locator(".st-key-tr_preset").get_by_text("Plain CLIP", exact=True).click()
     _wait_idle(pg)
-    pg.get_by_text("steps", exact=True).click()
+    pg.locator(".st-key-tr_budget").get_by_text("steps", exact=True).click()
     _wait_idle(pg)
     t0 = time.time()
     pg.get_by_role("button", name="Start training").click()
