@@ -204,7 +204,8 @@ def test_trainer_takes_the_poisoned_stream_and_cleanclip_terms(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())["config"]["extra"]
     assert saved["poison_share"] == 0.25 and set(saved["objectives"]) == {"cleanclip_image", "cleanclip_text"}
     rows = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and all(r["cleanclip_image"] > 0 and r["cleanclip_text"] > 0 for r in rows)
+    steps = [r for r in rows if r["event"] == "step"]
+    assert len(steps) == 3 and all(r["terms"]["cleanclip_image"] > 0 and r["terms"]["cleanclip_text"] > 0 for r in steps)
 
 
 def test_text_only_pictures_are_captioned_by_their_words(scene_image):

@@ -178,7 +178,10 @@ def test_sigmoid_run_learns_its_bias_and_loads(tmp_path):
     Trainer(_run_cfg(tmp_path, objective="sigmoid", steps=8, eval_every=0, snapshot_every=0),
             callbacks=[events.append]).run()
     steps = [e for e in events if e["event"] == "step"]
-    assert steps[0]["logit_bias"] is not None and steps[-1]["logit_bias"] != -10.0
+    columns = 16 * 2  # batch 16, one caption and one hard negative each
+    first = json.loads((tmp_path / "open_clip_config.json").read_text())["model_cfg"]["init_logit_bias"]
+    assert first == pytest.approx(-np.log(columns - 1))  # the prior log-odds of a positive
+    assert all(e["logit_bias"] is not None for e in steps)
     assert {"pos", "neg"} <= set(steps[0]["terms"])
     enc = load_model(f"local-dir:{tmp_path}", "cpu")
     assert hasattr(enc.model, "logit_bias")

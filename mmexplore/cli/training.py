@@ -115,11 +115,14 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
 
         callbacks.append(to_file)
     try:
+        from mmexplore.cli.robustness import training_hooks
+
+        hooks = training_hooks(args)  # the robustness lab's data stream and extra terms
         if args.resume:
             trainer = Trainer.resume(resolve_run(args.resume), steps=args.steps if args.steps_given else None,
-                                     minutes=args.minutes, callbacks=callbacks)
+                                     minutes=args.minutes, callbacks=callbacks, **hooks)
         else:
-            trainer = Trainer(_config_from_args(args), callbacks=callbacks)
+            trainer = Trainer(_config_from_args(args), callbacks=callbacks, **hooks)
         # Ctrl-C asks for a clean stop (finish the step, save a loadable model and checkpoint).
         previous = signal.signal(signal.SIGINT, lambda signum, frame: trainer.request_stop())
         try:
@@ -228,6 +231,9 @@ def register(commands: Any, evals: Any) -> None:
                    help="weight of the dense phrase-patch alignment term from object masks (0: off)")
     p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
     p.add_argument("--log", metavar="FILE", default=None, help="also append every event as a JSON line to FILE")
+    from mmexplore.cli.robustness import add_train_args
+
+    add_train_args(p)
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout (the last is 'end')")
     p.set_defaults(handler=cmd_train, steps_given=False)
     p.set_defaults(_defaults={a.dest: a.default for a in p._actions if a.dest not in ("help", "_defaults")})

@@ -102,8 +102,9 @@ class Objective:
         Hard-negative captions per image the batch should carry by default (0: none).
     positives : int
         True captions per image the batch should carry by default.
-    bias : float or None
-        Initial learned logit bias (None: the model has none).
+    bias : float, "prior" or None
+        Initial learned logit bias (None: the model has none; "prior": the log-odds of a positive
+        among the batch's caption columns, −log(C − 1)).
     init_scale : float or None
         Initial logit scale s (None: open_clip's 1/0.07).
     summary : str
@@ -115,7 +116,7 @@ class Objective:
     params: dict[str, Any] = field(default_factory=dict)
     negatives: int = 0
     positives: int = 1
-    bias: float | None = None
+    bias: float | str | None = None
     init_scale: float | None = None
     summary: str = ""
 
@@ -231,8 +232,9 @@ def sigmoid_loss(inp: LossInputs) -> dict[str, Any]:
 
     over every caption column of the batch (own captions, extra positives, hard negatives). Each
     pair is an independent binary decision: no softmax, so nothing is normalised across the batch
-    and several true captions per image need no masking. b starts at −10 and s at 10 (the paper's
-    initialisation), so the many negatives do not dominate the first steps.
+    and several true captions per image need no masking. s starts at 10 and b at the prior log-odds
+    of a positive, −log(C − 1) for C caption columns, so the many negatives do not dominate the first
+    steps: the paper's b = −10 is this prior for its 32k batches; with C = 128 it is −4.8.
     """
     import torch.nn.functional as F
 
@@ -256,7 +258,7 @@ register_objective(Objective(
     "multi-positive", multi_positive_loss, positives=2,
     summary="several true captions per image, each its own target, other positives masked"))
 register_objective(Objective(
-    "sigmoid", sigmoid_loss, bias=-10.0, init_scale=10.0,
+    "sigmoid", sigmoid_loss, bias="prior", init_scale=10.0,
     summary="SigLIP pairwise sigmoid loss, learned scale and bias"))
 
 

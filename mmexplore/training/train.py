@@ -16,7 +16,7 @@ The output folder is a model any open_clip user can load with ``local-dir:``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mmexplore.training.data import NEGATIVE_WEIGHTS, UNK_PREFIXES, Batch, counterfactual_pair, make_batch
@@ -25,6 +25,7 @@ from mmexplore.training.trainer import (
     Event,
     TrainConfig,
     Trainer,
+    WeightedTerm,
     build_model,
     build_tokenizer,
     save_model,
@@ -57,6 +58,17 @@ def human_log(log: Callable[[str], None], every: int = 25) -> Callable[[Event], 
     return callback
 
 
-def train(cfg: TrainConfig, log: Callable[[str], None] = print, callbacks: tuple = ()) -> dict[str, Any]:
-    """Run training to the end of its budget; returns the metrics dict also written to ``<out>/metrics.json``."""
-    return Trainer(cfg, callbacks=[human_log(log), *callbacks]).run()
+def train(
+    cfg: TrainConfig,
+    log: Callable[[str], None] = print,
+    callbacks: tuple = (),
+    *,
+    batch_transform: Callable[[tuple], tuple] | None = None,
+    objectives: Sequence[WeightedTerm] = (),
+) -> dict[str, Any]:
+    """Run training to the end of its budget; returns the metrics dict also written to ``<out>/metrics.json``.
+
+    ``batch_transform`` and ``objectives`` are the robustness lab's hooks (see :class:`Trainer`).
+    """
+    return Trainer(cfg, callbacks=[human_log(log), *callbacks], batch_transform=batch_transform,
+                   objectives=objectives).run()

@@ -37,7 +37,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,7 @@ class StepContext:
 
 
 ExtraLoss = Callable[[StepContext], dict[str, Any]]
+WeightedTerm = tuple[str, float, Callable[[dict[str, Any]], Any]]
 
 
 def build_tokenizer(context_length: int = 32):
@@ -270,6 +271,19 @@ class _Prefetcher:
         self._stopped.set()
 
 
+@dataclass
+class _Transformed:
+    """A data stream with a ``(images, captions, negatives, scenes)`` → same transform on each batch."""
+
+    stream: Callable[[int], Batch]
+    transform: Callable[[tuple], tuple]
+
+    def __call__(self, step: int) -> Batch:
+        b = self.stream(step)
+        images, captions, negatives, scenes = self.transform((b.images, b.captions, b.negatives, b.scenes))
+        return Batch(list(images), list(captions), [list(n) for n in negatives], b.positives, scenes)
+
+
 def lr_factor(progress: float, step: int, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``progress`` = 1."""
     if step < warmup:
@@ -336,6 +350,13 @@ class Trainer:
         The data stream (default :class:`~mmexplore.training.data.ShapesStream` from ``cfg``).
     extra_losses : iterable of callable(StepContext) -> dict of Tensor
         Extra loss terms; their sum is added to the objective's loss and each is reported.
+    batch_transform : callable (images, captions, negatives, scenes) -> same tuple, optional
+        Applied to every batch in the data thread, in step order (a poisoned stream, text written
+        into images); its ``describe()`` dict, if any, is stored in the run's config ``extra``.
+    objectives : iterable of (name, weight, callable(dict) -> Tensor)
+        Weighted extra terms (the robustness lab's CleanCLIP terms); each callable gets a dict with
+        ``model``, ``pixels``, ``img``, ``txt``, ``captions``, ``tokenizer``, ``scale``; the term is
+        reported unweighted under its name and ``weight × term`` joins the loss.
     resume : bool
         Continue the run in ``cfg.out`` from its checkpoint (use :meth:`Trainer.resume`).
     """
@@ -347,12 +368,22 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         data: Callable[[int], Batch] | None = None,
         extra_losses: Iterable[ExtraLoss] = (),
+        batch_transform: Callable[[tuple], tuple] | None = None,
+        objectives: Iterable[WeightedTerm] = (),
         resume: bool = False,
     ) -> None:
         cfg.validate()
-        self.cfg = cfg
         self.callbacks: list[Callback] = list(callbacks)
         self.extra_losses = list(extra_losses)
+        self.batch_transform = batch_transform
+        self.objectives = list(objectives)
+        # What the hooks did goes into the run's config (metrics.json, run.json).
+        extra = dict(cfg.extra)
+        if batch_transform is not None and hasattr(batch_transform, "describe"):
+            extra.update(batch_transform.describe())
+        if self.objectives:
+            extra["objectives"] = {name: weight for name, weight, _ in self.objectives}
+        self.cfg = cfg = replace(cfg, extra=extra)
         self.objective = cfg.resolved_objective()
         self.negatives = cfg.effective_negatives()
         self.positives = cfg.effective_positives()
@@ -369,6 +400,7 @@ class Trainer:
         self._setup_done = False
         self.last_probe: dict[str, Any] | None = None  # latest eval's figures and snapshot arrays
         self._checkpoint_step = -1
+        self._log: Any = None
 
     # ---------------------------------------------------------------- set-up
     @classmethod
@@ -381,6 +413,8 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
         data: Callable[[int], Batch] | None = None,
         extra_losses: Iterable[ExtraLoss] = (),
+        batch_transform: Callable[[tuple], tuple] | None = None,
+        objectives: Iterable[WeightedTerm] = (),
         device: str | None = None,
     ) -> Trainer:
         """A trainer that continues the run in ``out`` from its last checkpoint.
@@ -399,7 +433,8 @@ class Trainer:
             cfg.minutes = minutes
         if device is not None:
             cfg.device = device
-        return cls(cfg, callbacks=callbacks, data=data, extra_losses=extra_losses, resume=True)
+        return cls(cfg, callbacks=callbacks, data=data, extra_losses=extra_losses, batch_transform=batch_transform,
+                   objectives=objectives, resume=True)
 
     def setup(self) -> None:
         """Build the model, optimizer, data stream and probe (and load the checkpoint when resuming)."""
@@ -416,8 +451,11 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.tokenizer = build_tokenizer()
         model_kwargs: dict[str, Any] = {}
-        if self.objective.bias is not None:
-            model_kwargs["init_logit_bias"] = self.objective.bias
+        if self.objective.bias == "prior":
+            columns = cfg.batch_size * (self.positives + self.negatives)
+            model_kwargs["init_logit_bias"] = -math.log(max(2, columns) - 1)
+        elif self.objective.bias is not None:
+            model_kwargs["init_logit_bias"] = float(self.objective.bias)
         if cfg.tau is not None:
             model_kwargs["init_logit_scale"] = math.log(1.0 / cfg.tau)
         elif self.objective.init_scale is not None:
@@ -438,11 +476,13 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self._resume:
             self._load_checkpoint()
-        self.data = self._data or ShapesStream(
+        stream = self._data or ShapesStream(
             seed=cfg.seed, batch_size=cfg.batch_size, negatives=self.negatives, render_size=cfg.render_size,
-            with_scenes=cfg.dense_weight > 0, pair_fraction=cfg.pair_fraction if self.negatives > 0 else 0.0,
+            with_scenes=cfg.dense_weight > 0 or self.batch_transform is not None,
+            pair_fraction=cfg.pair_fraction if self.negatives > 0 else 0.0,
             negative_weights=negative_weights_for(cfg.negative_kinds), positives=self.positives,
         )
+        self.data = stream if self.batch_transform is None else _Transformed(stream, self.batch_transform)
         self.probe = ProbeSet.build(cfg.probe_scenes, cfg.snapshot_scenes, self.preprocess, self.tokenizer,
                                     self.device) if (cfg.eval_every or cfg.snapshot_every) else None
         self.params = int(sum(p.numel() for p in self.model.parameters()))
@@ -486,8 +526,13 @@ class Trainer:
         self.callbacks.append(callback)
 
     def _emit(self, event: Event) -> None:
-        with open(self.out / "train_log.jsonl", "a") as f:
-            f.write(json.dumps(event) + "\n")
+        log = self._log
+        if log is None or log.closed:
+            with open(self.out / "train_log.jsonl", "a") as f:
+                f.write(json.dumps(event) + "\n")
+        else:
+            log.write(json.dumps(event) + "\n")
+            log.flush()  # readers (the Train page) follow the file as it grows
         for cb in self.callbacks:
             cb(event)
 
@@ -557,6 +602,12 @@ class Trainer:
         if dense:
             terms["dense"] = dense_loss.float()
             loss = loss + cfg.dense_weight * terms["dense"]
+        if self.objectives:
+            ctx_dict = {"model": model, "pixels": pixels, "img": img, "txt": inputs.txt, "captions": batch.captions,
+                        "tokenizer": self.tokenizer, "scale": scale}
+            for name, weight, term_fn in self.objectives:
+                terms[name] = term_fn(ctx_dict).float()
+                loss = loss + weight * terms[name]
         if self.extra_losses:
             ctx = StepContext(model, batch, inputs, pixels, self.step)
             for extra in self.extra_losses:
@@ -681,6 +732,7 @@ class Trainer:
                     "params": self.params, "objective": self.objective.name, "resumed": self._resume})
         if self.probe is not None and not self.evals:
             self._emit(self.evaluate())  # step 0: the untrained model, where every curve starts
+        self._log = open(self.out / "train_log.jsonl", "a")  # noqa: SIM115 - closed at the end of run()
         batches = _Prefetcher(self.data, start=self.step)
         session_t0, session_samples = time.time(), 0
         status = "finished"
@@ -703,6 +755,7 @@ class Trainer:
         except Exception:
             self.status = "failed"
             self._write_run("failed")
+            self._log.close()
             raise
         finally:
             batches.stop()
@@ -720,6 +773,7 @@ class Trainer:
         summary = {k: final["train"].get(k) for k in ("i2t@1", "t2i@1", "color_binding", "relation_order")}
         self._write_run(status, {"final": summary, "wall_s": metrics["wall_s"]})
         self._emit({"event": "end", "step": self.step, "status": status, "eval": final, "wall_s": metrics["wall_s"]})
+        self._log.close()
         return metrics
 
 
