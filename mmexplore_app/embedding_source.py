@@ -33,14 +33,21 @@ class LoadedEmbeddings:
     thumbnails: list[str] | None = None
 
 
-def _shared() -> LoadedEmbeddings:
+def _shared(prefix: str) -> LoadedEmbeddings:
     ds = widgets.require_data(min_images=1, min_texts=1)
     if widgets.is_bundled() and all(s is None for s in ds.scenes):
         st.warning("The bundled model knows only the shapes world: on other images its map means little.", icon="⚠️")
     img, txt = widgets.dataset_embeddings(ds)
     ii, tt = np.nonzero(ds.pairs)
-    if len(ii) == 0 and ds.n_images == ds.n_texts:
-        ii = tt = np.arange(ds.n_images)  # no pairs marked: image k goes with caption k
+    if len(ii) == 0:
+        # Only the pairs the user marked count: pairing image k with caption k is offered, never assumed.
+        st.info("No true pairs are marked in the data set: there are no pair lines, pair cosines or CCA. "
+                "Tick pairs in the table on Home, or pair image k with caption k here.", icon=":material/link_off:")
+        if st.button("Pair in order (image k ↔ caption k)", key=f"{prefix}_pair_in_order"):
+            from mmexplore_app import data_input
+
+            widgets.set_dataset(data_input.pair_in_order(ds))
+            st.rerun()
     data = EmbeddingSet(img, txt, np.stack([ii, tt], axis=1), list(ds.image_names), list(ds.texts), ds.source)
     thumbs = widgets.dataset_thumbnail_uris(ds, size=64) if ds.n_images <= THUMBNAIL_LIMIT else None
     return LoadedEmbeddings(data, f"shared:{widgets.current_encoder().model_id}:{ds.content_key()}", thumbs)
@@ -71,7 +78,8 @@ def _uploaded(prefix: str) -> LoadedEmbeddings:
 
 def _folder(prefix: str) -> LoadedEmbeddings:
     label = "Captions file (CSV/TSV/JSONL with image,text columns) or a folder holding one"
-    path = widgets.server_path_input(label, key=f"{prefix}_folder", suffixes=(".csv", ".tsv", ".jsonl", ".ndjson"))
+    path = widgets.server_path_input(label, key=widgets.keep(f"{prefix}_folder", ""),
+                                     suffixes=(".csv", ".tsv", ".jsonl", ".ndjson"))
     if not path:
         st.info("Give the path and press Encode: every image is embedded once with the current model.")
         st.stop()
@@ -107,7 +115,8 @@ def _embeddings_folder(prefix: str) -> LoadedEmbeddings:
     from mmexplore.pathguard import user_path
     from mmexplore.projection.embeddings_io import read_embeddings_folder
 
-    path = st.text_input("Embeddings folder written by `mmexplore embed SOURCE --out DIR`", key=f"{prefix}_embdir").strip()
+    path = st.text_input("Embeddings folder written by `mmexplore embed SOURCE --out DIR`",
+                         key=widgets.keep(f"{prefix}_embdir", "")).strip()
     if not path:
         st.info("Give the folder: its Parquet shards are read as they are (nothing is encoded again).")
         st.stop()
@@ -134,9 +143,10 @@ def choose_embeddings(prefix: str) -> LoadedEmbeddings:
     A shared server without data folders offers no server-side source at all.
     """
     sources = SOURCES if widgets.server_paths_allowed() else SOURCES[:2]
-    source = st.radio("Data", sources, horizontal=True, key=f"{prefix}_source", format_func=_source_label)
+    source = st.radio("Data", sources, horizontal=True, key=widgets.keep(f"{prefix}_source", sources[0], valid=sources),
+                      format_func=_source_label)
     if source == SOURCES[0]:
-        return _shared()
+        return _shared(prefix)
     if source == SOURCES[1]:
         return _uploaded(prefix)
     if source == SOURCES[3]:

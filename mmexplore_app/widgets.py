@@ -10,7 +10,7 @@ Pages call these instead of touching ``st.session_state`` or the model loader th
   :func:`download_csv`, :func:`progress_callback`.
 
 Session-state keys used here: ``dataset``, ``model_spec``, ``model_device``, ``model_error``,
-``_emb_memo``. Page-specific keys belong to the pages, with a prefix.
+``_emb_memo``, ``_kept`` (see :func:`keep`). Page-specific keys belong to the pages, with a prefix.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ MODEL_SPEC_KEY = "model_spec"
 MODEL_DEVICE_KEY = "model_device"
 MODEL_ERROR_KEY = "model_error"
 EMB_MEMO_KEY = "_emb_memo"
+# Values of widgets made with keep(): survive reruns that do not draw them (page switches).
+KEPT_KEY = "_kept"
 # The model a new session starts with; MMEXPLORE_MODEL / MMEXPLORE_DEVICE override (e.g. a pretrained one).
 DEFAULT_SPEC = get_settings().default_model
 DEFAULT_DEVICE = get_settings().default_device
@@ -46,6 +48,74 @@ def init_state() -> None:
     st.session_state.setdefault(MODEL_SPEC_KEY, DEFAULT_SPEC)
     st.session_state.setdefault(MODEL_DEVICE_KEY, DEFAULT_DEVICE)
     st.session_state.setdefault(MODEL_ERROR_KEY, None)
+
+
+def keep(key: str, default: Any = None, *, valid: Any = None) -> str:
+    """Make the widget ``key`` keep its value across reruns and page switches; returns ``key``.
+
+    Call it right before creating the widget (``st.selectbox(..., key=widgets.keep("x", 0))``) and give
+    the widget no ``value``/``index``/``default`` argument: ``default`` is its starting value.
+
+    Why: Streamlit forgets a widget's value when a run does not draw it (another page, the other
+    branch of a toggle), and deleting a widget's key does not reach the browser, which then sends the
+    old value back on the next rerun (the Heatmaps page drew scene 4 with scene 1's caption). So the
+    value lives in a plain session-state dict (``_kept``) and is written back into the widget key
+    whenever Streamlit dropped it; changes go through :func:`set_kept` (a write, which reaches the
+    browser, never a delete).
+
+    Parameters
+    ----------
+    key : str
+        The widget key.
+    default : Any
+        The value when nothing is kept yet, or when the kept value is no longer valid.
+    valid : container or callable, optional
+        The allowed values (e.g. the options of a selectbox; for a list value every element must be
+        in it), or a predicate. A kept value that fails it (the data set changed) falls back to ``default``.
+    """
+    store = st.session_state.setdefault(KEPT_KEY, {})
+    live = key in st.session_state
+    value = st.session_state[key] if live else store.get(key, default)
+    if valid is not None and value is not None and not _is_valid(value, valid):
+        value, live = default, False
+    store[key] = value
+    # Written only when restoring or replacing: an unneeded write would also be sent to the browser and
+    # could overwrite what the user is typing into a text box while a long run finishes.
+    if not live and value is not None:
+        st.session_state[key] = value
+    return key
+
+
+def reset_when(key: str, context: Any, value: Any, *, unless: tuple = ()) -> None:
+    """Set the :func:`keep` widget ``key`` to ``value`` when ``context`` differs from the last run's.
+
+    E.g. ``reset_when("heat_caption", (data, image), first_caption)``: a newly picked image starts from
+    its own caption, while a rerun or a return to the page keeps what the user chose. Not applied on the
+    first run (the widget's default applies), nor while the current value is one of ``unless``
+    (e.g. "type your own").
+    """
+    store = st.session_state.setdefault(KEPT_KEY, {})
+    marker = ("context", key)
+    old = store.get(marker)
+    store[marker] = context
+    current = st.session_state[key] if key in st.session_state else store.get(key)
+    if old is not None and old != context and current not in unless:
+        set_kept(key, value)
+
+
+def set_kept(key: str, value: Any) -> None:
+    """Set the value a :func:`keep` widget shows on the next run (from a callback or before the widget)."""
+    st.session_state.setdefault(KEPT_KEY, {})[key] = value
+    st.session_state[key] = value
+
+
+def _is_valid(value: Any, valid: Any) -> bool:
+    if callable(valid):
+        return bool(valid(value))
+    allowed = list(valid)
+    if isinstance(value, list):
+        return all(v in allowed for v in value)
+    return value in allowed
 
 
 def current_dataset() -> Dataset:

@@ -202,6 +202,44 @@ def test_similarity_page_in_a_real_browser(page):
             pg.screenshot(path=str(target / f"{stem}.png"), full_page=True)
 
 
+def _selectbox_value(pg, label: str) -> str:
+    box = pg.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    return box.evaluate("e => Array.from(e.querySelectorAll('input')).map(i => i.value).join('') || e.textContent")
+
+
+def _pick(pg, label: str, option: str) -> None:
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    pg.get_by_role("option", name=option, exact=True).click()
+    _wait_idle(pg)
+
+
+def test_heatmaps_keeps_the_picked_images_caption_in_a_real_browser(page):
+    """Issue 20, item 1: scene 4 picked, then a phrase typed and the method switched: the browser still
+    shows (and sends back) scene 4's own caption, and the phrase stays, also after a page switch."""
+    from mmexplore.data.samples import shapes_samples
+
+    scene4 = shapes_samples(n=8).texts[3]
+    pg = page
+    _open(pg, "heatmaps")
+    _pick(pg, "Image", "scene 4")
+    assert scene4 in _selectbox_value(pg, "Caption")
+    phrase = pg.get_by_role("textbox", name="Phrase to map (optional)")
+    phrase.fill("triangle")
+    phrase.press("Enter")
+    _wait_idle(pg)
+    assert scene4 in _selectbox_value(pg, "Caption")
+    pg.get_by_text("gradient relevancy", exact=True).click()
+    _wait_idle(pg)
+    for _ in range(2):
+        assert scene4 in _selectbox_value(pg, "Caption")
+        assert pg.get_by_role("textbox", name="Phrase to map (optional)").input_value() == "triangle"
+        assert pg.get_by_text('phrase: "triangle"').count() >= 1
+        assert not pg.locator('[data-testid="stException"]').count()
+        _open(pg, "similarity")
+        _open(pg, "heatmaps")
+    assert "scene 4" in _selectbox_value(pg, "Image")
+
+
 def test_upload_in_a_real_browser_reports_bad_file_and_keeps_good_ones(page):
     import io
 

@@ -40,7 +40,7 @@ es = loaded.data
 x, y = es.paired_rows()
 n, d = x.shape
 
-reg = st.select_slider("Regulariser r (Σ + rI, on standardised features)", REGS, value=0.1, key="cca_reg")
+reg = st.select_slider("Regulariser r (Σ + rI, on standardised features)", REGS, key=widgets.keep("cca_reg", 0.1, valid=REGS))
 need = min_pairs_needed(x.shape[1], y.shape[1], reg)
 if n < need:
     extra = " with r = 0 (a larger r needs only 3)" if reg == 0 else ""
@@ -60,7 +60,8 @@ if n < 5 * d:
     st.warning(f"{n} pairs for {d} dimensions: with so few pairs the top correlations are close to 1 by chance. "
                "Raise r, or load more pairs.", icon="⚠️")
 
-top_k = st.slider("Canonical components used for retrieval (top k)", 1, k_all, min(k_all, 8), key="cca_top_k")
+top_k = st.slider("Canonical components used for retrieval (top k)", 1, k_all,
+                  key=widgets.keep("cca_top_k", min(k_all, 8), valid=range(1, k_all + 1)))
 left, right = st.columns([1.3, 1], gap="medium")
 with left:
     st.plotly_chart(correlation_bars(cca.correlations_, top_k), key="cca_bars", config={"displaylogo": False})

@@ -8,7 +8,6 @@ Session-state keys: ``heat_*``.
 from __future__ import annotations
 
 import io
-import zlib
 
 import numpy as np
 import streamlit as st
@@ -56,22 +55,10 @@ what the model was trained to align with images, and it binds colour, size and s
 """
 
 
-def _tag(text: str | None) -> str:
-    """A short stable key part for widgets whose defaults depend on the caption."""
-    return f"{zlib.crc32((text or '').encode('utf-8')):08x}"
-
-
 def _caption_choices(ds: Dataset, i: int) -> list[str]:
     paired = [t for j, t in enumerate(ds.texts) if ds.pairs.size and ds.pairs[i, j]]
     rest = [t for t in ds.texts if t not in paired]
     return [*paired, *rest, OWN]
-
-
-def _reset_caption() -> None:
-    """A newly picked image starts from its own caption (the first choice), not the previous image's."""
-    caption = st.session_state.get("heat_caption")
-    if caption is not None and caption != OWN:
-        del st.session_state["heat_caption"]
 
 
 def _default_phrase(ds: Dataset, i: int, text: str) -> str:
@@ -128,18 +115,23 @@ widgets.explain("What am I looking at? (methods and failure modes)", EXPLANATION
 ds = widgets.require_data(min_images=1, min_texts=0)
 encoder = widgets.current_encoder()
 
+data_key = ds.embedding_key()
 left, right = st.columns([1, 2])
 with left:
-    i = st.selectbox("Image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="heat_image",
-                     on_change=_reset_caption)
-    choice = st.selectbox("Caption", _caption_choices(ds, i), key="heat_caption")
+    i = st.selectbox("Image", range(ds.n_images), format_func=lambda k: ds.image_names[k],
+                     key=widgets.keep("heat_image", 0, valid=range(ds.n_images)))
+    choices = _caption_choices(ds, i)
+    # A newly picked image starts from its own caption; a rerun or a return to the page keeps the choice.
+    widgets.reset_when("heat_caption", (data_key, i), choices[0], unless=(OWN,))
+    choice = st.selectbox("Caption", choices, key=widgets.keep("heat_caption", choices[0], valid=choices))
     text = choice
     if choice == OWN:
-        text = st.text_input("Your caption", key="heat_own", placeholder="a red circle left of a blue square")
+        text = st.text_input("Your caption", key=widgets.keep("heat_own", ""), placeholder="a red circle left of a blue square")
+    default_phrase = _default_phrase(ds, i, text or "")
+    widgets.reset_when("heat_phrase", (data_key, i, text), default_phrase)
     phrase = st.text_input(
         "Phrase to map (optional)",
-        value=_default_phrase(ds, i, text or ""),
-        key=f"heat_phrase_{i}_{_tag(text)}",
+        key=widgets.keep("heat_phrase", default_phrase),
         help="Embedded on its own; e.g. 'small red circle'. Its map is shown large below.",
     )
 with right:
@@ -150,17 +142,20 @@ with right:
     if not usable:
         st.error("No heatmap method applies to this model: " + "; ".join(f"{m}: {why}" for m, why in unusable.items()))
         st.stop()
-    method = c1.radio("Method", usable, horizontal=True, key="heat_method", format_func=lambda m: get_method(m).label)
+    method = c1.radio("Method", usable, horizontal=True, key=widgets.keep("heat_method", usable[0], valid=usable),
+                      format_func=lambda m: get_method(m).label)
     if unusable:
         c1.caption("Not for this model: " + "; ".join(f"{get_method(m).label} ({why})" for m, why in unusable.items()))
-    cmap = c2.selectbox("Colour map", COLORMAPS, key="heat_cmap")
-    opacity = c1.slider("Opacity", 0.0, 1.0, 0.55, 0.05, key="heat_opacity")
-    smooth = c2.slider("Smoothing (patches)", 0.0, 2.0, 0.0, 0.25, key="heat_smooth")
+    cmap = c2.selectbox("Colour map", COLORMAPS, key=widgets.keep("heat_cmap", COLORMAPS[0], valid=COLORMAPS))
+    opacity = c1.slider("Opacity", 0.0, 1.0, step=0.05, key=widgets.keep("heat_opacity", 0.55))
+    smooth = c2.slider("Smoothing (patches)", 0.0, 2.0, step=0.25, key=widgets.keep("heat_smooth", 0.0))
     with st.expander("Method settings"):
-        word_features = st.radio("Word features", WORD_FEATURES, horizontal=True, key="heat_word_features",
+        word_features = st.radio("Word features", WORD_FEATURES, horizontal=True,
+                                 key=widgets.keep("heat_word_features", WORD_FEATURES[0], valid=WORD_FEATURES),
                                  help="context: the word's token state inside the caption; alone: the word embedded on its own")
         n_layers = len(encoder.model.visual.transformer.resblocks)
-        start_layer = st.slider("Relevancy: first layer", 0, n_layers - 1, 0, key="heat_start_layer")
+        start_layer = st.slider("Relevancy: first layer", 0, n_layers - 1,
+                                key=widgets.keep("heat_start_layer", 0, valid=range(n_layers)))
 
 if not (text or "").strip():
     st.info("Type a caption (or pick one above) to see its heatmaps.")
@@ -207,8 +202,10 @@ if res.phrases:
     c.markdown(msg)
 
 st.subheader(f"Per word ({res.method})")
-show = st.multiselect("Words shown", list(range(len(res.words))), default=list(range(len(res.words))),
-                      format_func=lambda k: f"{k}: {res.words[k]}", key=f"heat_words_{_tag(text)}")
+all_words = list(range(len(res.words)))
+widgets.reset_when("heat_words", tuple(res.words), all_words)
+show = st.multiselect("Words shown", all_words, format_func=lambda k: f"{k}: {res.words[k]}",
+                      key=widgets.keep("heat_words", all_words, valid=all_words))
 cols = st.columns(NCOLS)
 for n, k in enumerate(show):
     cols[n % NCOLS].image(overlay(image, res, k, size=(160, round(160 * image.size[1] / image.size[0])), **style),

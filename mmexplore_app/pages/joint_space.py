@@ -13,6 +13,7 @@ from mmexplore_app.joint_figures import gap_figure, joint_scatter, joint_scatter
 
 MAX_FIT = 5000  # UMAP / t-SNE are fitted on at most this many points (pairs kept together)
 ALL = 0  # "Points drawn at most" value meaning every point
+MAX_POINTS = [1000, 2000, 5000, 10_000, 20_000, ALL]
 
 
 @st.cache_resource
@@ -88,23 +89,25 @@ loaded = choose_embeddings("joint")
 es = loaded.data
 
 c1, c2, c3, c4 = st.columns([1.2, 0.8, 1, 1.4])
-method = c1.selectbox("Method", list_methods(), key="joint_method", format_func=str.upper,
+methods = list_methods()
+method = c1.selectbox("Method", methods, key=widgets.keep("joint_method", methods[0], valid=methods), format_func=str.upper,
                       help="\n\n".join(f"**{m}**: {get_method(m).description}" for m in list_methods()))
-dims = c2.radio("Dimensions", [2, 3], horizontal=True, key="joint_dims")
-center = c3.toggle("Centre each modality", key="joint_center", help="subtract each modality's mean: closes the gap")
-shift = c4.slider("Shift along the gap λ", -0.5, 1.0, 0.0, 0.05, key="joint_shift",
+dims = c2.radio("Dimensions", [2, 3], horizontal=True, key=widgets.keep("joint_dims", 2, valid=(2, 3)))
+center = c3.toggle("Centre each modality", key=widgets.keep("joint_center", False),
+                   help="subtract each modality's mean: closes the gap")
+shift = c4.slider("Shift along the gap λ", -0.5, 1.0, step=0.05, key=widgets.keep("joint_shift", 0.0),
                   help="images −λ·g, texts +λ·g, re-normalised; 0.5 closes the gap")
 total = len(es.image) + len(es.text)
 with st.expander("Display options", expanded=total > 20_000):
     d1, d2, d3 = st.columns(3)
     max_points = d1.select_slider(
-        "Points drawn at most", [1000, 2000, 5000, 10_000, 20_000, ALL], value=5000, key="joint_max_points",
+        "Points drawn at most", MAX_POINTS, key=widgets.keep("joint_max_points", 5000, valid=MAX_POINTS),
         format_func=lambda v: "every point" if v == ALL else f"{v:,}",
         help="every point: one WebGL layer per modality (tested at 1M); PCA projects them all, UMAP and t-SNE "
              f"only a {MAX_FIT:,}-point sample")
-    show_lines = d2.toggle("Lines between true pairs", value=True, key="joint_lines")
+    show_lines = d2.toggle("Lines between true pairs", key=widgets.keep("joint_lines", True))
     draw_all = max_points == ALL and dims == 2
-    density = d3.toggle("Density of all points underneath", value=total > max_points > 0, key="joint_density",
+    density = d3.toggle("Density of all points underneath", key=widgets.keep("joint_density", total > max_points > 0),
                         disabled=total <= max_points or dims == 3 or draw_all)
 
 try:
@@ -128,7 +131,7 @@ with right:
     delta = res.gap.gap - res.gap_raw.gap
     st.metric("Δ = ‖mean(images) − mean(texts)‖", f"{res.gap.gap:.3f}",
               delta=f"{delta:+.3f} vs as given" if (center or shift) else None, delta_color="inverse")
-    st.metric("mean cosine, true pairs", f"{res.gap.pair_cosine:.3f}")
+    st.metric("mean cosine, true pairs", f"{res.gap.pair_cosine:.3f}" if res.gap.n_pairs else "— (none marked)")
     st.metric("mean cosine, random pairs", f"{res.gap.random_cosine:.3f}")
     st.plotly_chart(gap_figure(res), key="joint_gap_fig", config={"displaylogo": False})
     st.caption(f"{res.gap.n_images:,} images · {res.gap.n_texts:,} texts · {res.gap.n_pairs:,} true pairs · "

@@ -67,12 +67,15 @@ encoder = widgets.current_encoder()
 
 left, right = st.columns([1, 2], gap="medium")
 with left:
-    i = st.selectbox("Image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="probe_image")
+    i = st.selectbox("Image", range(ds.n_images), format_func=lambda k: ds.image_names[k],
+                     key=widgets.keep("probe_image", 0, valid=range(ds.n_images)))
     st.image(ds.images[i], width=160)
 with right:
     paired = [t for t, p in zip(ds.texts, ds.pairs[i], strict=True) if p] if ds.n_texts else []
-    choice = st.selectbox("Caption (the true one)", [*paired, OWN], key="probe_caption")
-    caption = st.text_input("Your caption", key="probe_own").strip() if choice == OWN else choice
+    choices = [*paired, OWN]
+    widgets.reset_when("probe_caption", (ds.embedding_key(), i), choices[0], unless=(OWN,))
+    choice = st.selectbox("Caption (the true one)", choices, key=widgets.keep("probe_caption", choices[0], valid=choices))
+    caption = st.text_input("Your caption", key=widgets.keep("probe_own", "")).strip() if choice == OWN else choice
 
 if not caption:
     st.info("Type a caption that describes the image.")

@@ -76,17 +76,13 @@ def _card(result: dict) -> None:
     st.markdown(f"**Use case of this class:** {result['use_case']}")
 
 
-def _reset_text() -> None:
-    """A newly picked image starts from its own caption unless the user is typing their own text."""
-    if st.session_state.get("rel_text_choice") not in (None, OWN):
-        del st.session_state["rel_text_choice"]
-
-
 def _single(ds, encoder) -> None:
     left, right = st.columns([1, 2])
     with left:
-        source = st.radio("Image", ["from the data set", "upload"], horizontal=True, key="rel_image_source")
+        sources = ["from the data set", "upload"]
+        source = st.radio("Image", sources, horizontal=True, key=widgets.keep("rel_image_source", sources[0], valid=sources))
         image = None
+        image_key: object = None
         paired: list[str] = []
         if source == "upload":
             up = st.file_uploader("Image file", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="rel_upload")
@@ -98,9 +94,9 @@ def _single(ds, encoder) -> None:
                 except MMExploreError as exc:
                     widgets.show_error(exc)
         elif ds.n_images:
-            i = st.selectbox("Pick an image", range(ds.n_images), format_func=lambda k: ds.image_names[k], key="rel_image",
-                             on_change=_reset_text)
-            image = ds.images[i]
+            i = st.selectbox("Pick an image", range(ds.n_images), format_func=lambda k: ds.image_names[k],
+                             key=widgets.keep("rel_image", 0, valid=range(ds.n_images)))
+            image, image_key = ds.images[i], i
             paired = [t for t, p in zip(ds.texts, ds.pairs[i], strict=True) if p] if ds.pairs.size else []
         else:
             st.info("The data set has no images: load a sample set in the sidebar or upload one.")
@@ -108,10 +104,13 @@ def _single(ds, encoder) -> None:
             st.image(image, width=192)
     with right:
         # The picked image's own captions first, so a new image starts from its true caption.
-        choice = st.selectbox("Text", [*paired, *(t for t in ds.texts if t not in paired), OWN], key="rel_text_choice")
+        choices = [*paired, *(t for t in ds.texts if t not in paired), OWN]
+        # A newly picked image starts from its own caption; reruns and returns to the page keep the choice.
+        widgets.reset_when("rel_text_choice", (ds.embedding_key(), source, image_key), choices[0], unless=(OWN,))
+        choice = st.selectbox("Text", choices, key=widgets.keep("rel_text_choice", choices[0], valid=choices))
         text = choice
         if choice == OWN:
-            text = st.text_area("Your text (a caption or a passage)", key="rel_own",
+            text = st.text_area("Your text (a caption or a passage)", key=widgets.keep("rel_own", ""),
                                 placeholder="a blue circle left of a red square")
     if image is None:
         st.stop()
@@ -189,7 +188,8 @@ st.caption("How do an image and a text relate? CMI, SC and STAT, and the eight c
 widgets.explain("What am I looking at? (the taxonomy and how it is estimated)", EXPLANATION)
 ds = widgets.current_dataset()
 encoder = widgets.current_encoder()
-mode = st.radio("Label", ["one pair", "many pairs"], horizontal=True, key="rel_mode")
+MODES = ["one pair", "many pairs"]
+mode = st.radio("Label", MODES, horizontal=True, key=widgets.keep("rel_mode", MODES[0], valid=MODES))
 if mode == "one pair":
     _single(ds, encoder)
 else:

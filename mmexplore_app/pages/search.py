@@ -70,7 +70,7 @@ def _use_image(path: str) -> None:
 
 
 def _use_text(text: str) -> None:
-    st.session_state["search_text"] = text
+    widgets.set_kept("search_text", text)
     st.session_state["search_query"] = {"kind": "text", "text": text}
 
 
@@ -86,7 +86,7 @@ def _uploaded() -> None:
 st.title("Search")
 encoder = widgets.current_encoder()
 ds = widgets.current_dataset()
-source = st.radio("Search in", OFFERED, horizontal=True, key="search_source")
+source = st.radio("Search in", OFFERED, horizontal=True, key=widgets.keep("search_source", OFFERED[0], valid=OFFERED))
 
 index = None
 try:
@@ -97,8 +97,8 @@ try:
             st.stop()
         index = _dataset_index(encoder, ds)
     elif source == SOURCES[1]:
-        folder = widgets.server_path_input("Folder of images (on the machine running the app)", key="search_folder",
-                                           folders=True)
+        folder = widgets.server_path_input("Folder of images (on the machine running the app)",
+                                           key=widgets.keep("search_folder", ""), folders=True)
         if folder:
             from mmexplore.retrieval import build_index
 
@@ -117,7 +117,8 @@ try:
 
             index = SearchIndex.load(st.session_state["search_index_dir"])
     elif source == SOURCES[3]:
-        path = st.text_input("Embeddings folder (made by `mmexplore embed SOURCE --out DIR`)", key="search_emb_path").strip()
+        path = st.text_input("Embeddings folder (made by `mmexplore embed SOURCE --out DIR`)",
+                             key=widgets.keep("search_emb_path", "")).strip()
         if path:
             from mmexplore.embeddings.shards import read_manifest
             from mmexplore.retrieval import SearchIndex
@@ -133,8 +134,8 @@ try:
             index = SearchIndex.load(out)
             index.check_model(encoder.model_id, "the model chosen in the sidebar")
     else:
-        path = widgets.server_path_input("Index folder (made by `mmexplore index build`)", key="search_index_path",
-                                         folders=True)
+        path = widgets.server_path_input("Index folder (made by `mmexplore index build`)",
+                                         key=widgets.keep("search_index_path", ""), folders=True)
         if path:
             from mmexplore.retrieval import SearchIndex
 
@@ -154,15 +155,20 @@ st.caption(" · ".join(
 
 left, right = st.columns([2, 1])
 with left:
-    st.text_input("Query text", key="search_text", on_change=_typed, placeholder="e.g. a red circle above a blue square")
+    st.text_input("Query text", key=widgets.keep("search_text", ""), on_change=_typed,
+                  placeholder="e.g. a red circle above a blue square")
 with right:
     st.file_uploader("…or drop an image", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"], key="search_upload",
                      on_change=_uploaded)
 targets = [k for k in ("image", "text") if k in index.indexes]
 c1, c2 = st.columns(2)
-target = c1.radio("Return", targets, horizontal=True, key="search_target", format_func=lambda k: f"{k}s")
+target = c1.radio("Return", targets, horizontal=True, key=widgets.keep("search_target", targets[0], valid=targets),
+                  format_func=lambda k: f"{k}s")
 n_target = index.size(target)
-k = c2.slider("Results", 1, min(48, n_target), min(8, n_target), key="search_k") if n_target > 1 else 1
+k_max = min(48, n_target)
+k = 1
+if n_target > 1:
+    k = c2.slider("Results", 1, k_max, key=widgets.keep("search_k", min(8, n_target), valid=range(1, k_max + 1)))
 
 query = st.session_state.get("search_query")
 if query is None and st.session_state.get("search_text"):

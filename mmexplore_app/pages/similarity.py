@@ -56,7 +56,7 @@ except Exception as exc:  # one message, never a traceback
     widgets.show_error(exc)
     st.stop()
 
-view = st.radio("Show", list(VIEWS), horizontal=True, key="sim_view")
+view = st.radio("Show", list(VIEWS), horizontal=True, key=widgets.keep("sim_view", next(iter(VIEWS)), valid=list(VIEWS)))
 attr, label, scale, fixed = VIEWS[view]
 values = getattr(report, attr)
 
