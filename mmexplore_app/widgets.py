@@ -79,9 +79,12 @@ def keep(key: str, default: Any = None, *, valid: Any = None) -> str:
     if valid is not None and value is not None and not _is_valid(value, valid):
         value, live = default, False
     store[key] = value
-    # Written only when restoring or replacing: an unneeded write would also be sent to the browser and
-    # could overwrite what the user is typing into a text box while a long run finishes.
-    if not live and value is not None:
+    # Written on every run: a widget whose range or options changed is a new widget to Streamlit, which
+    # would start it from its default although the key still holds the old value. Free text (a str
+    # with no ``valid``) is the exception, written only when restoring: a write is also sent to the
+    # browser and could overwrite what the user is typing while a long run finishes.
+    free_text = isinstance(value, str) and valid is None
+    if value is not None and not (live and free_text):
         st.session_state[key] = value
     return key
 

@@ -168,6 +168,7 @@ n_target = index.size(target)
 k_max = min(48, n_target)
 k = 1
 if n_target > 1:
+    widgets.reset_when("search_k", (source, target, n_target), min(8, n_target))  # another index: its default
     k = c2.slider("Results", 1, k_max, key=widgets.keep("search_k", min(8, n_target), valid=range(1, k_max + 1)))
 
 query = st.session_state.get("search_query")
