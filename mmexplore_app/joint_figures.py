@@ -166,6 +166,28 @@ def correlation_bars(correlations: np.ndarray, top_k: int | None = None) -> Any:
     return fig
 
 
+def recall_figure(ks: Sequence[int], i2t: Sequence[float], t2i: Sequence[float], raw: float, top_k: int | None = None) -> Any:
+    """R@1 against the number of canonical components, both directions, raw cosine as a dashed line.
+
+    The y range runs to 1.05 so that a line at R@1 = 1.0 is drawn whole, not cut by the frame.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(ks), y=list(i2t), mode="lines+markers", name="CCA image → text",
+                             hovertemplate="k = %{x}<br>R@1 %{y:.3f}<extra>image → text</extra>"))
+    fig.add_trace(go.Scatter(x=list(ks), y=list(t2i), mode="lines+markers", name="CCA text → image",
+                             line={"dash": "dot"}, hovertemplate="k = %{x}<br>R@1 %{y:.3f}<extra>text → image</extra>"))
+    fig.add_hline(y=raw, line_dash="dash", line_color="#7f7f7f", annotation_text=f"raw cosine {raw:.3f}",
+                  annotation_position="bottom right")
+    if top_k is not None:
+        fig.add_vline(x=top_k, line_color="#c7c7c7")
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"range": [0, 1.05], "title": "R@1"},
+                      xaxis={"type": "log", "title": "components k", "tickvals": list(ks)},
+                      legend={"orientation": "h", "y": -0.35})
+    return fig
+
+
 def canonical_scatter(tx: np.ndarray, ty: np.ndarray, image_labels: Sequence[str], text_labels: Sequence[str],
                       *, max_pairs: int = 2000, seed: int = 0) -> tuple[Any, int]:
     """Pairs on the first two canonical directions: image and text variates joined by a line."""

@@ -74,7 +74,7 @@ def test_joint_page_upload_source_asks_for_file(joint_page):
 def test_cca_page():
     at = open_page("mmexplore_app/pages/cca.py", model=MODEL)
     assert not at.exception
-    assert len(plotly_charts(at)) == 2  # correlation bars and canonical scatter
+    assert len(plotly_charts(at)) == 3  # correlation bars, canonical scatter, R@1 against k
     assert "CCA space" in " ".join(m.label for m in at.metric)
     at.slider(key="cca_top_k").set_value(2).run()
     assert not at.exception
@@ -145,3 +145,20 @@ def test_joint_and_cca_pages_read_an_embeddings_folder_and_draw_every_point(tmp_
     cca.text_input(key="cca_embdir").input(str(tmp_path / "emb")).run()
     assert not cca.exception
     assert any("300 images" in c.value for c in cca.caption)
+
+
+def test_cca_page_ranks_a_stated_sample_of_queries_and_draws_recall_up_to_one(tmp_path):
+    """Issue 20, items 6 and 9: a large held-out set is ranked for a stated random sample of queries
+    (every held-out caption a candidate), with progress; the R@1 chart's axis goes past 1.0."""
+    _embeddings_folder(tmp_path / "emb", n=8000)
+    at = open_page("pages/cca.py", model=MODEL)
+    at.radio(key="cca_source").set_value("Embeddings folder (mmexplore embed)").run()
+    at.text_input(key="cca_embdir").input(str(tmp_path / "emb")).run()
+    assert not at.exception
+    assert any("random sample of 2,000 queries" in c.value and "against all 2,400" in c.value for c in at.caption)
+    recall = next(figure_spec(at, k) for k in range(len(plotly_charts(at)))
+                  if figure_spec(at, k)["layout"].get("yaxis", {}).get("title", {}).get("text") == "R@1")
+    assert recall["layout"]["yaxis"]["range"][1] > 1.0
+    at.slider(key="cca_top_k").set_value(3).run()  # a k off the ladder: computed alone
+    assert not at.exception
+    assert any(m.label == "CCA space, top 3 components" for m in at.metric)

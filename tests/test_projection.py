@@ -294,3 +294,31 @@ def test_cli_bad_input_exits_2(capsys, npz_file, tmp_path, argv, message):
     code, out = run_cli(capsys, *argv)
     assert code == 2
     assert message in out.err and out.err.count("\n") == 1 and "Traceback" not in out.err
+
+
+def test_paired_recall_at_1_matches_the_full_ranking_with_ties():
+    from mmexplore.metrics.similarity import cosine_matrix, paired_recall_at_1, recall_at_k
+
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((257, 6)).astype(np.float32)
+    b = a + 1.5 * rng.standard_normal((257, 6)).astype(np.float32)
+    b[10] = b[3]  # a tie: the earlier row wins, as in the stable sort
+    b[40] = b[41]
+    full = recall_at_k(cosine_matrix(a, b), np.eye(257, dtype=bool), 1)
+    assert paired_recall_at_1(a, b, block=50) == pytest.approx(full)
+    rows = np.array([3, 10, 40, 41, 100])
+    sub = recall_at_k(cosine_matrix(a[rows], b), np.eye(257, dtype=bool)[rows], 1)
+    assert paired_recall_at_1(a, b, rows, block=2) == pytest.approx(sub)
+
+
+def test_cca_retrieval_samples_queries_and_reports_progress():
+    rng = np.random.default_rng(5)
+    img = rng.standard_normal((4000, 12)).astype(np.float32)
+    txt = img @ rng.standard_normal((12, 12)).astype(np.float32) + 0.8 * rng.standard_normal((4000, 12)).astype(np.float32)
+    calls = []
+    res = cca_retrieval(img, txt, reg=0.01, max_queries=300, progress=lambda d, t: calls.append((d, t)))
+    full = cca_retrieval(img, txt, reg=0.01, max_queries=None)
+    assert res.n_eval == full.n_eval == 1200 and res.n_queries == 300 and full.n_queries == 1200
+    assert calls[-1] == (2 * (len(res.ks) + 1),) * 2 and len(calls) == calls[-1][1]
+    # The sample estimates the full figure within a few standard errors (0.5 / sqrt(300) ≈ 0.03).
+    assert abs(res.recall_cca[-1] - full.recall_cca[-1]) < 0.1

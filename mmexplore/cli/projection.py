@@ -88,7 +88,7 @@ def cmd_cca(args: argparse.Namespace) -> dict[str, Any]:
     }
     if not args.no_retrieval and len(np.unique(es.pairs[:, 0])) == len(es.pairs) == len(np.unique(es.pairs[:, 1])):
         # Retrieval needs one-to-one pairs (each row its own image and its own text).
-        out["retrieval"] = cca_retrieval(x, y, reg=args.reg, seed=args.seed).to_dict()
+        out["retrieval"] = cca_retrieval(x, y, reg=args.reg, seed=args.seed, max_queries=args.max_queries or None).to_dict()
     return out
 
 
@@ -101,6 +101,7 @@ def _inputs(p: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Any, evals: Any) -> None:
+    from mmexplore.projection.cca import MAX_QUERIES
     from mmexplore.projection.methods import list_methods
 
     p = command(commands, "project", cmd_project, "2-D/3-D map of images and texts together, with the modality gap")
@@ -117,3 +118,6 @@ def register(commands: Any, evals: Any) -> None:
     _inputs(p)
     p.add_argument("--reg", type=float, default=0.1, help="ridge r in Σ + rI on standardised features (default 0.1)")
     p.add_argument("--no-retrieval", action="store_true", help="skip the CCA-space vs raw-cosine retrieval comparison")
+    p.add_argument("--max-queries", type=int, default=MAX_QUERIES,
+                   help=f"held-out R@1 averages over at most this many queries, each ranked against every held-out pair "
+                        f"(default {MAX_QUERIES}; 0: all)")

@@ -120,6 +120,41 @@ def recall_at_k(scores: np.ndarray, pairs: np.ndarray, k: int) -> float:
     return float(hit.mean())
 
 
+def paired_recall_at_1(queries: np.ndarray, gallery: np.ndarray, rows: Any = None, *, block: int = 1024) -> float:
+    """R@1 of row-paired embeddings: query row r's true match is gallery row r; cosine, blockwise.
+
+    Equals ``recall_at_k(cosine_matrix(queries[rows], gallery), eye, 1)`` (ties go to the earlier
+    gallery row, as the stable sort there) without the full score matrix or its sort: each block of
+    queries costs one (b, d) × (d, n) product and two comparisons, so memory is O(block · n) and time
+    O(len(rows) · n · d).
+
+    Parameters
+    ----------
+    queries, gallery : ndarray of shape (n, d)
+        Row r of one goes with row r of the other; normalised here.
+    rows : array of int, optional
+        The query rows evaluated (all n when None), e.g. a random sample.
+    block : int
+        Queries per matrix product.
+
+    Returns
+    -------
+    float
+        Share of the evaluated queries whose own gallery row ranks first; NaN for no rows.
+    """
+    q = l2_normalize(queries)
+    g = l2_normalize(gallery)
+    rows = np.arange(len(q)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return float("nan")
+    hits = 0
+    for start in range(0, len(rows), block):
+        r = rows[start:start + block]
+        # argmax returns the first of equal maxima: the same tie rule as the stable sort.
+        hits += int((np.argmax(q[r] @ g.T, axis=1) == r).sum())
+    return hits / len(rows)
+
+
 @dataclass
 class SimilarityReport:
     """Everything the similarity page and ``mmexplore similarity`` show, as plain arrays.
