@@ -149,6 +149,7 @@ def add_pairs_file(ds: Dataset, name: str, data: bytes, *, max_texts: int = MAX_
     # Only captions of rows whose image is loaded are added: re-reading the file after uploading
     # the missing images then marks the rest.
     captions = list(dict.fromkeys(r["text"] for r in matched if len(r["text"]) <= MAX_CAPTION_CHARS))
+    too_long = [k for k, r in enumerate(table.rows, 1) if len(r["text"]) > MAX_CAPTION_CHARS]
     step = add_captions(ds, captions, max_texts=max_texts)
     out = step.dataset
     col = {t: j for j, t in enumerate(out.texts)}
@@ -161,11 +162,16 @@ def add_pairs_file(ds: Dataset, name: str, data: bytes, *, max_texts: int = MAX_
             out.pairs[i, j] = True
             marked += 1
     errors = list(step.errors)
+    if too_long:
+        rows = ", ".join(map(str, too_long[:5])) + (f" and {len(too_long) - 5} more" if len(too_long) > 5 else "")
+        errors.append(f"{name}: {len(too_long)} row(s) dropped, caption over the {MAX_CAPTION_CHARS}-character "
+                      f"limit (row {rows})")
     if missing:
         uniq = list(dict.fromkeys(missing))
         shown = ", ".join(uniq[:5]) + (f" and {len(uniq) - 5} more" if len(uniq) > 5 else "")
         errors.append(f"{name}: {len(missing)} row(s) name images that are not loaded ({shown}); upload those images first")
-    notes = [f"{name}: {len(table.rows)} rows, {step.added} new captions, {marked} pairs marked"]
+    notes = [f"{name}: {len(table.rows)} rows, {step.added} new captions, {marked} pairs marked"
+             + (f", {len(too_long)} dropped" if too_long else "")]
     out.source = _with_source(ds, "pairs file")
     return Outcome(out, marked, errors, notes)
 

@@ -35,8 +35,7 @@ class LoadedEmbeddings:
 
 def _shared(prefix: str) -> LoadedEmbeddings:
     ds = widgets.require_data(min_images=1, min_texts=1)
-    if widgets.is_bundled() and all(s is None for s in ds.scenes):
-        st.warning("The bundled model knows only the shapes world: on other images its map means little.", icon="⚠️")
+    widgets.world_warning(ds)
     img, txt = widgets.dataset_embeddings(ds)
     ii, tt = np.nonzero(ds.pairs)
     if len(ii) == 0:

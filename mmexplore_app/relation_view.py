@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmexplore.relation.api import CANNOT_TELL
 from mmexplore.relation.taxonomy import CLASSES, TABLE
 
 SC_NAMES = {1: "agree", 0: "unrelated", -1: "contradict"}
@@ -30,8 +31,10 @@ def counts_figure(labels: list[str]):
     """Bar chart: how many pairs got each class."""
     import plotly.graph_objects as go
 
-    counts = [labels.count(c) for c in CLASSES]
-    fig = go.Figure(go.Bar(x=list(CLASSES), y=counts, text=counts, textposition="outside", marker_color="#1f77b4"))
+    names = [*CLASSES, CANNOT_TELL]
+    counts = [labels.count(c) for c in names]
+    fig = go.Figure(go.Bar(x=names, y=counts, text=counts, textposition="outside",
+                           marker_color=["#1f77b4"] * len(CLASSES) + ["#9aa5b1"]))
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, yaxis={"title": "pairs"}, title="Pairs per class")
     return fig
 
@@ -83,6 +86,8 @@ def results_frame(results: list[dict[str, Any]], names: list[str]):
 
     return pd.DataFrame([{
         "image": n, "text": r["text"], "label": r["label"], "CMI": r["cmi"], "SC": r["sc"], "STAT": r["stat"],
-        "p(label)": round(r["probabilities"][r["label"]], 3),
+        "p(label)": round(r["probabilities"][r["label"]], 3) if r["label"] in r["probabilities"] else None,
+        "words unread": f"{r['readability']['unknown_share']:.0%}",
+        "why cannot tell": "; ".join(r["cannot_tell"]),
         "contradictions": "; ".join(c["detail"] for c in r["evidence"]["contradictions"]),
     } for r, n in zip(results, names, strict=True)])

@@ -350,6 +350,93 @@ def show_error(exc_or_msg: BaseException | str) -> None:
     st.error(error_message(exc_or_msg), icon=":material/error:")
 
 
+def out_of_world(dataset: Dataset | None = None) -> list[int]:
+    """Images of the data set the current shapes-world model does not read (empty for other models).
+
+    Decided from what the model reads (:func:`mmexplore.relation.world.world_reading`), not from where
+    an image came from: a hand-drawn red circle is in the world, a photograph is not. Memoised per
+    model and content.
+    """
+    ds = dataset if dataset is not None else current_dataset()
+    if not is_bundled() or not ds.images:
+        return []
+    from mmexplore.relation.world import IN_WORLD_SHARE, world_reading
+
+    encoder = current_encoder()
+    key = (encoder.model_id, ds.embedding_key())
+    memo = st.session_state.setdefault("_world_memo", {})
+    if key not in memo:
+        try:
+            with st.spinner("Checking which images the model can read…"):
+                shares = world_reading(encoder, ds.images, model_spec=active_model_choice()[0])
+        except MMExploreError:  # no calibration for this model: no claim either way
+            return []
+        memo.clear()
+        memo[key] = [i for i, s in enumerate(shares) if s <= IN_WORLD_SHARE]
+    return memo[key]
+
+
+def world_warning(dataset: Dataset | None = None) -> None:
+    """Warn when the shapes-world model reads no known object in some of the data set's images."""
+    ds = dataset if dataset is not None else current_dataset()
+    out = out_of_world(ds)
+    if not out:
+        return
+    names = ", ".join(plain(ds.image_names[i]) for i in out[:4]) + (" …" if len(out) > 4 else "")
+    st.warning(f"The model reads no shapes-world object in {len(out)} of {ds.n_images} images ({names}): it knows "
+               "only the shapes world, so their numbers mean little. Load a pretrained model in the sidebar for photos.",
+               icon=":material/warning:")
+
+
+def captions_notes(dataset: Dataset | None = None) -> None:
+    """Report the share of caption words the current model cannot read; warn about captions it cannot read."""
+    from mmexplore.models.readability import read_text as read
+
+    ds = dataset if dataset is not None else current_dataset()
+    encoder = current_encoder()
+    key = (encoder.model_id, ds.embedding_key())
+    memo = st.session_state.setdefault("_read_memo", {})
+    if key not in memo:
+        memo.clear()
+        memo[key] = [read(encoder, t) for t in ds.texts]
+    reads = memo[key]
+    n_words = sum(len(r.words) for r in reads)
+    share = sum(len(r.unknown) for r in reads) / n_words if n_words else 0.0
+    bad = [k for k, r in enumerate(reads) if r.unreadable]
+    if bad:
+        shown = " · ".join(f"“{plain(ds.texts[k][:40])}”" for k in bad[:3]) + (" …" if len(bad) > 3 else "")
+        st.warning(f"The model cannot read {len(bad)} of {ds.n_texts} captions (half or more of their words are "
+                   f"unknown to it): {shown}. Their scores mean little.", icon=":material/translate:")
+    negated = sum(bool(r.negations) for r in reads)
+    st.caption(f"Caption words the model cannot read: {share:.0%}"
+               + (f" · {negated} caption(s) negate ('not', 'no', …), which contrastive models largely ignore"
+                  if negated else ""))
+
+
+def read_text(text: str) -> dict[str, Any]:
+    """What the current model reads of ``text``: :meth:`mmexplore.models.readability.Readability.to_dict`."""
+    from mmexplore.models.readability import read_text as read
+
+    return read(current_encoder(), text).to_dict()
+
+
+def readability_notes(read: dict[str, Any], *, what: str = "text") -> None:
+    """Report the share of ``what``'s words the model cannot read; warn when high, note negation and truncation.
+
+    ``read`` is a :meth:`~mmexplore.models.readability.Readability.to_dict` (e.g. a relation result's).
+    """
+    share = read["unknown_share"]
+    notes = list(read.get("notes", []))
+    if read["unreadable"]:
+        st.warning(f"The model cannot read this {what}. " + " ".join(notes), icon=":material/translate:")
+    elif notes:
+        st.info(" ".join(notes), icon=":material/info:")
+    else:
+        st.caption(f"The model reads every word of the {what} (0% unknown).")
+    if share and not read["unreadable"]:
+        st.caption(f"Words the model cannot read: {share:.0%}.")
+
+
 def download_csv(df: Any, name: str, *, label: str = "Download CSV", key: str | None = None) -> None:
     """A download button for a pandas DataFrame as CSV (``name`` without or with ``.csv``)."""
     file_name = name if name.endswith(".csv") else f"{name}.csv"

@@ -120,3 +120,14 @@ def test_embedding_key_hashes_each_image_once_and_stays_exact(monkeypatch):
     # Different pixels give a different key.
     other = Dataset([Image.new("RGB", (8, 8), "black"), *ds.images[1:]], list(ds.image_names), list(ds.texts))
     assert other.embedding_key() != ds.embedding_key()
+
+
+def test_a_pairs_row_with_an_over_long_caption_is_reported_as_dropped():
+    """Issue 20, item 4: the row used to vanish behind "2 rows, 1 new captions"."""
+    long = "a red circle " * 1600  # ~20,000 characters
+    data = f"image,text\na.png,a new caption\nb.png,{long}\n".encode()
+    out = di.add_pairs_file(_ds(), "pairs.csv", data)
+    assert out.dataset.texts[-1] == "a new caption" and long.strip() not in out.dataset.texts
+    assert any("1 row(s) dropped" in e and f"{di.MAX_CAPTION_CHARS}-character limit" in e and "row 2" in e
+               for e in out.errors)
+    assert "1 dropped" in out.notes[0]

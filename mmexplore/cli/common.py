@@ -77,8 +77,30 @@ def _human(result: dict[str, Any], indent: int = 0) -> str:
     return "\n".join(lines)
 
 
+def readability_fields(encoder: Any, texts: list[str]) -> dict[str, Any]:
+    """What the model reads of ``texts``: ``unknown_word_share`` over all their words, ``readability``
+    per text (:meth:`~mmexplore.models.readability.Readability.to_dict`) and ``warnings`` for texts it
+    cannot read, negations and truncation (printed on stderr by :func:`emit`)."""
+    from mmexplore.models.readability import read_text
+
+    reads = [read_text(encoder, t) for t in texts]
+    n_words = sum(len(r.words) for r in reads)
+    warnings = []
+    for t, r in zip(texts, reads, strict=True):
+        notes = r.notes()
+        if notes and (r.unreadable or r.negations or r.truncated):
+            warnings.append(f"'{t[:60]}': " + " ".join(notes))
+    return {"unknown_word_share": sum(len(r.unknown) for r in reads) / n_words if n_words else 1.0,
+            "readability": [r.to_dict() for r in reads], "warnings": warnings}
+
+
 def emit(result: dict[str, Any], as_json: bool) -> None:
-    """Print a command's result: JSON (the contract) or an indented summary."""
+    """Print a command's result: JSON (the contract) or an indented summary.
+
+    A result's ``warnings`` (e.g. text the model cannot read) also go to stderr, one line each.
+    """
+    for w in (result.get("warnings") or []) if isinstance(result, dict) else []:
+        print(f"mmexplore: warning: {w}", file=sys.stderr)
     clean = to_jsonable(result)
     if as_json:
         print(json.dumps(clean))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mmexplore.cli.common import add_common_args, command, load_encoder
+from mmexplore.cli.common import add_common_args, command, load_encoder, readability_fields
 from mmexplore.errors import InputError
 
 
@@ -45,7 +45,8 @@ def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
     images = [load_image(p) for p in image_paths]
     encoder = load_encoder(args)
     report = compute_similarity(encoder, images, texts, pairs)
-    return {"images": image_paths, "texts": texts, "model": encoder.info.to_dict(), **report.to_dict()}
+    return {"images": image_paths, "texts": texts, "model": encoder.info.to_dict(), **report.to_dict(),
+            **readability_fields(encoder, texts)}
 
 
 def cmd_samples(args: argparse.Namespace) -> dict[str, Any]:

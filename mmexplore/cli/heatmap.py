@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import add_common_args, command, load_encoder
+from mmexplore.cli.common import add_common_args, command, load_encoder, readability_fields
 from mmexplore.errors import InputError
 from mmexplore.heatmaps.pointing import EVAL_SEED_OFFSET
 
@@ -61,8 +61,13 @@ def cmd_heatmap(args: argparse.Namespace) -> dict[str, Any]:
     files = _write_pair_files(Path(args.out), _safe(Path(args.image).stem), image, result, args) if args.out else []
     d = result.to_dict()
     out = {"words": d["words"], "maps": d["maps"], "files": files, **{k: v for k, v in d.items() if k not in {"words", "maps"}}}
+    read = readability_fields(encoder, [args.text, *([args.phrase] if args.phrase else [])])
+    out["unknown_word_share"] = read["readability"][0]["unknown_share"]
+    out["warnings"] = read["warnings"]
     if args.phrase:
         out["peak"] = list(result.peak(args.phrase))
+        # A peak exists for any string; for a phrase the model cannot read it locates nothing.
+        out["phrase_readable"] = not read["readability"][1]["unreadable"]
     return out
 
 

@@ -52,9 +52,13 @@ def cmd_relation(args: argparse.Namespace) -> dict[str, Any]:
     res = relate(encoder, [image], [args.text], calibration=_calibration(args))[0]
     d = res.to_dict()
     d["image"] = args.image
+    head = (f"{res.label}  (the classifier alone: {res.model_label}, p={res.probabilities[res.model_label]:.2f})"
+            if res.label != res.model_label else
+            f"{res.label}  (CMI={res.cmi}, SC={res.sc}, STAT={res.stat}, p={res.probabilities[res.label]:.2f})")
     d["_text"] = (
-        f"{res.label}  (CMI={res.cmi}, SC={res.sc}, STAT={res.stat}, p={res.probabilities[res.label]:.2f})\n"
-        f"{res.explanation}\nuse case: {res.use_case}"
+        f"{head}\n{res.explanation}\nuse case: {res.use_case or '-'}"
+        f"\nwords the model cannot read: {res.extra['readability']['unknown_share']:.0%}"
+        + "".join(f"\nnote: {n}" for n in res.extra["readability"]["notes"])
         + ("\nwarning: the calibration was fitted for other weights; run `mmexplore relation calibrate`"
            if res.extra["calibration"]["stale"] else "")
     )

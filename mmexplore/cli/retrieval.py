@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import add_common_args, command, load_encoder
+from mmexplore.cli.common import add_common_args, command, load_encoder, readability_fields
 from mmexplore.errors import InputError, ModelLoadError
 
 # The hard-negative model and its plain-CLIP twin: NegCLIP's effect on the same scenes.
@@ -68,13 +68,14 @@ def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
         query = {"image": args.image}
     else:
         results = index.search_text(encoder, text, args.target, args.k)
-        query = {"text": text}
+        read = readability_fields(encoder, [text])
+        query = {"text": text, "unknown_word_share": read["unknown_word_share"], **read["readability"][0]}
     has_captions = any(r["caption"] for r in results)
     rows = [{"path": r["path"], "score": r["score"], **({"caption": r["caption"]} if has_captions else {})}
             for r in results]
     lines = [f"{r['score']:.4f}  {r['path']}" + (f"  {r['caption']}" if r.get("caption") else "") for r in rows]
     return {"query": query, "target": results[0]["kind"] if results else args.target, "results": rows,
-            "_text": "\n".join(lines) or "no results"}
+            "warnings": read["warnings"] if args.image is None else [], "_text": "\n".join(lines) or "no results"}
 
 
 def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
@@ -88,7 +89,10 @@ def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
     res = score_probes(encoder, encoder.encode_images([image]), [args.text], seed=args.seed)[0]
     lines = [f"{'caption':15s} {res.score:.4f}        {res.caption}"]
     lines += [f"{r.kind:15s} {r.score:.4f}  {'pass' if r.passed else 'FAIL'}  {r.text}" for r in res.rows]
-    return {"image": args.image, **res.to_dict(), "_text": "\n".join(lines)}
+    read = readability_fields(encoder, [args.text])
+    lines.append(f"words the model cannot read: {read['unknown_word_share']:.0%}")
+    return {"image": args.image, **res.to_dict(), "unknown_word_share": read["unknown_word_share"],
+            "warnings": read["warnings"], "_text": "\n".join(lines)}
 
 
 def _table(results: dict[str, Any]) -> str:

@@ -7,15 +7,24 @@ from typing import Any
 
 import numpy as np
 
+from mmexplore.models.readability import Readability, read_text
 from mmexplore.relation.calibration import Calibration, load_calibration, pair_features
 from mmexplore.relation.estimators import CMIEstimator, SCEstimator, STATEstimator
 from mmexplore.relation.grounding import Grounding
 from mmexplore.relation.taxonomy import CLASSES, COMPONENTS, USE_CASES
 
+# The label given instead of a class when the evidence cannot carry one (see cannot_tell_reasons).
+CANNOT_TELL = "cannot tell"
+
 
 @dataclass
 class RelationResult:
-    """The label of one pair (DESIGN §7/§8 fields) and how it was reached."""
+    """The label of one pair (DESIGN §7/§8 fields) and how it was reached.
+
+    ``label`` is one of the eight classes, or :data:`CANNOT_TELL` when the model cannot read the text
+    or finds nothing it knows in the image (``extra["cannot_tell"]`` lists why); ``model_label`` is
+    always the classifier's most probable class, and ``cmi``/``sc``/``stat`` are its components.
+    """
 
     label: str
     cmi: int
@@ -28,6 +37,7 @@ class RelationResult:
     use_case: str = ""
     text: str = ""
     image: str = ""
+    model_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +84,29 @@ def explain(g: Grounding, label: str) -> str:
     return f"{text[:1].upper()}{text[1:]} → {label}."
 
 
+def cannot_tell_reasons(read: Readability, g: Grounding) -> list[str]:
+    """Why a pair gets :data:`CANNOT_TELL` instead of a class (empty: the class stands).
+
+    The estimator's features come from the words the model reads and the objects it finds: with most
+    words unknown, a negation (which neither the model nor the chunker reads) or no object found,
+    they describe a different pair than the one shown, and a confident class would be invented.
+    """
+    reasons = []
+    # A pointer with no concept ("This is the pattern to copy.") is read by the chunker, not the model,
+    # and is evidence in itself (Interdependent), however few of its words the model knows.
+    if read.unreadable and not g.parsed.deictic:
+        shown = ", ".join(f"'{w}'" for w in dict.fromkeys(read.unknown[:5]))
+        reasons.append(f"the model cannot read {len(read.unknown)} of {len(read.words)} words of the text "
+                       f"({read.unknown_share:.0%}: {shown})" if read.words else "the text has no words the model reads")
+    if read.negations:
+        reasons.append(f"the text negates ('{read.negations[0]}'), and neither the model nor the relation "
+                       "estimator reads negation")
+    if g.features.get("whole_image"):
+        reasons.append("the model finds no object it knows in the image (the bundled models know only the "
+                       "shapes world)")
+    return reasons
+
+
 def relate(
     encoder,
     images: list,
@@ -114,8 +147,11 @@ def relate(
     comp = clf.component_proba(X)
     out = []
     for i, g in enumerate(groundings):
-        label = CLASSES[int(np.argmax(probs[i]))]
-        cmi, sc, stat = COMPONENTS[label]
+        model_label = CLASSES[int(np.argmax(probs[i]))]
+        cmi, sc, stat = COMPONENTS[model_label]
+        read = read_text(encoder, texts[i])
+        reasons = cannot_tell_reasons(read, g)
+        label = CANNOT_TELL if reasons else model_label
         components = {
             name: {
                 "value": {"cmi": cmi, "sc": sc, "stat": stat}[name],
@@ -138,7 +174,11 @@ def relate(
         out.append(RelationResult(
             label=label, cmi=cmi, sc=sc, stat=stat,
             probabilities={c: float(p) for c, p in zip(CLASSES, probs[i], strict=True)},
-            components=components, evidence=evidence, explanation=explain(g, label),
-            use_case=USE_CASES[label], text=texts[i], extra={"calibration": cal_note},
+            components=components, evidence=evidence,
+            explanation=(f"Cannot tell: {'; '.join(reasons)}. The classifier alone would say {model_label} "
+                         f"(p={probs[i].max():.2f}), from evidence that does not describe this pair."
+                         if reasons else explain(g, label)),
+            use_case=USE_CASES.get(label, ""), text=texts[i], model_label=model_label,
+            extra={"calibration": cal_note, "readability": read.to_dict(), "cannot_tell": reasons},
         ))
     return out

@@ -94,13 +94,15 @@ def evaluate_relation(
     pairs = generate_pairs("test", n_per_class, renderer=renderer)
     results = relate(encoder, [p.image for p in pairs], [p.text for p in pairs], calibration=cal)
     report: dict[str, Any] = {
-        "generated_test": score_labels([p.label for p in pairs], [r.label for r in results]),
+        "generated_test": score_labels([p.label for p in pairs], [r.model_label for r in results]),
         "calibration": {k: v for k, v in cal.meta.items()} | {"scale": cal.scale},
     }
     report["generated_test"]["renderer"] = renderer
+    # Scored on the classifier's class; how often the page would have said "cannot tell" instead.
+    report["generated_test"]["cannot_tell"] = sum(r.label != r.model_label for r in results)
     report["handset"] = None
     if handset is not None and (Path(handset) / "pairs.csv").exists():
         images, texts, labels, _ = read_handset(handset)
         hres = relate(encoder, images, texts, calibration=cal)
-        report["handset"] = score_labels(labels, [r.label for r in hres])
+        report["handset"] = score_labels(labels, [r.model_label for r in hres])
     return report

@@ -169,6 +169,8 @@ except MMExploreError as exc:  # e.g. a model whose towers heatmaps do not suppo
 
 if res.note:
     st.warning(res.note, icon="✂️")
+widgets.readability_notes(widgets.read_text(text.strip()), what="caption")
+phrase_read = widgets.read_text(res.phrases[0]) if res.phrases else None
 if not res.words:
     st.info("The caption has no words the tokenizer keeps.")
     st.stop()
@@ -183,7 +185,11 @@ if res.phrases:
     x, y = res.peak(res.phrases[0])
     scene = ds.scenes[i] if i < len(ds.scenes) else None
     msg = f"Peak of the phrase map at pixel ({x:.0f}, {y:.0f}) of the {image.size[0]}×{image.size[1]} image."
-    if scene is not None:
+    if phrase_read is not None and phrase_read["unreadable"]:
+        # A map is drawn for any string; a peak for words the model cannot read locates nothing.
+        msg = (f"The model cannot read the phrase ({phrase_read['unknown_share']:.0%} of its words unknown: "
+               f"{', '.join(phrase_read['unknown_words'][:4])}), so its map and peak mean nothing.")
+    elif scene is not None:
         from mmexplore.data.shapes import object_masks, objects_named
         from mmexplore.heatmaps.pointing import check_peak
 

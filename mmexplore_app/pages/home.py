@@ -65,7 +65,9 @@ with tab_img:
     _report("home_img")
 
 with tab_cap:
-    typed = st.text_area("Captions, one per line", key="home_caption_text", height=120)
+    typed = st.text_area("Captions, one per line", key="home_caption_text", height=120,
+                         help=f"At most {di.MAX_CAPTION_CHARS:,} characters per caption (longer ones are skipped and "
+                              "listed); the model itself reads only its first tokens (32 for the bundled models).")
     if st.button("Add captions", key="home_caption_add"):
         outcome = di.add_captions(widgets.current_dataset(), di.split_captions(typed))
         _remember("home_cap", outcome, f"Added {outcome.added} caption(s)." if outcome.added else "No new captions.")
@@ -74,7 +76,8 @@ with tab_cap:
 with tab_pairs:
     st.caption(
         "Columns `image` and `text`; one row per true pair, so an image can have several captions and a "
-        "caption several images. Image names are matched to uploaded images by file name."
+        "caption several images. Image names are matched to uploaded images by file name. Rows with a caption "
+        f"over {di.MAX_CAPTION_CHARS:,} characters are dropped and listed."
     )
     pair_file = st.file_uploader("Pairs file", type=list(di.PAIR_TYPES), key="home_pairs_file")
     if pair_file is not None and pair_file.file_id not in seen:

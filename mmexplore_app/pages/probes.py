@@ -86,6 +86,7 @@ else:
         widgets.show_error(exc)
         st.stop()
     st.markdown(f"**True caption** “{res.caption}” · cosine **{res.score:.3f}** (bag of words {res.bow_score:.3f})")
+    widgets.readability_notes(widgets.read_text(caption), what="caption")
     if not res.rows:
         st.warning("No perturbation changes this caption (it may be a single word).")
     else:

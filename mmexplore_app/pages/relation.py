@@ -64,7 +64,12 @@ def _relate(encoder, images: list, texts: list[str], digests: list[str] | None =
 def _card(result: dict) -> None:
     comp = result["components"]
     c0, c1, c2, c3 = st.columns([2, 1, 1, 1])
-    c0.metric("Relation", result["label"], f"p = {result['probabilities'][result['label']]:.2f}", delta_color="off")
+    if result["cannot_tell"]:
+        c0.metric("Relation", result["label"], f"classifier alone: {result['model_label']}", delta_color="off")
+        st.warning("Cannot tell: " + "; ".join(result["cannot_tell"]) + ". The components below are the "
+                   "classifier's, from evidence that does not describe this pair.", icon=":material/help:")
+    else:
+        c0.metric("Relation", result["label"], f"p = {result['probabilities'][result['label']]:.2f}", delta_color="off")
     c1.metric("CMI", result["cmi"], f"conf. {comp['cmi']['confidence']:.2f}", delta_color="off")
     # The component's meaning goes in the label: the value column is too narrow for "I (image primary)".
     c2.metric(f"SC · {view.SC_NAMES[result['sc']]}", result["sc"], f"conf. {comp['sc']['confidence']:.2f}", delta_color="off")
@@ -73,7 +78,9 @@ def _card(result: dict) -> None:
     st.markdown(f"**Why:** {result['explanation']}")
     if result.get("calibration", {}).get("stale"):
         st.warning("The relation calibration was fitted for other model weights; run `mmexplore relation calibrate`.")
-    st.markdown(f"**Use case of this class:** {result['use_case']}")
+    if result["use_case"]:
+        st.markdown(f"**Use case of this class:** {result['use_case']}")
+    widgets.readability_notes(result["readability"])
 
 
 def _single(ds, encoder) -> None:
@@ -125,10 +132,10 @@ def _single(ds, encoder) -> None:
     _card(result)
     a, b = st.columns([1, 1])
     with a:
-        st.plotly_chart(view.probability_figure(result["probabilities"], result["label"]), key="rel_probs")
+        st.plotly_chart(view.probability_figure(result["probabilities"], result["model_label"]), key="rel_probs")
     with b:
         st.markdown("**The taxonomy** (Otto et al. 2020); this pair's row highlighted")
-        st.dataframe(view.taxonomy_frame(result["label"]), key="rel_table")
+        st.dataframe(view.taxonomy_frame(None if result["cannot_tell"] else result["label"]), key="rel_table")
     st.subheader("Evidence")
     if result["evidence"]["contradictions"]:
         for c in result["evidence"]["contradictions"]:

@@ -180,6 +180,7 @@ if not query or (query["kind"] == "text" and not query["text"].strip()):
 try:
     if query["kind"] == "text":
         st.markdown(f"**Query:** “{widgets.plain(query['text'])}”")
+        widgets.readability_notes(widgets.read_text(query["text"]), what="query")
         results = index.search_text(encoder, query["text"], target, k)
     else:
         if query["kind"] == "upload":

@@ -42,12 +42,8 @@ bag of words cannot tell them from the truth.
 st.title("Similarity")
 ds = widgets.require_data(min_images=1, min_texts=1)
 encoder = widgets.current_encoder()
-if widgets.is_bundled() and all(s is None for s in ds.scenes):
-    st.warning(
-        "These images are not from the shapes world, and the bundled model knows only shapes: expect "
-        "meaningless numbers. Load a pretrained model in the sidebar for photos.",
-        icon=":material/warning:",
-    )
+widgets.world_warning(ds)
+widgets.captions_notes(ds)
 
 try:
     img_emb, txt_emb = widgets.dataset_embeddings(ds)
