@@ -151,7 +151,7 @@ def test_cca_page_ranks_a_stated_sample_of_queries_and_draws_recall_up_to_one(tm
     """Issue 20, items 6 and 9: a large held-out set is ranked for a stated random sample of queries
     (every held-out caption a candidate), with progress; the R@1 chart's axis goes past 1.0."""
     _embeddings_folder(tmp_path / "emb", n=8000)
-    at = open_page("pages/cca.py", model=MODEL)
+    at = open_page("mmexplore_app/pages/cca.py", model=MODEL)
     at.radio(key="cca_source").set_value("Embeddings folder (mmexplore embed)").run()
     at.text_input(key="cca_embdir").input(str(tmp_path / "emb")).run()
     assert not at.exception

@@ -57,7 +57,7 @@ def test_relation_says_cannot_tell_for_text_or_images_the_model_cannot_read(enco
 
 
 def test_relation_page_shows_cannot_tell_with_the_reason():
-    at = open_page("pages/relation.py", samples="shapes", n=4)
+    at = open_page("mmexplore_app/pages/relation.py", samples="shapes", n=4)
     at.selectbox(key="rel_text_choice").set_value("✎ type a text…").run()
     at.text_area(key="rel_own").input(FOREIGN[2]).run()
     assert not at.exception
@@ -66,7 +66,7 @@ def test_relation_page_shows_cannot_tell_with_the_reason():
 
 
 def test_search_page_warns_for_a_query_the_model_cannot_read():
-    at = open_page("pages/search.py", samples="shapes", n=4)
+    at = open_page("mmexplore_app/pages/search.py", samples="shapes", n=4)
     at.text_input(key="search_text").input("左に赤い丸").run()
     assert not at.exception
     assert any("cannot read this query" in w.value for w in at.warning)
@@ -75,7 +75,7 @@ def test_search_page_warns_for_a_query_the_model_cannot_read():
 
 
 def test_heatmaps_page_says_a_peak_of_an_unreadable_phrase_means_nothing():
-    at = open_page("pages/heatmaps.py", samples="shapes", n=3)
+    at = open_page("mmexplore_app/pages/heatmaps.py", samples="shapes", n=3)
     at.text_input(key="heat_phrase").input("purple hexagon").run()
     assert not at.exception
     checks = [m.value for m in at.markdown if "phrase" in m.value and ("Peak" in m.value or "cannot read" in m.value)]
@@ -84,7 +84,7 @@ def test_heatmaps_page_says_a_peak_of_an_unreadable_phrase_means_nothing():
 
 
 def test_probes_page_warns_for_a_caption_the_model_cannot_read():
-    at = open_page("pages/probes.py", samples="shapes", n=3)
+    at = open_page("mmexplore_app/pages/probes.py", samples="shapes", n=3)
     at.selectbox(key="probe_caption").set_value("✎ type a caption…").run()
     at.text_input(key="probe_own").input(FOREIGN[0]).run()
     assert not at.exception
@@ -117,7 +117,7 @@ def test_similarity_decides_the_world_warning_from_what_the_model_reads(which):
         ds.pairs[[0, 1, 2], [0, 1, 2]] = True
     else:
         ds = sample_dataset("photos")
-    at = open_page("pages/similarity.py", dataset=ds)
+    at = open_page("mmexplore_app/pages/similarity.py", dataset=ds)
     assert not at.exception
     warned = [w.value for w in at.warning if "reads no shapes-world object" in w.value]
     if which == "drawn":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from apptest_utils import open_page, sample_dataset
 
-HEAT = "pages/heatmaps.py"
+HEAT = "mmexplore_app/pages/heatmaps.py"
 
 
 def _heat_state(at) -> tuple:
@@ -39,7 +39,7 @@ def test_heatmaps_keeps_the_picked_image_its_caption_and_phrase_through_every_co
         assert 'phrase: "triangle"' in [c for img in at.get("image") for c in img.captions]
     words_shown = at.multiselect(key="heat_words").value
 
-    at.switch_page("pages/similarity.py")
+    at.switch_page("mmexplore_app/pages/similarity.py")
     at.run()
     at.switch_page(HEAT)
     at.run()
@@ -59,7 +59,7 @@ def test_heatmaps_keeps_the_picked_image_its_caption_and_phrase_through_every_co
 
 
 def test_relation_keeps_the_pair_through_the_mode_toggle_and_a_page_switch():
-    at = open_page("pages/relation.py", samples="shapes", n=8)
+    at = open_page("mmexplore_app/pages/relation.py", samples="shapes", n=8)
     ds = at.session_state["dataset"]
     at.selectbox(key="rel_image").set_value(3).run()
     assert at.selectbox(key="rel_text_choice").value == ds.texts[3]
@@ -69,21 +69,21 @@ def test_relation_keeps_the_pair_through_the_mode_toggle_and_a_page_switch():
     assert at.selectbox(key="rel_image").value == 3
     assert at.selectbox(key="rel_text_choice").value == ds.texts[3]
     at.selectbox(key="rel_text_choice").set_value(ds.texts[5]).run()
-    at.switch_page("pages/probes.py")
+    at.switch_page("mmexplore_app/pages/probes.py")
     at.run()
-    at.switch_page("pages/relation.py")
+    at.switch_page("mmexplore_app/pages/relation.py")
     at.run()
     assert (at.selectbox(key="rel_image").value, at.selectbox(key="rel_text_choice").value) == (3, ds.texts[5])
 
 
 def test_probes_keeps_the_picked_image_after_leaving_the_page():
-    at = open_page("pages/probes.py", samples="shapes", n=8)
+    at = open_page("mmexplore_app/pages/probes.py", samples="shapes", n=8)
     ds = at.session_state["dataset"]
     at.selectbox(key="probe_image").set_value(3).run()
     assert at.selectbox(key="probe_caption").value == ds.texts[3]
-    at.switch_page("pages/heatmaps.py")
+    at.switch_page("mmexplore_app/pages/heatmaps.py")
     at.run()
-    at.switch_page("pages/probes.py")
+    at.switch_page("mmexplore_app/pages/probes.py")
     at.run()
     assert not at.exception
     assert at.selectbox(key="probe_image").value == 3
@@ -92,19 +92,19 @@ def test_probes_keeps_the_picked_image_after_leaving_the_page():
 
 
 def test_joint_space_and_cca_controls_survive_a_page_switch():
-    at = open_page("pages/joint_space.py", samples="shapes", n=8)
+    at = open_page("mmexplore_app/pages/joint_space.py", samples="shapes", n=8)
     at.selectbox(key="joint_method").set_value("pca").run()
     at.toggle(key="joint_center").set_value(True).run()
     at.slider(key="joint_shift").set_value(0.25).run()
-    at.switch_page("pages/cca.py")
+    at.switch_page("mmexplore_app/pages/cca.py")
     at.run()
     at.select_slider(key="cca_reg").set_value(1.0).run()
     assert not at.exception
-    at.switch_page("pages/joint_space.py")
+    at.switch_page("mmexplore_app/pages/joint_space.py")
     at.run()
     assert (at.selectbox(key="joint_method").value, at.toggle(key="joint_center").value,
             at.slider(key="joint_shift").value) == ("pca", True, 0.25)
-    at.switch_page("pages/cca.py")
+    at.switch_page("mmexplore_app/pages/cca.py")
     at.run()
     assert at.select_slider(key="cca_reg").value == 1.0
 
@@ -116,7 +116,7 @@ def _unpaired(n: int = 3):
 
 
 def test_joint_space_without_marked_pairs_invents_none_and_offers_pair_in_order():
-    at = open_page("pages/joint_space.py", dataset=_unpaired())
+    at = open_page("mmexplore_app/pages/joint_space.py", dataset=_unpaired())
     assert not at.exception
     assert any("No true pairs are marked" in i.value for i in at.info)
     captions = " ".join(c.value for c in at.caption)
@@ -128,7 +128,7 @@ def test_joint_space_without_marked_pairs_invents_none_and_offers_pair_in_order(
 
 
 def test_cca_without_marked_pairs_does_not_fit():
-    at = open_page("pages/cca.py", dataset=_unpaired(12), n=12)
+    at = open_page("mmexplore_app/pages/cca.py", dataset=_unpaired(12), n=12)
     assert not at.exception
     assert any("No true pairs are marked" in i.value for i in at.info)
     assert any("this data set has 0" in i.value for i in at.info)
