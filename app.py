@@ -15,6 +15,7 @@ from mmexplore_app.sidebar import render_banner, render_sidebar
 
 st.set_page_config(page_title="mmexplore", page_icon=":material/join_inner:", layout="wide")
 widgets.init_state()
+widgets.start_warm_up()  # UMAP compiles in the background while the first pages are used
 
 pg = st.navigation(st_navigation_pages())
 render_sidebar()

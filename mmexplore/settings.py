@@ -83,6 +83,9 @@ class Settings:
         ``HF_HUB_OFFLINE``: never contact the Hugging Face hub.
     ray_address : str or None
         Ray cluster that ``mmexplore embed`` runs on (``RAY_ADDRESS``; None: Ray starts in-process).
+    warm_up : bool
+        The app compiles UMAP's code in a background thread when its server starts, so the first
+        Joint space map does not wait for it (``MMEXPLORE_WARM_UP``, default on; ``0`` turns it off).
     """
 
     default_model: str = "bundled"
@@ -100,6 +103,7 @@ class Settings:
     max_image_pixels: int = 64_000_000
     hub_offline: bool = False
     ray_address: str | None = None
+    warm_up: bool = True
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -137,6 +141,7 @@ class Settings:
             max_image_pixels=_int(env, "MMEXPLORE_MAX_IMAGE_PIXELS", cls.max_image_pixels),
             hub_offline=_truthy(env.get("HF_HUB_OFFLINE")),
             ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
+            warm_up=env.get("MMEXPLORE_WARM_UP") is None or _truthy(env.get("MMEXPLORE_WARM_UP")),
         )
 
     @property

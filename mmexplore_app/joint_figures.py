@@ -33,7 +33,9 @@ def joint_scatter(
 ) -> tuple[Any, dict[str, int]]:
     """Scatter of a :class:`JointProjection`, coloured by modality, true pairs joined by lines.
 
-    Returns the figure and counts ``{"points", "drawn", "lines"}`` (what was drawn of how many).
+    Returns the figure and counts ``{"points", "projected", "drawn", "lines", "density"}``: all points
+    of the data, those the method placed (UMAP/t-SNE fit a sample of large sets), those drawn, pair
+    lines drawn, and whether a density layer of the projected points was drawn.
     ``thumbnails`` (data URIs per image) are drawn at the image points when there are few (2-D only).
     """
     import plotly.graph_objects as go
@@ -86,11 +88,15 @@ def joint_scatter(
             x, y = res.points[row]
             fig.add_layout_image(source=thumbnails[idx[row]], x=x, y=y, xref="x", yref="y", sizex=span * 0.12,
                                  sizey=span * 0.12, xanchor="center", yanchor="middle", layer="above", opacity=0.9)
-    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
-                      title=f"{res.method.upper()} of {res.n_images:,} images and {res.n_texts:,} texts")
+    total = res.n_images + res.n_texts
+    title = f"{res.method.upper()} of {res.n_images:,} images and {res.n_texts:,} texts"
+    if k < total:  # the method placed a sample only: say so where the numbers are read
+        title = f"{res.method.upper()} of a {k:,}-point sample of {res.n_images:,} images and {res.n_texts:,} texts"
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"}, title=title)
     if dims == 2:
         fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig, {"points": int(k), "drawn": len(sel), "lines": len(lines)}
+    drew_density = bool(density and dims == 2 and k > max_points)
+    return fig, {"points": int(total), "projected": int(k), "drawn": len(sel), "lines": len(lines), "density": drew_density}
 
 
 def joint_scatter_all(res: JointProjection, selected: dict[str, set[int]] | None = None) -> tuple[Any, dict[str, int]]:

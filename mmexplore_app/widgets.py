@@ -121,6 +121,55 @@ def _is_valid(value: Any, valid: Any) -> bool:
     return value in allowed
 
 
+@st.cache_resource(show_spinner=False)
+def _warm_up_state() -> dict[str, Any]:
+    # One per server process (cache_resource is process-wide), shared by every session.
+    import threading
+
+    return {"lock": threading.Lock(), "started": None, "seconds": None, "error": None}
+
+
+def start_warm_up() -> None:
+    """Compile UMAP's code in a background thread, once per server process (``MMEXPLORE_WARM_UP``).
+
+    Called by ``app.py`` on every run; only the first call of a process starts the thread.
+    """
+    import threading
+    import time
+
+    if not get_settings().warm_up:
+        return
+    state = _warm_up_state()
+    with state["lock"]:
+        if state["started"] is not None:
+            return
+        state["started"] = time.time()
+
+    def run() -> None:
+        from mmexplore.projection.methods import warm_up_umap
+
+        try:
+            state["seconds"] = warm_up_umap()
+        except Exception as exc:  # the first real map then compiles instead; nothing else depends on this
+            state["error"] = type(exc).__name__
+            _log.warning("UMAP warm-up failed", exc_info=exc)
+
+    threading.Thread(target=run, name="mmexplore-umap-warm-up", daemon=True).start()
+
+
+def warm_up_status() -> tuple[str, float]:
+    """``(status, seconds since it started)``; status is "off", "running", "done" or "failed"."""
+    import time
+
+    state = _warm_up_state()
+    if state["started"] is None:
+        return "off", 0.0
+    elapsed = time.time() - state["started"]
+    if state["error"]:
+        return "failed", elapsed
+    return ("done" if state["seconds"] is not None else "running"), elapsed
+
+
 def current_dataset() -> Dataset:
     """The shared data set (an empty one if nothing is loaded yet)."""
     ds = st.session_state.get(DATASET_KEY)

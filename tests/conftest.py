@@ -6,6 +6,8 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No background UMAP compile in every app a test starts (tests that want it set MMEXPLORE_WARM_UP=1).
+os.environ.setdefault("MMEXPLORE_WARM_UP", "0")
 
 import pytest
 

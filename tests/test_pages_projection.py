@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_utils import figure_spec, new_app, open_page, plotly_charts, sample_dataset
+from apptest_utils import HOME, figure_spec, new_app, open_page, plotly_charts, sample_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 # The pages' behaviour is under test, not the model's quality: without the bundled checkpoint a
@@ -162,3 +162,41 @@ def test_cca_page_ranks_a_stated_sample_of_queries_and_draws_recall_up_to_one(tm
     at.slider(key="cca_top_k").set_value(3).run()  # a k off the ladder: computed alone
     assert not at.exception
     assert any(m.label == "CCA space, top 3 components" for m in at.metric)
+
+
+def test_a_map_fitted_on_a_sample_says_so_in_its_title_and_counts():
+    """Issue 20, item 7: at 80k points t-SNE/UMAP place a sample; the title and the counts the page's
+    "showing N of M" note reads must say so (they claimed all 80,000 and the note was missing)."""
+    from mmexplore.projection import project_joint
+    from mmexplore_app.joint_figures import joint_scatter
+
+    rng = np.random.default_rng(1)
+    n = 40_000
+    img = rng.normal(size=(n, 8)).astype(np.float32) + 1
+    txt = rng.normal(size=(n, 8)).astype(np.float32) - 1
+    res = project_joint(img, txt, method="tsne", max_fit=400)
+    fig, counts = joint_scatter(res, [f"i{k}" for k in range(n)], [f"t{k}" for k in range(n)], max_points=5000,
+                                density=True)
+    assert counts["points"] == 2 * n and counts["projected"] == 400 and counts["drawn"] == 400
+    assert not counts["density"]  # nothing beyond the drawn points was placed
+    assert fig.layout.title.text == "TSNE of a 400-point sample of 40,000 images and 40,000 texts"
+
+
+@pytest.mark.slow
+def test_the_app_compiles_umap_in_the_background_when_the_server_starts(monkeypatch):
+    import threading
+
+    from mmexplore.settings import reload_settings
+
+    monkeypatch.setenv("MMEXPLORE_WARM_UP", "1")
+    reload_settings()
+    try:
+        at = open_page(HOME, samples=None, model=MODEL)
+        assert not at.exception
+        names = [t.name for t in threading.enumerate()]
+        from mmexplore_app import widgets
+
+        assert "mmexplore-umap-warm-up" in names or widgets.warm_up_status()[0] == "done"
+    finally:
+        monkeypatch.delenv("MMEXPLORE_WARM_UP")
+        reload_settings()

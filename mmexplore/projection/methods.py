@@ -206,3 +206,20 @@ def as_2d_float(x: Any, name: str = "embeddings") -> np.ndarray:
     if not np.isfinite(arr).all():
         raise InputError(f"{name}: contains NaN or infinite values")
     return arr
+
+
+def warm_up_umap(sizes: tuple[int, ...] = (300, 4200), d: int = 64) -> float:
+    """Fit UMAP once at each of ``sizes`` on random points, so numba compiles its code now; returns seconds.
+
+    umap-learn compiles its layout optimiser (and, above 4,096 points, pynndescent's neighbour search)
+    on first use in a process, 15–40 s on 2 cores, and numba does not cache that on disk. The app runs
+    this in a background thread when its server starts (``MMEXPLORE_WARM_UP``).
+    """
+    import time
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        x = rng.standard_normal((n, d)).astype(np.float32)
+        _build_umap(UMAPConfig(n_epochs=20), 2, 0).fit(x)  # compiling is the point, not the layout
+    return time.perf_counter() - t

@@ -113,17 +113,22 @@ with st.expander("Display options", expanded=total > 20_000):
 try:
     # umap-learn switches to pynndescent above 4,096 points, and numba compiles that code on its first
     # use in a server process (~35 s on 2 cores, measured in benchmarks/projection.py): say so up front.
-    first_big_umap = method == "umap" and min(total, MAX_FIT) > 4096 and not _process_flags().get("umap_big_done")
-    note = " The first UMAP map above 4,096 points compiles its neighbour search once per server (about 30 s)." \
-        if first_big_umap else ""
+    status, elapsed = widgets.warm_up_status()
+    first_umap = method == "umap" and status != "done" and not _process_flags().get("umap_done")
+    note = ""
+    if first_umap and status == "running":
+        note = (" UMAP's code has been compiling in the background since the server started "
+                f"({elapsed:.0f} s so far; once per server, 15–40 s in all): this first map waits for it.")
+    elif first_umap:
+        note = " The first UMAP map of a server compiles UMAP's code once (15–40 s on 2 cores)."
     with st.spinner(f"Projecting {total:,} points with {method.upper()}…{note}"):
         res = memo_get("joint", (loaded.key, method, dims, center, shift), lambda: project_joint(
             es.image, es.text, es.pairs, method=method, dims=dims, center=center, shift=shift, max_fit=MAX_FIT))
 except Exception as exc:  # one message, never a traceback
     widgets.show_error(exc)
     st.stop()
-if first_big_umap:
-    _process_flags()["umap_big_done"] = True
+if first_umap:
+    _process_flags()["umap_done"] = True
 
 left, right = st.columns([3, 1.15], gap="medium")
 with right:
@@ -151,10 +156,16 @@ with left:
         st.caption(f"All {drawn['points']:,} points drawn (WebGL). Box- or lasso-select to join the selection's "
                    f"true pairs ({drawn['lines']:,} drawn) and list their images and captions.")
     if drawn["drawn"] < drawn["points"]:
-        st.info(
-            f"Showing {drawn['drawn']:,} of {drawn['points']:,} projected points (a random sample of whole pairs) "
-            "so the chart stays responsive" + ("; the shaded density underneath counts every point." if density else ".")
-            + " The gap figures use all points.",
-            icon="🎯",
-        )
+        why = (f"{res.method.upper()} placed a {drawn['projected']:,}-point sample (pairs kept together; PCA places "
+               "every point)" if drawn["projected"] < drawn["points"] else "a random sample of whole pairs is drawn "
+               "so the chart stays responsive")
+        if drawn["density"]:
+            shade = ("; the shaded density underneath counts every point." if drawn["projected"] == drawn["points"]
+                     else f"; the shaded density underneath counts the {drawn['projected']:,} placed points.")
+        elif density:
+            shade = "; no density layer: every placed point is drawn already."
+        else:
+            shade = "."
+        st.info(f"Showing {drawn['drawn']:,} of {drawn['points']:,} points: {why}{shade} The gap figures use all points.",
+                icon="🎯")
     widgets.download_figure(fig, f"joint_{res.method}_{dims}d", key="joint_dl", png=False)
