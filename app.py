@@ -7,13 +7,17 @@ stay thin: gather input, call the core, draw.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from mmexplore_app import widgets
 from mmexplore_app.navigation import st_navigation_pages
 from mmexplore_app.sidebar import render_banner, render_sidebar
 
-st.set_page_config(page_title="mmexplore", page_icon=":material/join_inner:", layout="wide")
+# A local file: a ":material/…" icon is fetched from a font CDN by the browser, which fails offline.
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+st.set_page_config(page_title="mmexplore", page_icon=str(FAVICON), layout="wide")
 widgets.init_state()
 widgets.start_warm_up()  # UMAP compiles in the background while the first pages are used
 

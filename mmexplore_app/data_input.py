@@ -27,6 +27,8 @@ MAX_TEXTS = get_settings().max_texts
 MAX_CAPTION_CHARS = get_settings().max_caption_chars
 IMAGE_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
 PAIR_TYPES = ("csv", "tsv", "jsonl", "ndjson")
+# The uploader also takes SVG so that its refusal is listed with the other messages, not hidden in a chip's tooltip.
+UPLOAD_TYPES = (*IMAGE_TYPES, "svg")
 
 
 @dataclass
@@ -199,15 +201,15 @@ def pairs_frame(ds: Dataset) -> Any:
     import pandas as pd
 
     labels = image_column_labels(ds)
-    df = pd.DataFrame(
+    # Built in one go: adding 256 image columns one by one fragments the frame (pandas warns per column).
+    ticks = pd.DataFrame(np.asarray(ds.pairs, dtype=bool).T.reshape(ds.n_texts, ds.n_images), columns=labels)
+    head = pd.DataFrame(
         {
             CAPTION_COL: pd.Series(ds.texts, dtype="string"),
             NOTE_COL: pd.Series([ds.text_notes.get(t, "") for t in ds.texts], dtype="string"),
         }
     )
-    for i, lab in enumerate(labels):
-        df[lab] = ds.pairs[i, :].astype(bool) if ds.n_texts else pd.Series([], dtype=bool)
-    return df
+    return pd.concat([head, ticks], axis=1)
 
 
 def apply_pairs_frame(ds: Dataset, df: Any, *, max_texts: int = MAX_TEXTS) -> Outcome:

@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
-AXIS_CAPTION_CHARS = 42
+AXIS_CAPTION_CHARS = 30
+# Cell values are written only while cells stay wide enough for "0.00" at the narrowest supported
+# window (1024 px): at most this many captions.
+MAX_COLUMNS_WITH_VALUES = 12
+HARD_NEGATIVE_MARK = "✗ "
 
 
 def short_label(text: str, limit: int = AXIS_CAPTION_CHARS) -> str:
@@ -44,6 +48,7 @@ def matrix_heatmap(
     zmax: float | None = None,
     show_values: bool | None = None,
     title: str | None = None,
+    notes: Sequence[str] | None = None,
 ) -> Any:
     """A heatmap of an (N images × M captions) matrix.
 
@@ -62,8 +67,12 @@ def matrix_heatmap(
         Name of the value in the hover and the colour bar.
     colorscale, zmin, zmax : colour mapping (None: the data range).
     show_values : bool, optional
-        Write the value in every cell (default: when the matrix has at most 16 × 16 cells).
+        Write the value in every cell (default: at most :data:`MAX_COLUMNS_WITH_VALUES` captions and
+        16 images; smaller cells get none, the hover has the value).
     title : str, optional
+    notes : sequence of str, length M, optional
+        A note per caption (e.g. "hard negative: relation swap"): in the hover, and hard negatives get
+        :data:`HARD_NEGATIVE_MARK` before their axis label and a dotted frame around their column.
 
     Returns
     -------
@@ -75,8 +84,11 @@ def matrix_heatmap(
     n, m = values.shape
     pairs = np.zeros((n, m), dtype=bool) if pairs is None else np.asarray(pairs, dtype=bool)
     if show_values is None:
-        show_values = n <= 16 and m <= 16
-    hover_text = np.array([[f"{'✓ true pair' if pairs[i, j] else ''}" for j in range(m)] for i in range(n)], dtype=object)
+        show_values = n <= 16 and m <= MAX_COLUMNS_WITH_VALUES
+    notes = list(notes) if notes is not None else [""] * m
+    hard = [str(t).startswith("hard negative") for t in notes]
+    hover_text = np.array([[" · ".join(x for x in ("✓ true pair" if pairs[i, j] else "", notes[j]) if x)
+                            for j in range(m)] for i in range(n)], dtype=object)
     customdata = np.dstack(
         [
             np.broadcast_to(np.array(image_names, dtype=object)[:, None], (n, m)),
@@ -134,6 +146,13 @@ def matrix_heatmap(
             "name": "true pair",
         }
         for i, j in zip(*np.nonzero(pairs), strict=True)
+    ] + [
+        {
+            "type": "rect", "x0": j - 0.5, "x1": j + 0.5, "y0": -0.5, "y1": n - 0.5,
+            "line": {"color": "#d62728", "width": 1.5, "dash": "dot"}, "fillcolor": "rgba(0,0,0,0)",
+            "name": "hard negative",
+        }
+        for j in range(m) if hard[j]
     ]
     fig.update_layout(
         shapes=outline,
@@ -145,8 +164,9 @@ def matrix_heatmap(
     fig.update_xaxes(
         tickmode="array",
         tickvals=list(range(m)),
-        ticktext=[short_label(t) for t in texts],
+        ticktext=[(HARD_NEGATIVE_MARK if hard[j] else "") + short_label(t) for j, t in enumerate(texts)],
         tickangle=-40,
+        automargin=True,
         range=[-0.5 - thumb_cols, m - 0.5],
         showgrid=False,
         zeroline=False,

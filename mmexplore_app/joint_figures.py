@@ -107,7 +107,7 @@ def joint_scatter_all(res: JointProjection, selected: dict[str, set[int]] | None
     million points cost about 12 MB. ``selected`` maps ``"images"`` / ``"texts"`` to the item indices
     chosen on the map; the true pairs touching them are drawn as lines (at most ``MAX_LINES``).
 
-    Returns the figure and ``{"points", "drawn", "lines"}``.
+    Returns the figure and counts as :func:`joint_scatter`'s.
     """
     import plotly.graph_objects as go
 
@@ -136,11 +136,13 @@ def joint_scatter_all(res: JointProjection, selected: dict[str, set[int]] | None
         segs[0::3], segs[1::3] = pts[lines[:, 0]], pts[lines[:, 1]]
         fig.add_trace(go.Scattergl(x=segs[:, 0], y=segs[:, 1], mode="lines", name="pairs of the selection",
                                    line={"color": "rgba(20,20,20,0.8)", "width": 1.5}, hoverinfo="skip"))
+    total = res.n_images + res.n_texts
+    title = (f"{res.method.upper()} of all {res.n_images:,} images and {res.n_texts:,} texts" if k == total else
+             f"{res.method.upper()} of a {k:,}-point sample of {res.n_images:,} images and {res.n_texts:,} texts")
     fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"},
-                      title=f"{res.method.upper()} of all {res.n_images:,} images and {res.n_texts:,} texts",
-                      uirevision="keep-zoom")
+                      title=title, uirevision="keep-zoom")
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig, {"points": int(k), "drawn": int(k), "lines": len(lines)}
+    return fig, {"points": int(total), "projected": int(k), "drawn": int(k), "lines": len(lines), "density": False}
 
 
 def gap_figure(res: JointProjection) -> Any:
@@ -149,13 +151,19 @@ def gap_figure(res: JointProjection) -> Any:
 
     cats = ["true pairs", "random pairs"]
     fig = go.Figure()
+    # Value labels sit inside the bars (horizontal, shrunk to fit): outside, two grouped bars' labels
+    # collided in a narrow column.
+    style = {"textposition": "inside", "insidetextanchor": "end", "textangle": 0, "cliponaxis": False}
     fig.add_bar(x=cats, y=[res.gap_raw.pair_cosine, res.gap_raw.random_cosine], name="as given",
-                marker_color="#7f7f7f", text=[f"{v:.3f}" for v in (res.gap_raw.pair_cosine, res.gap_raw.random_cosine)])
+                marker_color="#7f7f7f", text=[f"{v:.2f}" for v in (res.gap_raw.pair_cosine, res.gap_raw.random_cosine)],
+                **style)
     if res.centered or res.shift:
         fig.add_bar(x=cats, y=[res.gap.pair_cosine, res.gap.random_cosine], name="centred/shifted",
-                    marker_color="#2ca02c", text=[f"{v:.3f}" for v in (res.gap.pair_cosine, res.gap.random_cosine)])
+                    marker_color="#2ca02c", text=[f"{v:.2f}" for v in (res.gap.pair_cosine, res.gap.random_cosine)],
+                    **style)
     fig.update_layout(height=300, barmode="group", yaxis_title="mean cosine", margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title="cosine of true vs random pairs", legend={"orientation": "h"})
+                      title="cosine of true vs random pairs", legend={"orientation": "h"},
+                      uniformtext={"minsize": 8, "mode": "hide"})
     return fig
 
 

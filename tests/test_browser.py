@@ -179,7 +179,7 @@ def test_similarity_page_in_a_real_browser(page):
     thumbs = chart.locator(".layer-above .imagelayer image, g.layer-above image")
     assert thumbs.count() == 8
     assert chart.locator(".shapelayer path").count() >= 8
-    assert pg.get_by_text("Symmetric InfoNCE loss").count() >= 1
+    assert pg.get_by_text("InfoNCE loss (nats)").count() >= 1
     assert not pg.locator('[data-testid="stException"]').count()
     chart.scroll_into_view_if_needed()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -200,6 +200,45 @@ def test_similarity_page_in_a_real_browser(page):
                 _wait_idle(pg)
             assert not pg.locator('[data-testid="stException"]').count(), f"{stem}: exception shown"
             pg.screenshot(path=str(target / f"{stem}.png"), full_page=True)
+
+
+WIDTHS = (1024, 1280, 1920)  # the README's screenshots: a laptop, a projector, a wide screen
+
+
+def test_similarity_layout_at_three_widths_in_a_real_browser(page, app_url):
+    """Issue 20, items 8-10: at 1024, 1280 and 1920 px the first caption label is inside the chart,
+    the loss is shown whole, the tables do not scroll sideways; hard negatives are marked; the
+    favicon is served by the app itself (no font CDN). Screenshots: ``similarity_<width>.png``."""
+    pg = page
+    _open(pg, "similarity")
+    icons = pg.evaluate("() => Array.from(document.querySelectorAll('link[rel*=icon]')).map(l => l.href)")
+    assert icons and all(h.startswith(app_url) or h.startswith("data:") for h in icons), icons
+    out_dir = os.environ.get("MMEXPLORE_SCREENSHOTS")
+    target = ((ROOT / out_dir) if not Path(out_dir).is_absolute() else Path(out_dir)) if out_dir else None
+    try:
+        for width in WIDTHS:
+            pg.set_viewport_size({"width": width, "height": 900})
+            pg.wait_for_timeout(1500)  # Streamlit and Plotly re-lay out on resize
+            chart = pg.locator(".js-plotly-plot").first
+            chart.wait_for(state="visible")
+            box = chart.bounding_box()
+            first = chart.locator(".xtick text").first.bounding_box()
+            assert first is not None and first["x"] >= box["x"] - 1, (width, first, box)
+            assert pg.locator(".xtick text").filter(has_text="✗").count() >= 1  # hard negatives marked
+            loss = pg.locator('[data-testid="stMetricValue"]').first
+            assert "…" not in loss.inner_text() and loss.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), width
+            chart.scroll_into_view_if_needed()
+            pg.screenshot(path=str(ARTIFACTS / f"similarity_{width}.png"))
+            # The data grid scrolls inside its own scroller element: wider content means sideways scrolling.
+            script = "e => { const s = e.querySelector('.dvn-scroller') || e; return [s.scrollWidth, s.clientWidth]; }"
+            widths = [g.evaluate(script) for g in pg.locator('[data-testid="stDataFrame"]').all()]
+            assert widths and all(sw <= cw + 1 for sw, cw in widths), (width, widths)
+            assert not pg.locator('[data-testid="stException"]').count()
+            if target is not None:
+                target.mkdir(parents=True, exist_ok=True)
+                pg.screenshot(path=str(target / f"similarity_{width}.png"))
+    finally:
+        pg.set_viewport_size({"width": 1500, "height": 1400})
 
 
 def _selectbox_value(pg, label: str) -> str:

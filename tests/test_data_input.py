@@ -131,3 +131,51 @@ def test_a_pairs_row_with_an_over_long_caption_is_reported_as_dropped():
     assert any("1 row(s) dropped" in e and f"{di.MAX_CAPTION_CHARS}-character limit" in e and "row 2" in e
                for e in out.errors)
     assert "1 dropped" in out.notes[0]
+
+
+def test_pairs_table_of_256_images_builds_without_fragmentation_warnings():
+    """Issue 20, item 10: 312 pandas PerformanceWarnings with 256 images."""
+    import warnings
+
+    ds = di.add_image_files(Dataset(), [(f"i{k}.png", _png("red")) for k in range(256)], max_images=256).dataset
+    ds = di.add_captions(ds, [f"caption {k}" for k in range(20)]).dataset
+    ds.pairs[3, 5] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        df = di.pairs_frame(ds)
+    assert df.shape == (20, 258) and bool(df.iloc[5]["4: i3.png"]) and int(df.iloc[:, 2:].to_numpy().sum()) == 1
+    assert di.apply_pairs_frame(ds, df).dataset.pairs.sum() == 1
+
+
+def test_empty_data_set_pairs_table():
+    df = di.pairs_frame(Dataset())
+    assert list(df.columns) == [di.CAPTION_COL, di.NOTE_COL] and len(df) == 0
+
+
+def test_svg_and_a_text_file_named_npz_get_messages_that_name_the_problem():
+    """Issue 20, item 10."""
+    import pytest
+
+    from mmexplore.data.pairs import parse_pairs
+    from mmexplore.errors import InputError
+    from mmexplore.projection.embeddings_io import parse_embeddings
+
+    out = di.add_image_files(_ds(), [("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>'), ("c.png", _png("green"))])
+    assert out.added == 1 and any(e.startswith("logo.svg") and "SVG" in e for e in out.errors)
+    assert "svg" in di.UPLOAD_TYPES
+    with pytest.raises(InputError) as exc:
+        parse_embeddings(b"just sixteen byt", "emb.npz")
+    assert "not an .npz file" in str(exc.value) and "pickled" not in str(exc.value)
+    with pytest.raises(InputError) as exc:
+        parse_pairs(b"image,text\na.png,caf\xe9\n", "pairs.csv")
+    assert "position" in str(exc.value) and "(byte" not in str(exc.value)
+
+
+def test_a_bare_path_as_model_spec_says_it_needs_the_architecture():
+    import pytest
+
+    from mmexplore.errors import ModelLoadError
+    from mmexplore.models.specs import parse_spec
+
+    with pytest.raises(ModelLoadError, match="ARCH:/path/to/weights"):
+        parse_spec("/models/clip.safetensors")

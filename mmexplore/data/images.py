@@ -66,6 +66,8 @@ def decode_image(data: bytes, name: str = "<image>", *, max_pixels: int = MAX_PI
     """
     if not data:
         raise InputError(f"{name}: empty file")
+    if str(name).lower().endswith((".svg", ".svgz")):
+        raise InputError(f"{name}: SVG is a vector format, not supported; export it as PNG")
     if len(data) > MAX_FILE_BYTES:
         raise InputError(f"{name}: file is {len(data) / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit")
     try:

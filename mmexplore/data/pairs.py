@@ -66,7 +66,7 @@ def _decode(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise InputError(f"{name}: not UTF-8 text (the byte at position {exc.start} is not UTF-8); save it as UTF-8") from None
 
 
 def parse_pairs(data: bytes, name: str, base_dir: str | os.PathLike | None = None) -> PairTable:

@@ -24,7 +24,7 @@ from mmexplore.heatmaps.methods import (
     word_patch_matrix,
 )
 from mmexplore.heatmaps.pointing import pointing_game, pointing_scenes
-from mmexplore.heatmaps.render import COLORMAPS, overlay, overlay_grid
+from mmexplore.heatmaps.render import COLORMAPS, colorbar_image, overlay, overlay_grid
 from mmexplore.heatmaps.result import HeatmapResult, crop_box, upsample
 from mmexplore.heatmaps.words import WordAlignment, align_words, find_phrase
 
@@ -37,6 +37,7 @@ __all__ = [
     "WordAlignment",
     "align_words",
     "check_method",
+    "colorbar_image",
     "compute_heatmaps",
     "crop_box",
     "find_phrase",

@@ -31,6 +31,17 @@ def colormap_lut(name: str) -> np.ndarray:
     return np.array([unlabel_rgb(c) for c in colors], dtype=float).clip(0, 255).astype(np.uint8)
 
 
+def colorbar_image(cmap: str = "inferno", width: int = 320, height: int = 12) -> Any:
+    """The colour scale ``cmap`` as a horizontal strip (PIL RGB image, width × height): low left, high right.
+
+    Shown beside overlays, which map each map's lowest weight to the left end and its highest to the right.
+    """
+    from PIL import Image
+
+    row = colormap_lut(cmap)[np.linspace(0, 255, width).round().astype(int)]
+    return Image.fromarray(np.repeat(row[None, :, :], height, axis=0), "RGB")
+
+
 def _normalised(m: np.ndarray) -> np.ndarray:
     lo, hi = float(m.min()), float(m.max())
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)

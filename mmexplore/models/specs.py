@@ -81,6 +81,12 @@ def parse_spec(spec: str) -> ModelSpec:
         return ModelSpec(text, "local-dir", path=get_settings().runs_dir / name)
     if text.startswith("local-dir:"):
         return ModelSpec(text, "local-dir", path=Path(text[len("local-dir:"):]).expanduser())
+    if ":" not in text and (text.startswith(("/", "./", "../", "~")) or text.lower().endswith(WEIGHT_SUFFIXES)
+                            or "/" in text or "\\" in text):
+        raise ModelLoadError(
+            f"model spec '{text}' is a path: a local file needs its architecture too, 'ARCH:/path/to/weights' "
+            "(e.g. 'ViT-B-32:/models/clip.safetensors'), or 'local-dir:/path' for a folder saved by mmexplore"
+        )
     if ":" not in text:
         raise ModelLoadError(
             f"model spec '{text}' names no weights: use '{text}:TAG' (a pretrained tag), "

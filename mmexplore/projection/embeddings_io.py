@@ -71,6 +71,9 @@ def parse_embeddings(data: bytes, name: str) -> EmbeddingSet:
     """Parse ``.npz`` or ``.parquet`` bytes (``name``'s suffix picks the format)."""
     suffix = Path(name).suffix.lower()
     if suffix == ".npz":
+        if not data.startswith(b"PK"):  # every .npz is a zip archive; np.load would guess "pickled data"
+            raise InputError(f"{name}: not an .npz file (an .npz is a zip archive of .npy arrays; "
+                             "save one with numpy.savez)")
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}

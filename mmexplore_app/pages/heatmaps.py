@@ -13,7 +13,16 @@ import numpy as np
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
-from mmexplore.heatmaps import COLORMAPS, WORD_FEATURES, HeatmapResult, get_method, list_methods, overlay, overlay_grid
+from mmexplore.heatmaps import (
+    COLORMAPS,
+    WORD_FEATURES,
+    HeatmapResult,
+    colorbar_image,
+    get_method,
+    list_methods,
+    overlay,
+    overlay_grid,
+)
 from mmexplore_app import widgets
 from mmexplore_app.state import Dataset
 
@@ -100,11 +109,15 @@ def _matrix_figure(res: HeatmapResult):
     mat = res.maps.reshape(len(res.words), -1)
     labels = [f"{k}: {w}" for k, w in enumerate(res.words)]
     cols = [f"r{r}c{c}" for r in range(gh) for c in range(gw)]
-    fig = go.Figure(go.Heatmap(z=mat, x=cols, y=labels, colorscale="Inferno", colorbar={"title": "α"},
+    # Sequential from white: a weight of 0 is blank and every larger weight darker (no dark-to-bright
+    # scale whose low end reads as "something"); zmin fixed at 0 so the scale starts at no weight.
+    fig = go.Figure(go.Heatmap(z=mat, x=cols, y=labels, colorscale="Blues", zmin=0, colorbar={"title": "weight"},
                                hovertemplate="word %{y}<br>patch %{x}<br>weight %{z:.4f}<extra></extra>"))
-    fig.update_layout(height=max(260, 26 * len(labels) + 120), margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title=f"word × patch ({res.method}); patches row by row, r0c0 = top left",
-                      yaxis={"autorange": "reversed"}, xaxis={"showticklabels": False})
+    fig.update_layout(height=max(260, 26 * len(labels) + 140), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title=f"word × patch ({res.method}); patches row by row from the top left",
+                      yaxis={"autorange": "reversed"},
+                      xaxis={"tickmode": "array", "tickvals": [f"r{r}c0" for r in range(gh)],
+                             "ticktext": [f"row {r}" for r in range(gh)], "title": f"patch ({gh} rows × {gw} columns)"})
     return fig
 
 
@@ -212,6 +225,8 @@ all_words = list(range(len(res.words)))
 widgets.reset_when("heat_words", tuple(res.words), all_words)
 show = st.multiselect("Words shown", all_words, format_func=lambda k: f"{k}: {res.words[k]}",
                       key=widgets.keep("heat_words", all_words, valid=all_words))
+st.image(colorbar_image(cmap, 320, 12), caption="colour scale: each map from its lowest weight (left) to its highest "
+         "(right), scaled on its own; exact weights in the word × patch matrix below", width=320)
 cols = st.columns(NCOLS)
 for n, k in enumerate(show):
     cols[n % NCOLS].image(overlay(image, res, k, size=(160, round(160 * image.size[1] / image.size[0])), **style),

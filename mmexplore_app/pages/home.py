@@ -52,7 +52,7 @@ with tab_img:
     files = st.file_uploader(
         f"Images ({', '.join(di.IMAGE_TYPES).upper()}; GIF: first frame). Up to {di.MAX_IMAGES} images, "
         f"{st.get_option('server.maxUploadSize')} MB per file.",
-        type=list(di.IMAGE_TYPES),
+        type=list(di.UPLOAD_TYPES),
         accept_multiple_files=True,
         key="home_image_files",
     )

@@ -153,7 +153,7 @@ with left:
     for note in res.notes:
         st.caption(f"ℹ️ {note}")
     if draw_all:
-        st.caption(f"All {drawn['points']:,} points drawn (WebGL). Box- or lasso-select to join the selection's "
+        st.caption(f"All {drawn['drawn']:,} points drawn (WebGL). Box- or lasso-select to join the selection's "
                    f"true pairs ({drawn['lines']:,} drawn) and list their images and captions.")
     if drawn["drawn"] < drawn["points"]:
         why = (f"{res.method.upper()} placed a {drawn['projected']:,}-point sample (pairs kept together; PCA places "

@@ -56,68 +56,79 @@ view = st.radio("Show", list(VIEWS), horizontal=True, key=widgets.keep("sim_view
 attr, label, scale, fixed = VIEWS[view]
 values = getattr(report, attr)
 
-left, right = st.columns([3, 1], gap="medium")
-with left:
-    fig = matrix_heatmap(
-        values,
-        image_names=ds.image_names,
-        texts=ds.texts,
-        pairs=report.pairs,
-        thumbnails=widgets.dataset_thumbnail_uris(ds, size=96),
-        value_label=label,
-        colorscale=scale,
-        zmin=fixed[0] if fixed else None,
-        zmax=fixed[1] if fixed else None,
+# Scores above the matrix and every panel full width: side by side, a 1024-1400 px window cut the
+# loss to "0.096 …", hid a recall column and made the tables scroll sideways.
+st.subheader("Scores")
+if report.pairs.any():
+    s1, s2 = st.columns([1, 2], gap="medium")
+    s1.metric("InfoNCE loss (nats)", f"{report.infonce_loss:.3f}", help="symmetric: the mean of the image → text "
+              "and text → image cross-entropies over the true pairs")
+    recall = pd.DataFrame(
+        {f"R@{k}": [report.recall[f"i2t@{k}"], report.recall[f"t2i@{k}"]] for k in (1, 5, 10)},
+        index=["image → text", "text → image"],
     )
-    st.plotly_chart(fig, key="sim_matrix", config={"displaylogo": False})
-    st.caption(
-        f"{ds.n_images} images × {ds.n_texts} captions · logit scale 1/τ = {report.logit_scale:.2f} · "
-        f"{int(report.pairs.sum())} true pairs outlined · hover a cell for its exact value"
-    )
+    s2.dataframe(recall.style.format("{:.2f}"), key="sim_recall")
+else:
+    st.info("No true pairs are marked, so there is no loss or recall. Tick pairs in the table on Home.")
 
-with right:
-    st.subheader("Scores")
-    if report.pairs.any():
-        st.metric("Symmetric InfoNCE loss", f"{report.infonce_loss:.3f} nats")
-        recall = pd.DataFrame(
-            {
-                "image → text": [report.recall[f"i2t@{k}"] for k in (1, 5, 10)],
-                "text → image": [report.recall[f"t2i@{k}"] for k in (1, 5, 10)],
-            },
-            index=["R@1", "R@5", "R@10"],
-        )
-        st.dataframe(recall.style.format("{:.2f}"), key="sim_recall")
-    else:
-        st.info("No true pairs are marked, so there is no loss or recall. Tick pairs in the table on Home.")
+notes = [ds.text_notes.get(t, "") for t in ds.texts]
+fig = matrix_heatmap(
+    values,
+    image_names=ds.image_names,
+    texts=ds.texts,
+    pairs=report.pairs,
+    thumbnails=widgets.dataset_thumbnail_uris(ds, size=96),
+    value_label=label,
+    colorscale=scale,
+    zmin=fixed[0] if fixed else None,
+    zmax=fixed[1] if fixed else None,
+    notes=notes,
+)
+st.plotly_chart(fig, key="sim_matrix", config={"displaylogo": False})
+n_hard = sum(n.startswith("hard negative") for n in notes)
+st.caption(
+    f"{ds.n_images} images × {ds.n_texts} captions · logit scale 1/τ = {report.logit_scale:.2f} · "
+    f"{int(report.pairs.sum())} true pairs outlined"
+    + (f" · {n_hard} hard negatives marked ✗ with a dotted red frame (a one-step change of a true caption)" if n_hard else "")
+    + " · hover a cell for its exact value and the full caption"
+)
 
 st.subheader("Best matches")
-b1, b2 = st.columns(2)
-with b1:
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "image": ds.image_names,
-                "best caption": [ds.texts[j] for j in report.best_text_for_image],
-                "cosine": [report.cosine[i, j] for i, j in enumerate(report.best_text_for_image)],
-                "true pair": [bool(report.pairs[i, j]) for i, j in enumerate(report.best_text_for_image)],
-            }
-        ),
-        hide_index=True,
-        key="sim_best_text",
-    )
-with b2:
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "caption": ds.texts,
-                "best image": [ds.image_names[i] for i in report.best_image_for_text],
-                "cosine": [report.cosine[i, j] for j, i in enumerate(report.best_image_for_text)],
-                "true pair": [bool(report.pairs[i, j]) for j, i in enumerate(report.best_image_for_text)],
-            }
-        ),
-        hide_index=True,
-        key="sim_best_image",
-    )
+# Narrow columns for the short values, so both tables fit a 1024 px window without scrolling sideways.
+columns = {
+    "image": st.column_config.TextColumn(width="small"), "best image": st.column_config.TextColumn(width="small"),
+    "best caption": st.column_config.TextColumn(width="medium"), "caption": st.column_config.TextColumn(width="medium"),
+    "cosine": st.column_config.NumberColumn(format="%.3f", width="small"),
+    "true pair": st.column_config.CheckboxColumn(width="small"), "note": st.column_config.TextColumn(width="small"),
+}
+st.dataframe(
+    pd.DataFrame(
+        {
+            "image": ds.image_names,
+            "best caption": [ds.texts[j] for j in report.best_text_for_image],
+            "cosine": [report.cosine[i, j] for i, j in enumerate(report.best_text_for_image)],
+            "true pair": [bool(report.pairs[i, j]) for i, j in enumerate(report.best_text_for_image)],
+            "note": [notes[j] for j in report.best_text_for_image],
+        }
+    ),
+    hide_index=True,
+    key="sim_best_text",
+    column_config=columns,
+)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "caption": ds.texts,
+            "best image": [ds.image_names[i] for i in report.best_image_for_text],
+            "cosine": [report.cosine[i, j] for j, i in enumerate(report.best_image_for_text)],
+            "true pair": [bool(report.pairs[i, j]) for j, i in enumerate(report.best_image_for_text)],
+            "note": notes,
+        }
+    ),
+    hide_index=True,
+    key="sim_best_image",
+    column_config=columns,
+)
 
 st.subheader("Export")
 slug = attr
