@@ -61,3 +61,18 @@ def test_the_word_triangle_lights_up_the_triangle_on_the_page():
         assert checks and ("**inside** the named object" in checks[0] or "no peak can land inside it" in checks[0]), (
             method, checks)
         assert "outside" not in checks[0].split("patch centre falls")[0]
+
+
+def test_overlays_have_a_colour_scale_and_the_word_patch_matrix_starts_white_at_zero():
+    """Issue 20, item 9: overlays had no colour scale; the matrix's colour map made 0 look brighter
+    than 0.05 and had no patch labels."""
+    from apptest_utils import figure_spec, plotly_charts
+
+    at = open_page(PAGE, samples="shapes", n=2)
+    assert not at.exception
+    assert any("colour scale" in c for c in image_captions(at))
+    spec = next(figure_spec(at, k) for k in range(len(plotly_charts(at)))
+                if "word × patch" in figure_spec(at, k)["layout"]["title"]["text"])
+    trace = spec["data"][0]
+    assert trace["zmin"] == 0 and trace["colorscale"][0][1] in ("rgb(247,251,255)", "#f7fbff")  # white at 0
+    assert spec["layout"]["xaxis"]["ticktext"][:2] == ["row 0", "row 1"]

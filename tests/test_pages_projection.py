@@ -200,3 +200,16 @@ def test_the_app_compiles_umap_in_the_background_when_the_server_starts(monkeypa
     finally:
         monkeypatch.delenv("MMEXPLORE_WARM_UP")
         reload_settings()
+
+
+def test_gap_bar_labels_sit_inside_their_bars():
+    """Issue 20, item 9: two grouped bars' value labels collided above a narrow column."""
+    from mmexplore.projection import project_joint
+    from mmexplore_app.joint_figures import gap_figure
+
+    rng = np.random.default_rng(2)
+    img = rng.normal(size=(60, 8)).astype(np.float32) + 1
+    txt = rng.normal(size=(60, 8)).astype(np.float32) - 1
+    fig = gap_figure(project_joint(img, txt, method="pca", center=True))
+    assert len(fig.data) == 2 and all(t.textposition == "inside" and t.textangle == 0 for t in fig.data)
+    assert fig.layout.uniformtext.mode == "hide"
