@@ -279,7 +279,7 @@ def test_photos_with_bundled_model_warn():
         pytest.skip("the warning is about the bundled model")
     at = open_page("mmexplore_app/pages/similarity.py", samples="photos")
     assert not at.exception
-    assert any("knows only shapes" in w for w in _messages(at.warning))
+    assert any("knows only the shapes world" in w for w in _messages(at.warning))
     assert heatmap_values(at).shape == (8, 10)
 
 
