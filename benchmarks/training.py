@@ -9,8 +9,11 @@
      batches through its ``data`` hook, live evaluation off (its per-step events, lr schedule, clamp
      and accuracy bookkeeping included).
 
-   Each is run ``--repeats`` times alternately; the best steps/s of each and the ratio
-   ``trainer / plain`` (target ≈ 1) are reported.
+   Measured two ways: **lockstep** — one plain step, then one ``Trainer.train_step`` (plus writing
+   its event), batch by batch, so a change in the machine's load hits both alike; the ratio of the
+   median step times is the headline figure (target ≈ 1) — and **whole runs** — the plain loop, then
+   ``Trainer.run`` (prefetch thread, events, checkpoint excluded), ``--repeats`` times alternately,
+   best steps/s of each (on a shared machine this one drifts with the load).
 2. **Time to first visible result.** The Train page's own path (``JobManager.start`` → worker process,
    the NegCLIP preset) is timed from the click to the first step event and to the first held-out
    figure after step 0 (step 25); the page shows each within its 1 s refresh.
@@ -84,6 +87,49 @@ def trainer_loop(arch: str, batches, device: str, work: Path) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def lockstep(arch: str, batches, device: str, work: Path) -> dict:
+    """Median seconds per step of the plain loop and of ``Trainer.train_step`` run batch by batch, alternately."""
+    import statistics
+
+    import open_clip
+    import torch
+
+    from mmexplore.training.trainer import TrainConfig, Trainer, build_model, build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    model, preprocess, _ = build_model(arch, tok.vocab_size, device)
+    loss_fn = open_clip.loss.ClipLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    model.train()
+    cfg = TrainConfig(out=str(work), arch=arch, objective="clip", negatives=0, steps=len(batches),
+                      batch_size=len(batches[0]), lr=2e-3, warmup_steps=5, eval_every=0, eval_scenes=2, device=device)
+    trainer = Trainer(cfg)
+    trainer.setup()
+    log = open(work / "lockstep.jsonl", "w")  # noqa: SIM115 - closed below
+    plain_s, trainer_s = [], []
+    for b in batches:
+        t0 = time.perf_counter()
+        pixels = torch.stack([preprocess(im) for im in b.images]).to(device)
+        img = model.encode_image(pixels, normalize=True)
+        txt = model.encode_text(tok(b.captions).to(device), normalize=True)
+        loss = loss_fn(img, txt, model.logit_scale.exp())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        t1 = time.perf_counter()
+        ev = trainer.train_step(b)
+        log.write(json.dumps(ev) + "\n")
+        log.flush()
+        t2 = time.perf_counter()
+        plain_s.append(t1 - t0)
+        trainer_s.append(t2 - t1)
+    log.close()
+    skip = min(3, len(batches) // 4)  # warm-up steps (allocator, first autograd graph)
+    p, t = statistics.median(plain_s[skip:]), statistics.median(trainer_s[skip:])
+    return {"plain_median_s": round(p, 4), "trainer_median_s": round(t, 4), "ratio_steps_per_s": round(p / t, 3)}
+
+
 def first_result(timeout: float = 600) -> dict:
     """Seconds from the page's start click to the first step event and the first held-out figure."""
     from mmexplore.settings import reload_settings
@@ -132,20 +178,24 @@ def main() -> None:
     batches = make_batches(args.steps, args.batch_size, args.render_size)
     plain, trainer = [], []
     with tempfile.TemporaryDirectory() as work:
+        step = lockstep(args.arch, batches, args.device, Path(work))
         for r in range(args.repeats):
             plain.append(plain_loop(args.arch, batches, args.device))
             trainer.append(trainer_loop(args.arch, batches, args.device, Path(work) / f"t{r}"))
     report = {
         "config": vars(args), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "machine": platform.machine(), "load_avg": os.getloadavg()[0],
+        "lockstep": step,
         "plain_steps_per_s": round(max(plain), 3), "trainer_steps_per_s": round(max(trainer), 3),
         "ratio_trainer_over_plain": round(max(trainer) / max(plain), 3),
         "all_plain": [round(x, 3) for x in plain], "all_trainer": [round(x, 3) for x in trainer],
     }
     if not args.skip_page:
         report["page"] = first_result()
-    print(f"{'loop':10s} {'steps/s':>8s}\nplain      {report['plain_steps_per_s']:8.2f}\n"
-          f"trainer    {report['trainer_steps_per_s']:8.2f}\nratio trainer/plain = {report['ratio_trainer_over_plain']:.2f}")
+    print(f"lockstep: plain {1 / step['plain_median_s']:.2f} steps/s, trainer {1 / step['trainer_median_s']:.2f} "
+          f"steps/s, ratio trainer/plain = {step['ratio_steps_per_s']:.2f}")
+    print(f"whole runs (best of {args.repeats}): plain {report['plain_steps_per_s']:.2f}, trainer "
+          f"{report['trainer_steps_per_s']:.2f} steps/s, ratio {report['ratio_trainer_over_plain']:.2f}")
     if "page" in report:
         print("Train page: " + json.dumps(report["page"]))
     RESULTS.mkdir(parents=True, exist_ok=True)

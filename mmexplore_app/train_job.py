@@ -150,21 +150,31 @@ class TrainingJob:
             share = max(share, self.elapsed_s() / (60 * float(cfg["minutes"])))
         return share
 
+    def latest_snapshot_step(self) -> int | None:
+        """Step of the newest replay snapshot on disk, or None."""
+        files = sorted((self.out / "snapshots").glob("step_*.npz"))
+        return int(files[-1].stem.split("_")[1]) if files else None
+
     def latest_probe(self) -> dict[str, Any] | None:
-        """The newest replay snapshot: ``step``, ``image`` (k, d), ``caption`` (k, d), ``captions``, ``scene_seeds``."""
-        folder = self.out / "snapshots"
-        files = sorted(folder.glob("step_*.npz"))
-        meta_path = folder / "probe.json"
-        if not files or not meta_path.is_file():
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            with np.load(files[-1], allow_pickle=False) as z:
-                return {"step": int(z["step"][0]), "image": z["image"].astype(np.float32),
-                        "caption": z["caption"].astype(np.float32), "captions": meta["captions"],
-                        "scene_seeds": meta["scene_seeds"]}
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):  # being written: try next refresh
-            return None
+        """The newest replay snapshot (see :func:`latest_probe`)."""
+        return latest_probe(self.out)
+
+
+def latest_probe(out: Path) -> dict[str, Any] | None:
+    """The newest replay snapshot of a run: ``step``, ``image`` (k, d), ``caption`` (k, d), ``captions``, ``scene_seeds``."""
+    folder = out / "snapshots"
+    files = sorted(folder.glob("step_*.npz"))
+    meta_path = folder / "probe.json"
+    if not files or not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        with np.load(files[-1], allow_pickle=False) as z:
+            return {"step": int(z["step"][0]), "image": z["image"].astype(np.float32),
+                    "caption": z["caption"].astype(np.float32), "captions": meta["captions"],
+                    "scene_seeds": meta["scene_seeds"]}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):  # being written: try next refresh
+        return None
 
 
 def _last_line(path: Path) -> str | None:

@@ -486,6 +486,7 @@ class Trainer:
         self.probe = ProbeSet.build(cfg.probe_scenes, cfg.snapshot_scenes, self.preprocess, self.tokenizer,
                                     self.device) if (cfg.eval_every or cfg.snapshot_every) else None
         self.params = int(sum(p.numel() for p in self.model.parameters()))
+        self._t0 = time.time()  # train_step works right after setup (run() restarts the clock)
         self._setup_done = True
 
     def _load_weights(self, folder: Path) -> None:

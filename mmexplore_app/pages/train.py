@@ -146,11 +146,14 @@ def _probe_thumbnails(seeds: tuple[int, ...]) -> list[str]:
     return [image_data_uri(render_scene(make_scene(s), 96), 64) for s in seeds]
 
 
-def _live_matrix(job) -> None:
-    probe = job.latest_probe()
+@st.cache_data(show_spinner=False, max_entries=4)
+def _live_matrix_figure(out: str, step: int) -> object | None:
+    """The probe matrix of one snapshot (cached: the panel redraws every second, the snapshot every 25 steps)."""
+    from mmexplore_app.train_job import latest_probe
+
+    probe = latest_probe(Path(out))
     if probe is None:
-        st.caption("The similarity matrix appears with the first held-out evaluation.")
-        return
+        return None
     k = probe["image"].shape[0]
     sims = probe["image"] @ probe["caption"].T
     fig = matrix_heatmap(sims, image_names=[f"image {i + 1}" for i in range(k)], texts=probe["captions"],
@@ -158,6 +161,15 @@ def _live_matrix(job) -> None:
                          show_values=False,
                          title=f"held-out probe, step {probe['step']}: cosine of each image with each caption")
     fig.update_layout(height=480)
+    return fig
+
+
+def _live_matrix(job) -> None:
+    step = job.latest_snapshot_step()
+    fig = _live_matrix_figure(str(job.out), step) if step is not None else None
+    if fig is None:
+        st.caption("The similarity matrix appears with the first held-out evaluation.")
+        return
     st.plotly_chart(fig, key="tr_live_matrix", width="stretch")
 
 
@@ -188,11 +200,13 @@ def _live_panel() -> None:
         ev = evals[-1] if evals else {}
         m = st.columns(6)
         m[0].metric("loss", f"{last['loss']:.3f}" if last.get("loss") is not None else "–")
-        m[1].metric("τ", f"{last['tau']:.4f}" if last.get("tau") else "–")
-        m[2].metric("held-out i2t R@1", f"{ev['i2t@1']:.2f}" if ev.get("i2t@1") is not None else "–",
-                    help="chance: 0.01 (100 held-out scenes)")
-        m[3].metric("held-out t2i R@1", f"{ev['t2i@1']:.2f}" if ev.get("t2i@1") is not None else "–")
-        m[4].metric("modality gap", f"{ev['modality_gap']:.2f}" if ev.get("modality_gap") is not None else "–")
+        m[1].metric("τ", f"{last['tau']:.3f}" if last.get("tau") else "–")
+        m[2].metric("i→t R@1", f"{ev['i2t@1']:.2f}" if ev.get("i2t@1") is not None else "–",
+                    help="held-out image→text recall@1; chance: 0.01 (100 held-out scenes)")
+        m[3].metric("t→i R@1", f"{ev['t2i@1']:.2f}" if ev.get("t2i@1") is not None else "–",
+                    help="held-out text→image recall@1")
+        m[4].metric("gap", f"{ev['modality_gap']:.2f}" if ev.get("modality_gap") is not None else "–",
+                    help="modality gap ‖mean image − mean caption embedding‖ (held-out)")
         m[5].metric("samples/s", f"{last.get('samples_per_s', 0):.0f}" if last else "–")
         if steps:
             left, right = st.columns(2)
@@ -218,9 +232,15 @@ def _live_panel() -> None:
                 rate = steps[-1].get("samples_per_s")
                 device = (job.start_event or {}).get("device", "")
                 st.caption(f"{rate:.0f} samples/s on {device}" if rate else "")
+
+    @st.fragment(run_every=5.0 if running else None)
+    def matrix() -> None:
+        # Its own, slower fragment: the figure changes every 25 steps and is the heaviest element, so the
+        # 1 s refresh above never re-sends it (a chart re-sent every second is drawn faded most of the time).
         _live_matrix(job)
 
     panel()
+    matrix()
     if not job.running and job.status != "failed":
         _after_run(job)
 
