@@ -71,3 +71,12 @@ def test_start_progress_stop_list_and_use(runs_dir):
     at.button(key="tr_use").click().run()
     assert not at.exception
     assert at.session_state["model_spec"] == "run:apptest-run"
+    # The stopped run is a model like any other: Similarity and Probes work with it.
+    from apptest_utils import sample_dataset
+
+    at.session_state["dataset"] = sample_dataset("shapes", n=4)
+    for other in ("mmexplore_app/pages/similarity.py", "mmexplore_app/pages/probes.py"):
+        at.switch_page(other)
+        at.run()
+        assert not at.exception and not at.error, other
+        assert "run:apptest-run" in " ".join(str(c.value) for c in at.sidebar.caption)
