@@ -56,4 +56,4 @@ def compute_similarity(
 
     img = encoder.encode_images(images, progress=image_progress)
     txt = encoder.encode_texts(texts, progress=text_progress)
-    return similarity_report(img, txt, logit_scale=encoder.logit_scale, pairs=pairs)
+    return similarity_report(img, txt, logit_scale=encoder.logit_scale, logit_bias=encoder.logit_bias, pairs=pairs)

@@ -100,8 +100,15 @@ def _model_picker() -> None:
     st.caption(
         f"**{info.name}** · {info.device} · {info.dtype}  \n"
         f"embed dim {info.embed_dim} · input {info.image_size}px · {info.params / 1e6:.1f}M params  \n"
-        f"logit scale {info.logit_scale:.1f}"
+        + _facts_line(encoder.facts)
     )
+
+
+def _facts_line(facts) -> str:
+    """Family, scoring rule and pooling in one caption line (read from the model, not its name)."""
+    rule = f"sigmoid σ(s·cos + b), s {facts.logit_scale:.1f}, b {facts.logit_bias:.1f}" if facts.scoring == "sigmoid" \
+        else f"softmax, logit scale {facts.logit_scale:.1f}"
+    return f"{facts.family_label} · {rule} · {facts.pooling} pooling"
 
 
 def _data_summary() -> None:

@@ -111,7 +111,7 @@ def test_similarity_page_equals_cli_one_to_one(capsys, tmp_path):
         "softmax over images (text → image)": "probs_t2i",
     }
     for view, field in views.items():
-        at.radio(key="sim_view").set_value(view).run()
+        at.radio(key="sim_view_softmax").set_value(view).run()
         z = heatmap_values(at)
         assert z.shape == (5, 5)
         np.testing.assert_allclose(z, np.array(cli[field]), atol=2e-5, err_msg=view)

@@ -77,3 +77,45 @@ def test_dimension_mismatch_is_reported():
 def test_infonce_is_low_for_perfect_alignment():
     e = np.eye(4)
     assert infonce_loss(100 * e, np.eye(4, dtype=bool)) < 1e-6
+
+
+def test_sigmoid_rule_matches_open_clip_siglip_loss():
+    """Sigmoid rule: pairwise σ(s·cos + b) and the loss of open_clip's own SigLipLoss."""
+    import torch
+    from open_clip.loss import SigLipLoss
+    from scipy.special import expit
+
+    rng = np.random.default_rng(1)
+    img, txt = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    scale, bias = 10.0, -4.0
+    rep = similarity_report(img, txt, logit_scale=scale, logit_bias=bias)
+    cos = cosine_matrix(img, txt)
+    assert rep.rule == "sigmoid" and rep.loss_name == "sigmoid" and rep.logit_bias == bias
+    np.testing.assert_allclose(rep.logits, scale * cos + bias, atol=1e-9)
+    np.testing.assert_allclose(rep.probs_pair, expit(scale * cos + bias), atol=1e-12)
+    a = torch.nn.functional.normalize(torch.tensor(img), dim=-1)
+    b = torch.nn.functional.normalize(torch.tensor(txt), dim=-1)
+    ref = SigLipLoss()(a, b, torch.tensor(scale, dtype=torch.float64), torch.tensor(bias, dtype=torch.float64))
+    assert rep.sigmoid_loss == pytest.approx(float(ref), rel=1e-6)  # embeddings are float32 here
+    assert rep.loss == rep.sigmoid_loss
+    # InfoNCE is not this model's objective: not reported; recall is the same as under softmax.
+    assert np.isnan(rep.infonce_loss) and rep.to_dict()["infonce_loss"] is None
+    assert rep.recall == similarity_report(img, txt, logit_scale=scale).recall
+    d = rep.to_dict()
+    assert d["rule"] == "sigmoid" and d["loss_name"] == "sigmoid" and d["loss"] == pytest.approx(rep.sigmoid_loss)
+
+
+def test_sigmoid_loss_counts_unmarked_cells_as_negatives():
+    logits = np.array([[3.0, -2.0, 0.5], [-1.0, 4.0, 0.0]])
+    pairs = np.array([[1, 0, 0], [0, 1, 1]], dtype=bool)
+    z = np.where(pairs, 1.0, -1.0)
+    expected = -np.log(1 / (1 + np.exp(-z * logits))).sum() / 2
+    from mmexplore.metrics.similarity import sigmoid_loss
+
+    assert sigmoid_loss(logits, pairs) == pytest.approx(expected, rel=1e-12)
+
+
+def test_softmax_rule_has_no_sigmoid_fields():
+    rep = similarity_report(np.eye(3), np.eye(3), logit_scale=10.0)
+    assert rep.rule == "softmax" and rep.probs_pair is None and np.isnan(rep.sigmoid_loss)
+    assert rep.loss == rep.infonce_loss and rep.to_dict()["loss_name"] == "infonce"

@@ -12,8 +12,15 @@ from mmexplore.errors import InputError
 
 
 def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.heatmaps.support import method_support
+
     encoder = load_encoder(args)
-    return {"model": encoder.info.to_dict()}
+    support = method_support(encoder.facts)
+    return {
+        "model": encoder.info.to_dict(),
+        "facts": encoder.facts.to_dict(),
+        "heatmap_methods": {m: {"applies": why is None, "reason": why or ""} for m, why in support.items()},
+    }
 
 
 def cmd_similarity(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,9 +80,10 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def register(commands: Any, evals: Any) -> None:
-    command(commands, "info", cmd_info, "show the loaded model's name, size, device and dtype")
+    command(commands, "info", cmd_info,
+            "show the model's name, size, device, dtype and facts (family, scoring rule, pooling, heatmap methods)")
 
-    p = command(commands, "similarity", cmd_similarity, "image×text cosine, logits, softmax, InfoNCE, recall@K")
+    p = command(commands, "similarity", cmd_similarity, "image×text cosine, logits, softmax or sigmoid probabilities, loss, R@K")
     p.add_argument("--images", nargs="+", metavar="FILE", help="image files (image k pairs with text k)")
     p.add_argument("--texts", nargs="+", metavar="TEXT", help="captions (with --captions: extra unpaired captions)")
     p.add_argument("--texts-file", metavar="FILE", help="captions, one per line (with --captions: extra unpaired captions)")

@@ -5,6 +5,16 @@ Notation: ``E_i`` (N × d) image and ``E_t`` (M × d) text embeddings, unit rows
 per image (i→t) and over images per text (t→i). Pairs are a boolean N × M matrix, so an image may
 have several true captions and a caption several true images.
 
+Two scoring rules (the model's own, see :class:`~mmexplore.models.facts.ModelFacts`):
+
+* ``softmax`` (CLIP): logits ``C = s·S``, probabilities by softmax over a batch, symmetric InfoNCE loss;
+* ``sigmoid`` (SigLIP, a model with a ``logit_bias`` b): logits ``C = s·S + b``, each pair's own
+  probability ``σ(C_ij)`` (no normalisation over the batch), and the sigmoid loss
+  ``-(1/N) Σ_ij log σ(z_ij C_ij)`` with ``z_ij = +1`` for true pairs and ``-1`` otherwise (Zhai et al.
+  2023; open_clip's ``SigLipLoss``).
+
+Recall@K ranks by cosine, the same under both rules (s > 0 and b shift nothing within a row).
+
 >>> import numpy as np
 >>> e = np.eye(3, dtype=np.float32)
 >>> r = similarity_report(e, e, logit_scale=10.0)
@@ -18,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax, softmax
+from scipy.special import expit, log_expit, log_softmax, softmax
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 
@@ -98,6 +108,33 @@ def infonce_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
     return 0.5 * (directional(logits, pairs) + directional(logits.T, pairs.T))
 
 
+def sigmoid_probs(logits: np.ndarray) -> np.ndarray:
+    """σ(C) elementwise: each (image, caption) pair's own match probability, (N, M), in (0, 1)."""
+    return expit(np.asarray(logits, dtype=np.float64))
+
+
+def sigmoid_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
+    """SigLIP's loss ``-(1/N) Σ_ij log σ(z_ij · C_ij)`` in nats, z = +1 on true pairs, -1 elsewhere.
+
+    Every cell counts: an unmarked cell is a negative pair. Normalised by the number of images N,
+    as in open_clip's ``SigLipLoss`` (so it grows with the number of captions M).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (N, M)
+        ``logit_scale × cosine + logit_bias``.
+    pairs : ndarray of shape (N, M), bool
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=bool)
+    if logits.shape != pairs.shape:
+        raise ValueError(f"logits {logits.shape} and pairs {pairs.shape} differ in shape")
+    if not pairs.any():
+        return float("nan")
+    z = np.where(pairs, 1.0, -1.0)
+    return float(-log_expit(z * logits).sum() / logits.shape[0])
+
+
 def recall_at_k(scores: np.ndarray, pairs: np.ndarray, k: int) -> float:
     """Fraction of query rows whose top-``k`` columns contain at least one true pair.
 
@@ -163,15 +200,24 @@ class SimilarityReport:
     ----------
     cosine : ndarray (N, M)
     logits : ndarray (N, M)
-        ``logit_scale × cosine``.
+        ``logit_scale × cosine`` (+ ``logit_bias`` under the sigmoid rule).
     probs_i2t : ndarray (N, M)
-        Softmax over texts per image (rows sum to 1).
+        Softmax over texts per image (rows sum to 1). Under the sigmoid rule this is *not* the
+        model's probability (see ``probs_pair``); kept for comparison.
     probs_t2i : ndarray (N, M)
-        Softmax over images per text (columns sum to 1).
+        Softmax over images per text (columns sum to 1); same remark.
     logit_scale : float
     pairs : ndarray (N, M), bool
     infonce_loss : float
-        NaN when no pairs are given.
+        Symmetric InfoNCE of the softmax rule; NaN when no pairs are given or the rule is sigmoid
+        (not that model's objective).
+    rule : {"softmax", "sigmoid"}
+    logit_bias : float or None
+        b of the sigmoid rule.
+    probs_pair : ndarray (N, M) or None
+        σ(logits), each pair's own probability (sigmoid rule only).
+    sigmoid_loss : float
+        SigLIP loss over all N × M cells (sigmoid rule; NaN otherwise or without pairs).
     recall : dict
         ``"i2t@K"`` and ``"t2i@K"`` for each K.
     best_text_for_image, best_image_for_text : list of int
@@ -185,8 +231,22 @@ class SimilarityReport:
     pairs: np.ndarray
     infonce_loss: float
     recall: dict[str, float] = field(default_factory=dict)
+    rule: str = "softmax"
+    logit_bias: float | None = None
+    probs_pair: np.ndarray | None = None
+    sigmoid_loss: float = float("nan")
     best_text_for_image: list[int] = field(default_factory=list)
     best_image_for_text: list[int] = field(default_factory=list)
+
+    @property
+    def loss_name(self) -> str:
+        """The model's own objective: ``infonce`` (softmax rule) or ``sigmoid``."""
+        return "sigmoid" if self.rule == "sigmoid" else "infonce"
+
+    @property
+    def loss(self) -> float:
+        """The value of the model's own objective on the marked pairs (NaN without pairs)."""
+        return self.sigmoid_loss if self.rule == "sigmoid" else self.infonce_loss
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (NaN becomes None) with the CLI contract's field names."""
@@ -202,6 +262,12 @@ class SimilarityReport:
             "probs_t2i": self.probs_t2i.round(6).tolist(),
             "pairs": self.pairs.astype(int).tolist(),
             "infonce_loss": clean(self.infonce_loss),
+            "rule": self.rule,
+            "logit_bias": None if self.logit_bias is None else float(self.logit_bias),
+            "probs_pair": None if self.probs_pair is None else self.probs_pair.round(6).tolist(),
+            "sigmoid_loss": clean(self.sigmoid_loss),
+            "loss_name": self.loss_name,
+            "loss": clean(self.loss),
             "recall": {k: clean(v) for k, v in self.recall.items()},
             "best_text_for_image": self.best_text_for_image,
             "best_image_for_text": self.best_image_for_text,
@@ -213,10 +279,14 @@ def similarity_report(
     text_emb: np.ndarray,
     *,
     logit_scale: float,
+    logit_bias: float | None = None,
     pairs: np.ndarray | None = None,
     ks: tuple[int, ...] = DEFAULT_KS,
 ) -> SimilarityReport:
-    """Compute cosine, logits, both softmaxes, InfoNCE and recall@K for one image and text set.
+    """Compute cosine, logits, probabilities, the model's loss and recall@K for one image and text set.
+
+    The rule follows ``logit_bias``: None → softmax (both softmaxes, InfoNCE); a number → sigmoid
+    (pairwise σ(s·cos + b), SigLIP loss; the softmaxes are still given, for comparison only).
 
     Parameters
     ----------
@@ -224,6 +294,8 @@ def similarity_report(
     text_emb : ndarray of shape (M, d)
     logit_scale : float
         The model's ``exp(logit_scale)`` = 1/τ (e.g. 100 for OpenAI CLIP).
+    logit_bias : float, optional
+        The model's ``logit_bias`` b (SigLIP); None for softmax models.
     pairs : ndarray of shape (N, M), bool, optional
         True pairs; when None and N == M, image k pairs with text k; when None and N != M, no pairs
         (loss and recall are NaN).
@@ -239,7 +311,8 @@ def similarity_report(
     pairs = np.asarray(pairs, dtype=bool)
     if pairs.shape != (n, m):
         raise ValueError(f"pairs must have shape {(n, m)}, got {pairs.shape}")
-    logits = float(logit_scale) * cos
+    sigmoid = logit_bias is not None
+    logits = float(logit_scale) * cos + (float(logit_bias) if sigmoid else 0.0)  # type: ignore[arg-type]
     recall: dict[str, float] = {}
     for k in ks:
         recall[f"i2t@{k}"] = recall_at_k(cos, pairs, k)
@@ -251,8 +324,12 @@ def similarity_report(
         probs_t2i=softmax_t2i(logits),
         logit_scale=float(logit_scale),
         pairs=pairs,
-        infonce_loss=infonce_loss(logits, pairs),
+        infonce_loss=float("nan") if sigmoid else infonce_loss(logits, pairs),
         recall=recall,
+        rule="sigmoid" if sigmoid else "softmax",
+        logit_bias=float(logit_bias) if sigmoid else None,  # type: ignore[arg-type]
+        probs_pair=sigmoid_probs(logits) if sigmoid else None,
+        sigmoid_loss=sigmoid_loss(logits, pairs) if sigmoid else float("nan"),
         best_text_for_image=[int(j) for j in cos.argmax(axis=1)],
         best_image_for_text=[int(i) for i in cos.argmax(axis=0)],
     )

@@ -33,6 +33,10 @@ class ModelInfo:
     context_length: int
     logit_scale: float
     vocab_size: int
+    family: str = ""
+    scoring: str = "softmax"
+    logit_bias: float | None = None
+    pooling: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +81,7 @@ class Encoder:
         self.device = device
         self.dtype = dtype
         self.cache = cache if cache is not None else EmbeddingCache()
+        self._facts: Any = None
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -85,7 +90,31 @@ class Encoder:
         return float(self.model.logit_scale.detach().exp().clamp(max=100).item())
 
     @property
+    def logit_bias(self) -> float | None:
+        """b of a sigmoid-scored model's σ(logit_scale × cosine + b); None for softmax (CLIP) models."""
+        return self.facts.logit_bias
+
+    @property
+    def facts(self) -> Any:
+        """:class:`~mmexplore.models.facts.ModelFacts`: family, scoring rule, pooling, token grid."""
+        if self._facts is None:
+            from mmexplore.models.facts import read_facts
+
+            self._facts = read_facts(self.model, self.tokenizer)
+        return self._facts
+
+    def score(self, cosine: Any) -> Any:
+        """The model's pair score (its logit) from cosines: s·cos, plus b for sigmoid models.
+
+        Works on floats, numpy arrays and tensors alike (same shape out).
+        """
+        bias = self.logit_bias
+        return self.logit_scale * cosine + (bias if bias is not None else 0.0)
+
+    @property
     def embed_dim(self) -> int:
+        if hasattr(self.model, "text") and not hasattr(self.model, "text_projection"):
+            return int(self.model.text.output_dim)
         proj = getattr(self.model, "text_projection", None)
         if proj is not None and hasattr(proj, "shape"):
             return int(proj.shape[1])
@@ -112,6 +141,10 @@ class Encoder:
             context_length=self.context_length,
             logit_scale=self.logit_scale,
             vocab_size=int(getattr(self.model, "vocab_size", 0)),
+            family=self.facts.family,
+            scoring=self.facts.scoring,
+            logit_bias=self.facts.logit_bias,
+            pooling=self.facts.pooling,
         )
 
     # ------------------------------------------------------------------ encoding

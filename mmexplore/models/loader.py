@@ -79,8 +79,15 @@ PROJECT_ARCH_PREFIX = "mmexplore-shapes"
 
 
 def register_project_configs() -> None:
-    """Register the project's own architectures (``mmexplore-shapes-*``) with open_clip (idempotent)."""
+    """Register the project's own architectures (``mmexplore-shapes-*``) with open_clip (idempotent).
+
+    Also registers the timm vision trunks some of them name (:mod:`mmexplore.models.archs`).
+    """
     import open_clip
+
+    from mmexplore.models.archs import register_timm_archs
+
+    register_timm_archs()
 
     if not any(name.startswith(PROJECT_ARCH_PREFIX) for name in open_clip.list_models()):
         open_clip.add_model_config(PROJECT_CONFIG_DIR)

@@ -1,0 +1,137 @@
+"""Model families: facts read from the model, and the commands and pages that depend on them.
+
+Each family is a small random-weight model whose tokenizer needs no download: a CLIP ViT, a
+SigLIP-style ViT (timm ViT with SigLIP's attention-pool head, sigmoid objective) and a ResNet CLIP.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmexplore.cli import main
+
+CLIP_VIT = "mmexplore-shapes-xs:random"
+SIGLIP_VIT = "mmexplore-shapes-siglip-xs:random"
+RESNET = "mmexplore-shapes-rn-xs:random"
+FAMILIES = {CLIP_VIT: "clip-vit", SIGLIP_VIT: "siglip-vit", RESNET: "clip-resnet"}
+
+EXPECTED_FACTS = {
+    CLIP_VIT: {"family": "clip-vit", "scoring": "softmax", "logit_bias": None, "vision": "vit",
+               "vision_impl": "open_clip.VisionTransformer", "pooling": "class-token", "text_causal": True},
+    SIGLIP_VIT: {"family": "siglip-vit", "scoring": "sigmoid", "logit_bias": -10.0, "vision": "vit",
+                 "vision_impl": "timm.VisionTransformer", "pooling": "attention-pool", "text_causal": False,
+                 "text_pooling": "last"},
+    RESNET: {"family": "clip-resnet", "scoring": "softmax", "logit_bias": None, "vision": "resnet",
+             "vision_impl": "open_clip.ModifiedResNet", "pooling": "attention-pool", "grid": [4, 4]},
+}
+
+
+def run_json(capsys, *argv):
+    code = main([*argv, "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.mark.parametrize("spec", list(EXPECTED_FACTS))
+def test_facts_are_read_from_the_model(spec):
+    from mmexplore.models import load_model
+
+    enc = load_model(spec, "cpu")
+    facts = enc.facts.to_dict()
+    for key, value in EXPECTED_FACTS[spec].items():
+        assert facts[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+    assert enc.info.family == facts["family"] and enc.info.scoring == facts["scoring"]
+    # The score is the model's own logit: s·cos (+ b).
+    assert enc.score(0.5) == pytest.approx(enc.logit_scale * 0.5 + (facts["logit_bias"] or 0.0))
+
+
+def test_facts_do_not_depend_on_the_name(tmp_path):
+    """A SigLIP-style model saved under a neutral name is still sigmoid-scored (read from logit_bias)."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from mmexplore.models import load_model
+    from mmexplore.models.loader import register_project_configs
+
+    enc = load_model(SIGLIP_VIT, "cpu")
+    register_project_configs()
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    cfg = open_clip.get_model_config("mmexplore-shapes-siglip-xs")
+    tok = enc.tokenizer
+    (folder / "open_clip_config.json").write_text(json.dumps({
+        "model_cfg": cfg,
+        "preprocess_cfg": {"size": 64, "mean": [0.5] * 3, "std": [0.5] * 3},
+        "mmexplore": {"tokenizer": {"kind": "compact", "kept_bpe_ids": tok.kept_bpe_ids, "context_length": 32}},
+    }))
+    save_file({k: v.contiguous() for k, v in enc.model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    other = load_model(f"local-dir:{folder}", "cpu")
+    assert other.facts.family == "siglip-vit" and other.facts.logit_bias == pytest.approx(-10.0)
+
+
+@pytest.mark.parametrize("spec", list(EXPECTED_FACTS))
+def test_info_reports_facts_and_heatmap_methods(capsys, spec):
+    data = run_json(capsys, "info", "--model", spec)
+    assert data["facts"]["family"] == FAMILIES[spec] == data["model"]["family"]
+    methods = data["heatmap_methods"]
+    assert set(methods) >= {"attention", "relevancy"}
+    for m in methods.values():
+        assert m["applies"] == (m["reason"] == "")
+    # Relevancy follows a class token: only the CLIP ViT has one.
+    assert methods["relevancy"]["applies"] == (spec == CLIP_VIT)
+    if spec != CLIP_VIT:
+        assert "class token" in methods["relevancy"]["reason"]
+
+
+def test_similarity_cli_sigmoid_model(capsys, tmp_path):
+    from mmexplore.data.shapes import canonical_caption, make_scene, render_scene
+
+    paths, texts = [], []
+    for s in range(3):
+        scene = make_scene(9100 + s, n_objects=1)
+        p = tmp_path / f"s{s}.png"
+        render_scene(scene, 64).save(p)
+        paths.append(str(p))
+        texts.append(canonical_caption(scene).text)
+    data = run_json(capsys, "similarity", "--images", *paths, "--texts", *texts, "--model", SIGLIP_VIT)
+    cos, logits = np.array(data["cosine"]), np.array(data["logits"])
+    s, b = data["logit_scale"], data["logit_bias"]
+    assert data["rule"] == "sigmoid" and data["loss_name"] == "sigmoid" and b == pytest.approx(-10.0)
+    np.testing.assert_allclose(logits, s * cos + b, atol=1e-4)
+    np.testing.assert_allclose(np.array(data["probs_pair"]), 1 / (1 + np.exp(-logits)), atol=1e-5)
+    assert data["infonce_loss"] is None and data["loss"] == data["sigmoid_loss"] > 0
+    assert {"i2t@1", "t2i@1"} <= set(data["recall"])
+    soft = run_json(capsys, "similarity", "--images", *paths, "--texts", *texts, "--model", CLIP_VIT)
+    assert soft["rule"] == "softmax" and soft["probs_pair"] is None and soft["loss"] == soft["infonce_loss"]
+
+
+def test_similarity_page_sigmoid_model_shows_pairwise_probabilities(capsys, tmp_path):
+    """SigLIP-style model: the page's default view is σ(s·cos + b) (as the CLI), its loss is the sigmoid loss."""
+    from apptest_utils import heatmap_values, open_page
+
+    from mmexplore.data.samples import shapes_samples
+    from mmexplore_app.state import Dataset
+
+    ds = Dataset.from_samples(shapes_samples(n=4, negatives=False))
+    paths = []
+    for k, im in enumerate(ds.images):
+        p = tmp_path / f"{k}.png"
+        im.save(p)
+        paths.append(str(p))
+    cli = run_json(capsys, "similarity", "--images", *paths, "--texts", *ds.texts, "--model", SIGLIP_VIT)
+    at = open_page("pages/similarity.py", dataset=ds, model=SIGLIP_VIT)
+    assert not at.exception, at.exception
+    radio = at.radio(key="sim_view_sigmoid")
+    assert radio.value.startswith("pairwise probability")
+    assert not any("softmax over" in o for o in radio.options)
+    np.testing.assert_allclose(heatmap_values(at), np.array(cli["probs_pair"]), atol=2e-5)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Sigmoid loss (SigLIP)"] == f"{cli['sigmoid_loss']:.3f} nats"
+    assert not any("InfoNCE" in label for label in metrics)
+    assert any("sigmoid" in c.value and "b = -10.00" in c.value for c in at.caption)
+    radio.set_value("logits (s·cos + b)").run()
+    np.testing.assert_allclose(heatmap_values(at), np.array(cli["logits"]), atol=2e-4)
