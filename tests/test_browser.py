@@ -77,12 +77,15 @@ def chromium_path() -> str:
 
 
 @contextlib.contextmanager
-def _serve(log_name: str = "streamlit-server.log"):
-    """Start ``streamlit run app.py`` headless on a free port, yield its URL; stop its whole process group after."""
+def _serve(log_name: str = "streamlit-server.log", model: str | None = None):
+    """Start ``streamlit run app.py`` headless on a free port, yield its URL; stop its whole process group after.
+
+    ``model`` is the server's default model spec (default: the tests' model, usually ``bundled``).
+    """
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / log_name, "w")  # noqa: SIM115 - closed in the finally below
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MMEXPLORE_MODEL=test_model_spec(), MMEXPLORE_DEVICE="cpu")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MMEXPLORE_MODEL=model or test_model_spec(), MMEXPLORE_DEVICE="cpu")
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",

@@ -130,7 +130,7 @@ def test_similarity_page_sigmoid_model_shows_pairwise_probabilities(capsys, tmp_
     assert not any("softmax over" in o for o in radio.options)
     np.testing.assert_allclose(heatmap_values(at), np.array(cli["probs_pair"]), atol=2e-5)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Sigmoid loss (SigLIP)"] == f"{cli['sigmoid_loss']:.3f} nats"
+    assert metrics["Sigmoid loss (nats)"] == f"{cli['sigmoid_loss']:.3f}"
     assert not any("InfoNCE" in label for label in metrics)
     assert any("sigmoid" in c.value and "b = -10.00" in c.value for c in at.caption)
     radio.set_value("logits (s·cos + b)").run()

@@ -1,0 +1,67 @@
+"""A SigLIP-style model in a real browser: the Similarity page shows its own sigmoid rule.
+
+Same set-up as ``test_browser.py`` (system Chromium, ``streamlit run`` on a free port), with the
+small offline SigLIP-style model as the server's default. Screenshots at 1024 and 1400 px wide go to
+``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_browser import ARTIFACTS, CHROMIUM_ARGS, PAGE_RUN_TIMEOUT_MS, _chromium, _open, _serve, _wait_idle
+
+pytestmark = pytest.mark.browser
+
+SIGLIP = "mmexplore-shapes-siglip-xs:random"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module (Playwright's sync API allows one instance per thread)."""
+    from playwright.sync_api import sync_playwright
+
+    if _chromium() is None:
+        pytest.skip("Chromium is not installed")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def siglip_url(chromium):
+    with _serve("streamlit-siglip.log", model=SIGLIP) as url:
+        yield url
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_similarity_page_sigmoid_model_in_a_real_browser(chromium, siglip_url, width):
+    context = chromium.new_context(viewport={"width": width, "height": 1200})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(siglip_url, wait_until="domcontentloaded")
+        button = pg.get_by_role("button", name="Shapes samples", exact=True)
+        button.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+        _wait_idle(pg)
+        button.click()
+        pg.get_by_text("8 images", exact=False).first.wait_for()
+        _wait_idle(pg)
+        assert pg.get_by_text("SigLIP-style ViT", exact=False).count() >= 1  # sidebar facts line
+        _open(pg, "similarity")
+        chart = pg.locator(".js-plotly-plot").first
+        chart.wait_for(state="visible", timeout=PAGE_RUN_TIMEOUT_MS)
+        pg.wait_for_selector(".js-plotly-plot .heatmaplayer image", state="attached")
+        assert pg.get_by_text("Sigmoid loss (nats)").count() >= 1
+        assert pg.get_by_text("Symmetric InfoNCE loss").count() == 0
+        assert pg.get_by_text("pairwise probability σ(s·cos + b)").count() >= 1
+        assert chart.locator(".shapelayer path").count() >= 8  # true pairs outlined
+        assert not pg.locator('[data-testid="stException"]').count()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"similarity_sigmoid_{width}.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+    finally:
+        context.close()
