@@ -64,11 +64,28 @@ def cmd_heatmap(args: argparse.Namespace) -> dict[str, Any]:
     read = readability_fields(encoder, [args.text, *([args.phrase] if args.phrase else [])])
     out["unknown_word_share"] = read["readability"][0]["unknown_share"]
     out["warnings"] = read["warnings"]
+    text_method = _text_method(args, encoder)
+    if text_method:
+        from mmexplore.heatmaps.text_attribution import word_attribution
+
+        out["word_attribution"] = word_attribution(encoder, image, args.text, method=text_method).to_dict()
     if args.phrase:
         out["peak"] = list(result.peak(args.phrase))
         # A peak exists for any string; for a phrase the model cannot read it locates nothing.
         out["phrase_readable"] = not read["readability"][1]["unreadable"]
     return out
+
+
+def _text_method(args: argparse.Namespace, encoder: Any) -> str | None:
+    """The text attribution to report: as asked, else the first that applies to the model; None for 'none'."""
+    from mmexplore.heatmaps.text_attribution import TEXT_METHODS, text_method_support
+
+    if args.text_attribution == "none":
+        return None
+    if args.text_attribution != "auto":
+        return args.text_attribution
+    support = text_method_support(encoder.facts)
+    return next(m for m in TEXT_METHODS if support[m] is None)
 
 
 def _heatmap_pairs(args: argparse.Namespace) -> dict[str, Any]:
@@ -145,6 +162,7 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
 def register(commands: Any, evals: Any) -> None:
     from mmexplore.heatmaps.methods import get_method, list_methods
     from mmexplore.heatmaps.render import COLORMAPS
+    from mmexplore.heatmaps.text_attribution import TEXT_METHODS
 
     p = command(commands, "heatmap", cmd_heatmap, "per-word heatmaps (attention or gradient relevancy) of an image–caption pair")
     p.add_argument("--image", metavar="FILE", help="image file")
@@ -158,6 +176,9 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--cmap", default="inferno", choices=COLORMAPS)
     p.add_argument("--opacity", type=float, default=0.5)
     p.add_argument("--smooth", type=float, default=0.0, help="Gaussian blur of the overlay, in patches")
+    p.add_argument("--text-attribution", choices=["auto", *TEXT_METHODS, "none"], default="auto",
+                   help="which words drive the pair's score, in the JSON's word_attribution (auto: gradient × input "
+                        "where words map to tokens, else leave-one-word-out)")
     _add_method_args(p)
 
     p = evals.add_parser("pointing", help="pointing game: does each object phrase's map peak inside its mask?")

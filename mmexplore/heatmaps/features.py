@@ -177,6 +177,49 @@ def patch_features(encoder: Any, pixels: Any, *, mode: str = "value"):
     return (torch.nn.functional.normalize(dense.float(), dim=-1), torch.nn.functional.normalize(res.pooled.float(), dim=-1))
 
 
+def encode_text_from_embeddings(model: Any, ids: Any, embeddings: Any):
+    """The text tower run from token embeddings (so gradients can reach them).
+
+    Parameters
+    ----------
+    model : open_clip CLIP or CustomTextCLIP (built-in ``TextTransformer`` text tower)
+    ids : LongTensor (n, context_length)
+        Token ids (pooling reads them: the end-of-text position for ``argmax`` pooling).
+    embeddings : Tensor (n, context_length, width)
+        ``token_embedding(ids)``, possibly a leaf that requires grad.
+
+    Returns
+    -------
+    (tokens, pooled) : Tensor (n, context_length, d) and Tensor (n, d)
+        Every position's state after ``ln_final`` and the text projection (open_clip projects only
+        the pooled one), and the pooled embedding, equal to ``encode_text`` (unnormalised).
+    """
+    import torch
+    from open_clip.transformer import text_global_pool
+
+    from mmexplore.models.facts import text_tower
+
+    t = text_tower(model)
+    if not hasattr(t, "token_embedding") or getattr(t, "cls_emb", None) is not None:
+        raise ModelLoadError("text features need an open_clip text transformer (token_embedding, ln_final, projection) "
+                             "without an appended class token")
+    cast = t.transformer.get_cast_dtype()
+    x = embeddings.to(cast) + t.positional_embedding[: ids.shape[1]].to(cast)
+    mask = t.attn_mask
+    if getattr(t, "use_pad_mask", False):
+        add = t._build_additive_mask(ids, ids.shape[1], x.dtype)
+        mask = add if mask is None else mask[: ids.shape[1], : ids.shape[1]].unsqueeze(0) + add
+    x = t.ln_final(t.transformer(x, attn_mask=mask))
+    pool = getattr(t, "text_pool_type", None) or getattr(t, "pool_type", "argmax")
+    eos = getattr(t, "text_eos_id", getattr(t, "eos_id", None))
+    pooled = text_global_pool(x, ids, pool, eos_token_id=eos)
+    proj = t.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+        pooled = proj(pooled) if isinstance(proj, torch.nn.Linear) else pooled @ proj
+    return x, pooled
+
+
 def token_features(encoder: Any, texts: list[str]):
     """Per-token text features in the joint space.
 
@@ -188,23 +231,18 @@ def token_features(encoder: Any, texts: list[str]):
     Returns
     -------
     (tokens, pooled) : Tensor (n, context_length, d) and Tensor (n, d), float32, L2-normalised
-        ``pooled`` equals ``encode_text`` (the end-of-text token for CLIP models).
+        ``pooled`` equals ``encode_text`` (the end-of-text token for CLIP models, the last position
+        for SigLIP-style ones).
     """
     import torch
-    from open_clip.transformer import text_global_pool
 
-    model = encoder.model
-    if not hasattr(model, "token_embedding"):
-        raise ModelLoadError("heatmaps need an open_clip CLIP text tower (token_embedding, ln_final, text_projection)")
+    from mmexplore.models.facts import text_tower
+
+    tower = text_tower(encoder.model)
+    if not hasattr(tower, "token_embedding"):
+        raise ModelLoadError("heatmaps need an open_clip text tower (token_embedding, ln_final, text_projection)")
     ids = encoder.tokenizer(texts).to(encoder.device)
     with torch.inference_mode():
-        cast = model.transformer.get_cast_dtype()
-        x = model.token_embedding(ids).to(cast) + model.positional_embedding.to(cast)
-        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
-        pooled = text_global_pool(x, ids, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
-        proj = model.text_projection
-        if proj is not None:
-            x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
-            pooled = proj(pooled) if isinstance(proj, torch.nn.Linear) else pooled @ proj
+        x, pooled = encode_text_from_embeddings(encoder.model, ids, tower.token_embedding(ids))
     norm = torch.nn.functional.normalize
     return norm(x.float(), dim=-1), norm(pooled.float(), dim=-1)

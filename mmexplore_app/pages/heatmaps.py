@@ -25,6 +25,7 @@ from mmexplore.heatmaps import (
 )
 from mmexplore_app import widgets
 from mmexplore_app.state import Dataset
+from mmexplore_app.text_attribution_view import word_attribution_view
 
 OWN = "✎ type a caption…"
 NCOLS = 5
@@ -219,6 +220,9 @@ if res.phrases:
             else:
                 msg += " It lies **outside** the named object ❌"
     c.markdown(msg)
+
+st.subheader("Which words drive the score")
+word_attribution_view(encoder, image, text.strip(), key_prefix="heat")
 
 st.subheader(f"Per word ({res.method})")
 all_words = list(range(len(res.words)))

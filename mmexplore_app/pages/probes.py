@@ -9,6 +9,7 @@ import streamlit as st
 from mmexplore.errors import MMExploreError
 from mmexplore.probes import ARO_NOTE, PERTURBATION_KINDS, accuracy_by_kind, score_probes
 from mmexplore_app import widgets
+from mmexplore_app.text_attribution_view import word_attribution_view
 
 OWN = "✎ type a caption…"
 KIND_LABELS = {
@@ -87,6 +88,7 @@ else:
         st.stop()
     st.markdown(f"**True caption** “{res.caption}” · cosine **{res.score:.3f}** (bag of words {res.bow_score:.3f})")
     widgets.readability_notes(widgets.read_text(caption), what="caption")
+    word_attribution_view(encoder, ds.images[i], caption, key_prefix="probe")
     if not res.rows:
         st.warning("No perturbation changes this caption (it may be a single word).")
     else:
