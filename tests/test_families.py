@@ -123,7 +123,7 @@ def test_similarity_page_sigmoid_model_shows_pairwise_probabilities(capsys, tmp_
         im.save(p)
         paths.append(str(p))
     cli = run_json(capsys, "similarity", "--images", *paths, "--texts", *ds.texts, "--model", SIGLIP_VIT)
-    at = open_page("pages/similarity.py", dataset=ds, model=SIGLIP_VIT)
+    at = open_page("mmexplore_app/pages/similarity.py", dataset=ds, model=SIGLIP_VIT)
     assert not at.exception, at.exception
     radio = at.radio(key="sim_view_sigmoid")
     assert radio.value.startswith("pairwise probability")
@@ -135,3 +135,110 @@ def test_similarity_page_sigmoid_model_shows_pairwise_probabilities(capsys, tmp_
     assert any("sigmoid" in c.value and "b = -10.00" in c.value for c in at.caption)
     radio.set_value("logits (s·cos + b)").run()
     np.testing.assert_allclose(heatmap_values(at), np.array(cli["logits"]), atol=2e-4)
+
+
+def test_dense_features_are_the_pool_value_path():
+    """With the pool's queries zeroed (uniform attention), the pooled embedding is the mean of the dense features."""
+    import copy
+
+    import torch
+
+    from mmexplore.data.shapes import make_scene, render_scene
+    from mmexplore.heatmaps.features import dense_patch_features, resnet_attnpool_dense, resnet_last_stage
+    from mmexplore.models import load_model
+
+    images = [render_scene(make_scene(s), 96) for s in range(2)]
+    enc = load_model(SIGLIP_VIT, "cpu")
+    uniform = copy.copy(enc)
+    uniform.model = copy.deepcopy(enc.model)
+    pool = uniform.model.visual.trunk.attn_pool
+    with torch.no_grad():
+        pool.q.weight.zero_()
+        pool.q.bias.zero_()
+    pool.mlp = None  # the head's MLP is nonlinear: the identity holds for the attention part
+    px = enc.pixels(images)
+    with torch.no_grad():
+        torch.testing.assert_close(dense_patch_features(uniform, px).mean(1), uniform.model.encode_image(px), atol=1e-5, rtol=0)
+
+    enc = load_model(RESNET, "cpu")
+    model = copy.deepcopy(enc.model)
+    ap = model.visual.attnpool
+    with torch.no_grad():
+        ap.q_proj.weight.zero_()
+        ap.q_proj.bias.zero_()
+        px = enc.pixels(images)
+        fmap = resnet_last_stage(model.visual, px)
+        dense = resnet_attnpool_dense(model.visual, fmap)
+        mean_token = ap.c_proj(ap.v_proj(fmap.flatten(2).mean(-1) + ap.positional_embedding[0]))
+        expected = (dense.sum(1) + mean_token) / (dense.shape[1] + 1)  # the pool also attends to its mean token
+        torch.testing.assert_close(expected, model.encode_image(px), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("spec", "methods"), [
+    (CLIP_VIT, ["attention", "relevancy"]),
+    (SIGLIP_VIT, ["attention"]),
+    (RESNET, ["attention", "gradcam"]),
+])
+def test_heatmaps_for_every_family(spec, methods):
+    from mmexplore.data.shapes import canonical_caption, make_scene, render_scene
+    from mmexplore.heatmaps import compute_heatmaps, list_methods
+    from mmexplore.models import load_model
+
+    enc = load_model(spec, "cpu")
+    assert list_methods(enc) == methods
+    scene = make_scene(9200, n_objects=2)
+    caption = canonical_caption(scene).text
+    for method in methods:
+        res = compute_heatmaps(enc, [render_scene(scene, 128)], [caption], phrases=[["red circle"]], method=method)[0]
+        assert res.grid == tuple(enc.facts.grid) and res.maps.shape[0] == len(res.words)
+        np.testing.assert_allclose(res.maps.sum(axis=(1, 2)), 1.0, atol=1e-5)
+        assert np.isfinite(res.maps).all() and res.phrase_maps is not None
+
+
+def test_gradcam_follows_the_gradient_of_the_score():
+    """Grad-CAM rows are relu(Σ_c w_c A_c) with w the mean gradient; a target that flips sign flips the weights."""
+    import torch
+
+    from mmexplore.data.shapes import make_scene, render_scene
+    from mmexplore.heatmaps.features import resnet_last_stage
+    from mmexplore.heatmaps.methods import GradCamConfig, _gradcam_maps
+    from mmexplore.models import load_model
+
+    enc = load_model(RESNET, "cpu")
+    px = enc.pixels([render_scene(make_scene(3), 128)])
+    t = torch.nn.functional.normalize(torch.as_tensor(enc.encode_texts(["a red circle"])), dim=-1)
+    cam = _gradcam_maps(enc, px, [torch.cat([t, -t])], GradCamConfig())[0]
+    a = resnet_last_stage(enc.model.visual, px).detach().requires_grad_(True)
+    y = (torch.nn.functional.normalize(enc.model.visual.attnpool(a), dim=-1) * t).sum()
+    (g,) = torch.autograd.grad(y, a)
+    lin = (g.mean(dim=(2, 3), keepdim=True) * a).sum(1).flatten(1).detach().numpy()[0]
+    np.testing.assert_allclose(cam[0], np.maximum(lin, 0), atol=1e-5)
+    np.testing.assert_allclose(cam[1], np.maximum(-lin, 0), atol=1e-5)
+
+
+def test_heatmap_cli_says_why_a_method_does_not_apply(capsys, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "w.png")
+    code = main(["heatmap", "--image", str(tmp_path / "w.png"), "--text", "a circle", "--method", "relevancy",
+                 "--model", RESNET, "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'relevancy' does not apply to this ResNet CLIP model" in err and "attention, gradcam" in err
+    data = run_json(capsys, "heatmap", "--image", str(tmp_path / "w.png"), "--text", "a circle", "--method", "gradcam",
+                    "--model", RESNET)
+    assert data["method"] == "gradcam" and data["grid"] == [4, 4] and data["word_attribution"]["rule"] == "softmax"
+
+
+def test_heatmaps_page_offers_only_the_methods_that_apply():
+    from apptest_utils import image_captions, open_page
+
+    at = open_page("mmexplore_app/pages/heatmaps.py", model=RESNET)
+    assert not at.exception, at.exception
+    radio = at.radio(key="heat_method")
+    assert list(radio.options) == ["attention (MaskCLIP)", "Grad-CAM (last stage)"]
+    assert any("gradient relevancy" in c.value and "class token" in c.value for c in at.caption)
+    radio.set_value("gradcam").run()
+    assert not at.exception, at.exception
+    words = at.session_state["heat_memo"]
+    assert any(k[4] == "gradcam" for k in words)
+    assert len(image_captions(at)) >= 3  # image, phrase overlay, per-word overlays

@@ -248,7 +248,8 @@ def test_cli_heatmap_pairs(capsys, tmp_path, scene_pair):
     "argv, needle",
     [
         (["heatmap", "--image", "missing.png", "--text", "a red circle"], "missing.png"),
-        (["heatmap", "--image", "IMG", "--text", "a circle", "--method", "gradcam"], "gradcam"),
+        (["heatmap", "--image", "IMG", "--text", "a circle", "--method", "saliency"], "saliency"),
+        (["heatmap", "--image", "IMG", "--text", "a circle", "--method", "gradcam"], "'gradcam' does not apply"),
         (["heatmap", "--image", "IMG", "--text", "   "], "empty"),
         (["heatmap", "--text", "a circle"], "--image"),
         (["eval", "pointing", "--scenes", "0"], "--scenes"),

@@ -125,8 +125,8 @@ def _highlighted(at) -> list[tuple[str, float]]:
 
 
 @pytest.mark.parametrize(("page", "prefix", "caption_key"), [
-    ("pages/heatmaps.py", "heat", "heat_caption"),
-    ("pages/probes.py", "probe", "probe_caption"),
+    ("mmexplore_app/pages/heatmaps.py", "heat", "heat_caption"),
+    ("mmexplore_app/pages/probes.py", "probe", "probe_caption"),
 ])
 def test_pages_highlight_the_words_that_drive_the_score(encoder, page, prefix, caption_key):
     from apptest_utils import open_page

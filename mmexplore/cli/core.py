@@ -12,14 +12,17 @@ from mmexplore.errors import InputError
 
 
 def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.heatmaps.support import method_support
+    from mmexplore.heatmaps import get_method, list_methods
+    from mmexplore.heatmaps.text_attribution import text_method_support
 
     encoder = load_encoder(args)
-    support = method_support(encoder.facts)
+    heat = {m: get_method(m).applies(encoder) for m in list_methods()}
+    text = text_method_support(encoder.facts)
     return {
         "model": encoder.info.to_dict(),
         "facts": encoder.facts.to_dict(),
-        "heatmap_methods": {m: {"applies": why is None, "reason": why or ""} for m, why in support.items()},
+        "heatmap_methods": {m: {"applies": ok, "reason": why} for m, (ok, why) in heat.items()},
+        "text_attribution_methods": {m: {"applies": why is None, "reason": why or ""} for m, why in text.items()},
     }
 
 

@@ -2,7 +2,7 @@
 
 >>> from mmexplore.heatmaps import METHODS
 >>> METHODS
-('attention', 'relevancy')
+('attention', 'relevancy', 'gradcam')
 
 Entry points: :func:`list_methods` / :func:`get_method` (the registry of methods),
 :func:`compute_heatmaps` (any registered method, batched), :class:`HeatmapResult` (maps at patch

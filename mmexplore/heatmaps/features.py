@@ -246,3 +246,82 @@ def token_features(encoder: Any, texts: list[str]):
         x, pooled = encode_text_from_embeddings(encoder.model, ids, tower.token_embedding(ids))
     norm = torch.nn.functional.normalize
     return norm(x.float(), dim=-1), norm(pooled.float(), dim=-1)
+
+
+def _timm_map_dense(visual: Any, pixels: Any):
+    """Value path of SigLIP's attention-pool (MAP) head, token by token: (B, m, d).
+
+    The head pools the patch tokens x_k as ``y = proj(Σ_k a_k v_k)``, ``y ← y + mlp(norm(y))``. Applying
+    the same head to one token at a time (attention replaced by "all weight on token k") gives a
+    vector per patch in the joint space, as MaskCLIP does for a class-token ViT.
+    """
+    trunk = visual.trunk
+    pool = trunk.attn_pool
+    x = trunk.forward_features(pixels)
+    if not getattr(trunk, "pool_include_prefix", False):
+        x = x[:, trunk.num_prefix_tokens:]
+    if pool.pos_embed is not None:
+        x = x + pool.pos_embed.unsqueeze(0).to(x.dtype)
+    b, n, c = x.shape
+    v = pool.kv(x).reshape(b, n, 2, c)[:, :, 1]  # heads are contiguous channel blocks, as the head concatenates them
+    y = pool.proj(v)
+    if pool.mlp is not None:
+        y = y + pool.mlp(pool.norm(y))
+    y = trunk.head(trunk.fc_norm(y))
+    return visual.head(y)
+
+
+def resnet_last_stage(visual: Any, pixels: Any):
+    """The last stage's feature map of an open_clip ModifiedResNet: (B, C, h, w)."""
+    x = visual.stem(pixels)
+    for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
+        x = stage(x)
+    return x
+
+
+def resnet_attnpool_dense(visual: Any, feature_map: Any):
+    """Value path of the ResNet's QKV attention pool at every grid position: (B, h·w, d).
+
+    The pool returns ``c_proj(Σ_k a_k v_k)`` over the mean token and the h·w positions (each plus its
+    position embedding); ``c_proj(v_k)`` alone is position k's vector in the joint space (MaskCLIP's
+    original recipe for ResNet CLIPs).
+    """
+    ap = visual.attnpool
+    t = feature_map.flatten(2).transpose(1, 2)  # (B, h·w, C), row-major like the ViT grids
+    t = t + ap.positional_embedding[1:].to(t.dtype)
+    return ap.c_proj(ap.v_proj(t))
+
+
+def dense_patch_features(encoder: Any, pixels: Any, mode: str = "value"):
+    """Patch features in the joint space for any supported image tower (no gradients).
+
+    Parameters
+    ----------
+    encoder : mmexplore Encoder
+        Image tower per :attr:`Encoder.facts`: a class-token open_clip ViT (MaskCLIP on the last
+        block, ``mode`` as in :func:`dense_from_last_input`), a timm ViT with SigLIP's attention-pool
+        head, or an open_clip ResNet with its attention pool (value path of the pool; ``mode`` must be
+        ``value``: these towers have no residual around their pool).
+    pixels : Tensor (B, 3, S, S) on the model's device
+
+    Returns
+    -------
+    Tensor (B, m, d), float32, unnormalised; m = grid_h · grid_w in row-major order.
+    """
+    import torch
+
+    if mode not in DENSE_MODES:
+        raise ValueError(f"Unsupported dense mode '{mode}'. The available modes are {list(DENSE_MODES)}")
+    facts = encoder.facts
+    visual = encoder.model.visual
+    with torch.inference_mode():
+        if facts.vision_impl == "open_clip.VisionTransformer":
+            res = visual_pass(visual, pixels)
+            return dense_from_last_input(visual, res.last_input, mode).float()
+        if mode != "value":
+            raise ModelLoadError(f"dense mode '{mode}' needs a class-token ViT; this model's pooling is {facts.pooling_detail}")
+        if facts.vision_impl == "timm.VisionTransformer" and facts.pooling == "attention-pool":
+            return _timm_map_dense(visual, pixels).float()
+        if facts.vision_impl == "open_clip.ModifiedResNet":
+            return resnet_attnpool_dense(visual, resnet_last_stage(visual, pixels)).float()
+    raise ModelLoadError(f"no dense patch features for a {facts.vision_impl} image tower ({facts.pooling} pooling)")

@@ -10,9 +10,18 @@ the app and :func:`pointing_game` list and run methods only through :func:`list_
   features and T_j the word's text feature, both unit vectors in the joint space, and s the model's
   own logit scale (1/τ) as temperature: the course notes' softmax(I_iᵀ W_a T_j) where the model's
   projections play the part of W_a.
+  Patch features per image tower (:func:`~mmexplore.heatmaps.features.dense_patch_features`): a
+  class-token ViT's last block (MaskCLIP); SigLIP's attention-pool (MAP) head applied to each patch
+  token alone; a ResNet CLIP's QKV attention pool applied to each grid position alone (its value path).
 * ``relevancy``: Chefer et al. (2021). For the score y = ⟨image embedding, T_j⟩ and every kept image
   attention map A (blocks ``start_layer ..``), Ā = mean_heads(clamp(∇_A y ⊙ A, min=0)) and
-  R ← R + Ā·R from R = I; the map is the class token's row of R over the patches.
+  R ← R + Ā·R from R = I; the map is the class token's row of R over the patches. Class-token
+  open_clip ViTs only.
+* ``gradcam``: Selvaraju et al. (2017) on a ResNet CLIP's last stage A (C × h × w): for the score
+  y = ⟨image embedding, T_j⟩, w_c = mean over positions of ∂y/∂A_c, map = relu(Σ_c w_c A_c).
+
+Which methods apply is decided from :attr:`Encoder.facts` (the image tower and its pooling, the
+tokenizer), never from a model's name; a method that does not apply says why.
 
 Text features of a word (``word_features``): ``alone`` (default) — the word embedded on its own as a
 caption, i.e. the pooled vector CLIP trains to match images; ``context`` — the caption's own token
@@ -32,7 +41,14 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError, ModelLoadError
-from mmexplore.heatmaps.features import DENSE_MODES, check_visual, dense_from_last_input, token_features, visual_pass
+from mmexplore.heatmaps.features import (
+    DENSE_MODES,
+    check_visual,
+    dense_patch_features,
+    resnet_last_stage,
+    token_features,
+    visual_pass,
+)
 from mmexplore.heatmaps.result import HeatmapResult, crop_box
 from mmexplore.heatmaps.words import align_words, find_phrase
 
@@ -126,8 +142,26 @@ class RelevancyConfig:
     start_layer: int = 0
 
 
+# (image tower, pooling) pairs with dense patch features in the joint space (features.dense_patch_features).
+DENSE_TOWERS = (
+    ("open_clip.VisionTransformer", "class-token"),
+    ("timm.VisionTransformer", "attention-pool"),
+    ("open_clip.ModifiedResNet", "attention-pool"),
+)
+
+
+def _words_unsupported(encoder: Any) -> str | None:
+    facts = encoder.facts
+    if not facts.word_alignment:
+        return (f"its tokenizer ({facts.tokenizer}) does not map tokens back to words, so there are no per-word "
+                "text vectors (leave-one-word-out attribution still works)")
+    return None
+
+
 def _vit_unsupported(encoder: Any) -> str | None:
-    """Why the unrolled ViT pass (both built-in methods) cannot run on this model; None when it can."""
+    """Why the unrolled open_clip ViT pass cannot run on this model; None when it can."""
+    if encoder.facts.vision_impl != "open_clip.VisionTransformer":
+        return f"it unrolls an open_clip ViT; this image tower is {encoder.facts.vision_impl}"
     try:
         check_visual(encoder.model.visual)
     except ModelLoadError as exc:
@@ -135,15 +169,71 @@ def _vit_unsupported(encoder: Any) -> str | None:
     return None
 
 
+def _attention_unsupported(encoder: Any) -> str | None:
+    """Attention needs dense patch features (class-token ViT, SigLIP's MAP head, ResNet attnpool) and words."""
+    facts = encoder.facts
+    if (facts.vision_impl, facts.pooling) not in DENSE_TOWERS:
+        return (f"no dense patch features for a {facts.vision_impl} image tower with {facts.pooling} pooling "
+                f"(supported: {', '.join(f'{i} with {p} pooling' for i, p in DENSE_TOWERS)})")
+    if facts.vision_impl == "open_clip.VisionTransformer":
+        why = _vit_unsupported(encoder)
+        if why:
+            return why
+    return _words_unsupported(encoder)
+
+
+def _relevancy_unsupported(encoder: Any) -> str | None:
+    """Chefer relevancy follows the class token through every attention map of an open_clip ViT."""
+    facts = encoder.facts
+    if facts.vision_impl != "open_clip.VisionTransformer" or facts.pooling != "class-token":
+        return (f"it follows a class token through the ViT's attention maps; this image tower "
+                f"({facts.vision_impl}, {facts.pooling} pooling) has none")
+    return _vit_unsupported(encoder) or _words_unsupported(encoder)
+
+
+def _gradcam_unsupported(encoder: Any) -> str | None:
+    """Grad-CAM weighs the channels of a ResNet's last stage; ViTs have a better-founded method each."""
+    facts = encoder.facts
+    if facts.vision_impl != "open_clip.ModifiedResNet":
+        return f"it weighs the channels of a ResNet's last stage; this image tower is {facts.vision_impl}"
+    return _words_unsupported(encoder)
+
+
 def _attention_maps(encoder: Any, pixels: Any, targets: Sequence[Any], cfg: AttentionConfig) -> list[np.ndarray]:
     """softmax over patches of s · ⟨MaskCLIP patch feature, text vector⟩; per image (K_b, m) rows."""
     import torch
 
-    visual = encoder.model.visual
+    dense = torch.nn.functional.normalize(dense_patch_features(encoder, pixels, cfg.dense_mode), dim=-1)
     with torch.inference_mode():
-        res = visual_pass(visual, pixels)
-        dense = torch.nn.functional.normalize(dense_from_last_input(visual, res.last_input, cfg.dense_mode).float(), dim=-1)
         return [torch.softmax(cfg.temperature * t @ dense[b].T, dim=-1).cpu().numpy() for b, t in enumerate(targets)]
+
+
+@dataclass(frozen=True)
+class GradCamConfig:
+    """Grad-CAM on a ResNet's last stage (Selvaraju et al., 2017); no parameters."""
+
+
+def _gradcam_maps(encoder: Any, pixels: Any, targets: Sequence[Any], cfg: GradCamConfig) -> list[np.ndarray]:
+    """Grad-CAM per (image, target): relu(Σ_c w_c A_c) with w_c the mean gradient of ⟨image embedding, T⟩.
+
+    A is the last stage's feature map (B, C, h, w), computed once per image; only the attention pool
+    runs again per target row, so one backward pass serves every row of the batch.
+    """
+    import torch
+
+    visual = encoder.model.visual
+    with torch.no_grad():
+        fmap = resnet_last_stage(visual, pixels).float()
+    counts = [int(t.shape[0]) for t in targets]
+    with torch.enable_grad():
+        a = fmap.repeat_interleave(torch.tensor(counts, device=fmap.device), dim=0).detach().requires_grad_(True)
+        img = torch.nn.functional.normalize(visual.attnpool(a).float(), dim=-1)
+        score = (img * torch.cat(list(targets)).float()).sum()  # rows never interact: one backward for all
+        (grad,) = torch.autograd.grad(score, a)
+    with torch.no_grad():
+        cam = torch.relu((grad.mean(dim=(2, 3), keepdim=True) * a).sum(1)).flatten(1).cpu().numpy()
+    offsets = np.cumsum([0, *counts])
+    return [cam[offsets[b] : offsets[b + 1]] for b in range(len(targets))]
 
 
 def _relevancy_maps(encoder: Any, pixels: Any, targets: Sequence[Any], cfg: RelevancyConfig) -> list[np.ndarray]:
@@ -217,13 +307,18 @@ def _resolve_attention(cfg: AttentionConfig, encoder: Any) -> AttentionConfig:
 
 _REGISTRY: dict[str, HeatmapMethod] = {
     "attention": HeatmapMethod(
-        "attention", AttentionConfig, _attention_maps, _vit_unsupported, label="attention (MaskCLIP)",
-        description="softmax over patches of the model's logit scale × cosine(MaskCLIP patch feature, word)",
+        "attention", AttentionConfig, _attention_maps, _attention_unsupported, label="attention (MaskCLIP)",
+        description="softmax over patches of the model's logit scale × cosine(patch feature, word); patch features "
+                    "from the value path of the last attention block or of the attention-pool head",
         resolve=_resolve_attention,
     ),
     "relevancy": HeatmapMethod(
-        "relevancy", RelevancyConfig, _relevancy_maps, _vit_unsupported, label="gradient relevancy",
+        "relevancy", RelevancyConfig, _relevancy_maps, _relevancy_unsupported, label="gradient relevancy",
         description="Chefer et al. (2021): gradient-weighted attention rolled out to the class token",
+    ),
+    "gradcam": HeatmapMethod(
+        "gradcam", GradCamConfig, _gradcam_maps, _gradcam_unsupported, label="Grad-CAM (last stage)",
+        description="Selvaraju et al. (2017): the ResNet's last-stage channels weighted by their mean gradient of the score",
     ),
 }
 # Registered names in order (for ``from mmexplore.heatmaps import METHODS``); derived, not a second list.
@@ -272,7 +367,8 @@ def compute_heatmaps(
     Parameters
     ----------
     encoder : mmexplore Encoder
-        Any open_clip ViT model (the bundled one, ViT-B-32, ...), on its own device.
+        Any model a registered method applies to (:func:`list_methods` with the encoder): CLIP ViTs,
+        SigLIP-style ViTs (attention), ResNet CLIPs (attention, Grad-CAM).
     images : sequence of PIL.Image.Image
         Image k pairs with ``texts[k]``.
     texts : sequence of str
@@ -307,7 +403,10 @@ def compute_heatmaps(
     cfg = spec.make_config(method_options)
     reason = spec.unsupported(encoder)
     if reason:
-        raise ModelLoadError(reason)
+        usable = list_methods(encoder)
+        alt = f" Methods that apply: {', '.join(usable)}." if usable else " No heatmap method applies to this model."
+        raise ModelLoadError(f"heatmap method '{spec.name}' does not apply to this {encoder.facts.family_label} model: "
+                             f"{reason}.{alt}")
     if word_features not in WORD_FEATURES:
         raise InputError(f"Unsupported word features '{word_features}'. The available options are {list(WORD_FEATURES)}")
     if phrase_features not in PHRASE_FEATURES:
@@ -324,7 +423,7 @@ def compute_heatmaps(
 
     rgb = [to_rgb(im) for im in images]
     visual = encoder.model.visual
-    grid = tuple(int(g) for g in visual.grid_size)
+    grid = tuple(int(g) for g in encoder.facts.grid)
     resize_mode = (getattr(visual, "preprocess_cfg", None) or {}).get("resize_mode", "shortest")
     cfg = spec.resolve(cfg, encoder)
     params: dict[str, Any] = {"word_features": word_features, "phrase_features": phrase_features, **asdict(cfg)}

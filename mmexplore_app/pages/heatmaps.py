@@ -34,7 +34,9 @@ MEMO_KEY = "heat_memo"
 EXPLANATION = """
 **Attention** (the course notes' α_ij = softmax_i(I_iᵀ W_a T_j)). Every image patch i gets a feature
 I_i in the joint space (MaskCLIP: the value path of the last attention block, then the same `ln_post`
-and projection as the class token). Every word j gets a text feature T_j (the word embedded alone,
+and projection as the class token; for an attention-pooled tower — SigLIP's one-query head, a ResNet
+CLIP's QKV pool — the pool's own value path applied to each patch alone).
+Every word j gets a text feature T_j (the word embedded alone,
 or its token state inside the caption). α_ij is a softmax over the patches of their cosine with the word,
 scaled by the model's logit scale (1/τ): each map sums to 1.
 
@@ -42,6 +44,17 @@ scaled by the model's logit scale (1/τ): each map sums to 1.
 attention map A from the start layer on is weighted by its gradient, Ā = mean over heads of
 max(0, ∇A ⊙ A), and accumulated: R ← R + Ā·R, from R = I. The map is the class token's row of R: which
 patches the image embedding drew on to produce that score.
+
+**Grad-CAM** (Selvaraju et al., 2017; ResNet CLIPs). The last stage's channels A_c are weighted by the
+mean gradient of the score ⟨image embedding, T_j⟩, map = max(0, Σ_c w_c A_c), on the last stage's coarse
+grid (image size / 32).
+
+Which methods are offered depends on the loaded model's image tower (read from the model: class token,
+attention pool, ResNet); the others are listed with the reason.
+
+**Which words drive the score.** The caption's words shaded by their share of the pair's score
+(s·cos, plus b for a sigmoid model): *gradient × input* (⟨token embedding, ∂score/∂embedding⟩, a
+first-order estimate) or *leave one word out* (how much the score drops without the word: exact).
 
 **Phrase.** A phrase ("small red circle") is embedded on its own, as a caption: that pooled vector is
 what the model was trained to align with images, and it binds colour, size and shape together.
@@ -123,7 +136,8 @@ def _matrix_figure(res: HeatmapResult):
 
 
 st.title("Heatmaps")
-st.caption("Which part of the image does each word of a caption point to? Two methods, side by side with the image.")
+st.caption("Which part of the image does each word of a caption point to, and which words drive the score? "
+           "The methods that apply to the loaded model, side by side with the image.")
 widgets.explain("What am I looking at? (methods and failure modes)", EXPLANATION)
 
 ds = widgets.require_data(min_images=1, min_texts=0)
@@ -167,9 +181,11 @@ with right:
         word_features = st.radio("Word features", WORD_FEATURES, horizontal=True,
                                  key=widgets.keep("heat_word_features", WORD_FEATURES[0], valid=WORD_FEATURES),
                                  help="context: the word's token state inside the caption; alone: the word embedded on its own")
-        n_layers = len(encoder.model.visual.transformer.resblocks)
-        start_layer = st.slider("Relevancy: first layer", 0, n_layers - 1,
-                                key=widgets.keep("heat_start_layer", 0, valid=range(n_layers)))
+        start_layer = 0
+        if "relevancy" in usable:  # only class-token open_clip ViTs have blocks to start from
+            n_layers = len(encoder.model.visual.transformer.resblocks)
+            start_layer = st.slider("Relevancy: first layer", 0, n_layers - 1,
+                                    key=widgets.keep("heat_start_layer", 0, valid=range(n_layers)))
 
 if not (text or "").strip():
     st.info("Type a caption (or pick one above) to see its heatmaps.")
