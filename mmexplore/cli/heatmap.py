@@ -69,6 +69,11 @@ def cmd_heatmap(args: argparse.Namespace) -> dict[str, Any]:
         from mmexplore.heatmaps.text_attribution import word_attribution
 
         out["word_attribution"] = word_attribution(encoder, image, args.text, method=text_method).to_dict()
+    if args.method == "attention":
+        from mmexplore.heatmaps.decomposition import decompose_score
+
+        # The attention matrix's companion: the same word × patch cells as shares of the pair's score.
+        out["score_decomposition"] = decompose_score(encoder, image, args.text).to_dict()
     if args.phrase:
         out["peak"] = list(result.peak(args.phrase))
         # A peak exists for any string; for a phrase the model cannot read it locates nothing.
@@ -164,7 +169,8 @@ def register(commands: Any, evals: Any) -> None:
     from mmexplore.heatmaps.render import COLORMAPS
     from mmexplore.heatmaps.text_attribution import TEXT_METHODS
 
-    p = command(commands, "heatmap", cmd_heatmap, "per-word heatmaps (attention or gradient relevancy) of an image–caption pair")
+    p = command(commands, "heatmap", cmd_heatmap,
+                "per-word heatmaps (the registered methods that apply to the model) and which words drive the score")
     p.add_argument("--image", metavar="FILE", help="image file")
     p.add_argument("--text", metavar="TEXT", help="caption")
     p.add_argument("--phrase", metavar="P", help="also map this phrase (embedded on its own); reports its peak")

@@ -30,6 +30,7 @@ from mmexplore_app.text_attribution_view import word_attribution_view
 OWN = "✎ type a caption…"
 NCOLS = 5
 MEMO_KEY = "heat_memo"
+DECOMP_MEMO_KEY = "heat_decomp_memo"
 
 EXPLANATION = """
 **Attention** (the course notes' α_ij = softmax_i(I_iᵀ W_a T_j)). Every image patch i gets a feature
@@ -55,6 +56,13 @@ attention pool, ResNet); the others are listed with the reason.
 **Which words drive the score.** The caption's words shaded by their share of the pair's score
 (s·cos, plus b for a sigmoid model): *gradient × input* (⟨token embedding, ∂score/∂embedding⟩, a
 first-order estimate) or *leave one word out* (how much the score drops without the word: exact).
+
+**Score contributions** (attention method, *Word × patch matrix*). The pair's score y = s·cos (+ b) split
+exactly into word × patch cells plus a stated remainder: the image embedding is a sum of each patch's
+direct effect through the attention (every block's attention at the class token, or the attention
+pool's single query) plus a residual part; the caption embedding likewise per word. Cell (j, k) is
+s·⟨word j's part, patch k's part⟩ / (‖I‖‖T‖); the remainder (MLPs, the query's own path, special
+tokens, the bias b) is printed, and cells + remainder equal the score.
 
 **Phrase.** A phrase ("small red circle") is embedded on its own, as a caption: that pooled vector is
 what the model was trained to align with images, and it binds colour, size and shape together.
@@ -116,23 +124,49 @@ def _png(img) -> bytes:
     return buf.getvalue()
 
 
-def _matrix_figure(res: HeatmapResult):
+def _matrix_figure(mat: np.ndarray, words: list[str], grid: tuple[int, int], *, title: str, value: str,
+                   diverging: bool = False):
+    """A word × patch heatmap: rows are words, columns the patches row by row (r0c0 = top left)."""
     import plotly.graph_objects as go
 
-    gh, gw = res.grid
-    mat = res.maps.reshape(len(res.words), -1)
-    labels = [f"{k}: {w}" for k, w in enumerate(res.words)]
+    gh, gw = grid
+    labels = [f"{k}: {w}" for k, w in enumerate(words)]
     cols = [f"r{r}c{c}" for r in range(gh) for c in range(gw)]
-    # Sequential from white: a weight of 0 is blank and every larger weight darker (no dark-to-bright
-    # scale whose low end reads as "something"); zmin fixed at 0 so the scale starts at no weight.
-    fig = go.Figure(go.Heatmap(z=mat, x=cols, y=labels, colorscale="Blues", zmin=0, colorbar={"title": "weight"},
-                               hovertemplate="word %{y}<br>patch %{x}<br>weight %{z:.4f}<extra></extra>"))
+    # Weights: sequential from white, zmin 0 (a weight of 0 is blank, every larger weight darker; no
+    # dark-to-bright scale whose low end reads as "something"). Score contributions: diverging around 0.
+    scale = {"colorscale": "RdBu", "reversescale": True, "zmid": 0.0} if diverging else {"colorscale": "Blues", "zmin": 0}
+    fig = go.Figure(go.Heatmap(z=mat, x=cols, y=labels, colorbar={"title": value}, **scale,
+                               hovertemplate=f"word %{{y}}<br>patch %{{x}}<br>{value} %{{z:.4f}}<extra></extra>"))
     fig.update_layout(height=max(260, 26 * len(labels) + 140), margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title=f"word × patch ({res.method}); patches row by row from the top left",
+                      title=f"{title}; patches row by row from the top left",
                       yaxis={"autorange": "reversed"},
                       xaxis={"tickmode": "array", "tickvals": [f"r{r}c0" for r in range(gh)],
                              "ticktext": [f"row {r}" for r in range(gh)], "title": f"patch ({gh} rows × {gw} columns)"})
     return fig
+
+
+def _decomposition(encoder, image, text: str):
+    from mmexplore.heatmaps.decomposition import decompose_score
+    from mmexplore.models.cache import image_digest
+
+    key = (encoder.model_id, image_digest(image), text)
+    memo = st.session_state.setdefault(DECOMP_MEMO_KEY, {})
+    if key not in memo:
+        if len(memo) > 16:
+            memo.clear()
+        memo[key] = decompose_score(encoder, image, text)
+    return memo[key]
+
+
+def _decomposition_caption(d) -> str:
+    from mmexplore.heatmaps.decomposition import REMAINDER_PARTS
+
+    parts = "; ".join(f"{REMAINDER_PARTS[k]} {v:+.3f}" for k, v in d.remainder.items())
+    return (f"Cells sum to **{d.total:.3f}**; remainder **R = {d.remainder_total:+.3f}** ({parts}). "
+            f"Sum + R = {d.total + d.remainder_total:.4f} = the pair's score {d.score:.4f} "
+            f"(s·cos{' + b' if d.remainder.get('bias') else ''}; rounding error {d.error:.1e}). "
+            "Each cell is the word's share of the caption embedding dotted with the patch's share of the image "
+            "embedding (attention direct effects, final LayerNorm at its actual scale), in logit units.")
 
 
 st.title("Heatmaps")
@@ -257,7 +291,21 @@ st.download_button("Download overlays (PNG)", data=_png(grid), file_name=f"heatm
                    key="heat_dl_png", on_click="ignore")
 
 with st.expander("Word × patch matrix", expanded=False):
-    fig = _matrix_figure(res)
-    st.plotly_chart(fig, key="heat_matrix")
-    mat = res.maps.reshape(len(res.words), -1)
-    st.caption(f"Each row sums to 1. Max weight {float(np.max(mat)):.3f}; uniform would be {1 / mat.shape[1]:.3f}.")
+    views = ["weights", "score"] if method == "attention" else ["weights"]
+    view = st.radio("Matrix", views, horizontal=True, key="heat_matrix_view",
+                    format_func=lambda v: {"weights": f"{res.method} weights (rows sum to 1)",
+                                           "score": "score contributions (exact decomposition)"}[v])
+    if view == "score":
+        try:
+            dec = _decomposition(encoder, image, text.strip())
+        except MMExploreError as exc:
+            widgets.show_error(exc)
+        else:
+            st.plotly_chart(_matrix_figure(dec.contributions, dec.words, dec.grid, title="word × patch share of the score",
+                                           value="logit", diverging=True), key="heat_matrix_score")
+            st.caption(_decomposition_caption(dec))
+    else:
+        mat = res.maps.reshape(len(res.words), -1)
+        st.plotly_chart(_matrix_figure(mat, res.words, res.grid, title=f"word × patch ({res.method})", value="weight"),
+                        key="heat_matrix")
+        st.caption(f"Each row sums to 1. Max weight {float(np.max(mat)):.3f}; uniform would be {1 / mat.shape[1]:.3f}.")
