@@ -37,10 +37,10 @@ def with_toy_methods(monkeypatch):
 
 
 def test_builtin_methods_are_registered_with_configs():
-    assert hm.list_methods() == ["attention", "relevancy"]
+    assert hm.list_methods() == ["attention", "relevancy", "gradcam"]
     assert hm.get_method(" Attention ").name == "attention"
-    with pytest.raises(InputError, match=r"gradcam.*attention"):
-        hm.get_method("gradcam")
+    with pytest.raises(InputError, match=r"saliency.*attention"):
+        hm.get_method("saliency")
     # Options of another method are ignored (one option set drives several methods); typos are not.
     assert hm.get_method("attention").make_config({"start_layer": 3}) == hm.AttentionConfig()
     assert hm.get_method("relevancy").make_config({"start_layer": 3}).start_layer == 3
@@ -92,7 +92,8 @@ def test_a_new_method_is_one_entry_for_core_pointing_and_cli(with_toy_methods, e
     out, _ = capsys.readouterr()
     report = json.loads(out)["pointing"]
     assert code == 0 and list(report["methods"]) == ["attention", "relevancy", "centre"]
-    assert report["skipped"] == {"never": "needs a ResNet tower"}
+    assert report["skipped"]["never"] == "needs a ResNet tower"
+    assert set(report["skipped"]) == {"never", "gradcam"}  # Grad-CAM is for ResNet towers
 
 
 def test_heatmaps_page_offers_the_registry_methods_that_apply(with_toy_methods):
