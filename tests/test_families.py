@@ -242,3 +242,28 @@ def test_heatmaps_page_offers_only_the_methods_that_apply():
     words = at.session_state["heat_memo"]
     assert any(k[4] == "gradcam" for k in words)
     assert len(image_captions(at)) >= 3  # image, phrase overlay, per-word overlays
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("spec", "family", "methods"), [
+    ("RN50:random", "clip-resnet", ["attention", "gradcam"]),
+    ("ViT-B-32:random", "clip-vit", ["attention", "relevancy"]),
+])
+def test_full_size_architectures_random_weights(spec, family, methods):
+    """The real RN50 and ViT-B/32 wiring (7×7 grid, 32-head attention pool; 12 blocks) with random weights."""
+    from mmexplore.data.shapes import canonical_caption, make_scene, render_scene
+    from mmexplore.heatmaps import compute_heatmaps, list_methods
+    from mmexplore.heatmaps.decomposition import decompose_score
+    from mmexplore.heatmaps.text_attribution import word_attribution
+    from mmexplore.models import load_model
+
+    enc = load_model(spec, "cpu")
+    assert enc.facts.family == family and enc.facts.grid == (7, 7) and list_methods(enc) == methods
+    scene = make_scene(9300, n_objects=2)
+    image, caption = render_scene(scene, 224), canonical_caption(scene).text
+    for method in methods:
+        res = compute_heatmaps(enc, [image], [caption], method=method)[0]
+        assert res.grid == (7, 7) and np.isfinite(res.maps).all()
+    d = decompose_score(enc, image, caption)
+    assert d.error < 1e-3
+    assert np.isfinite(word_attribution(enc, image, caption).scores).all()

@@ -167,3 +167,17 @@ def test_random_init_is_deterministic():
 def test_unknown_device():
     with pytest.raises(ModelLoadError, match="unknown device"):
         load_model("bundled", "tpu")
+
+
+def test_a_tokenizer_that_cannot_load_is_one_clear_error(monkeypatch):
+    """SigLIP configs name a Hugging Face tokenizer; without it (offline, no transformers) loading says so."""
+    import open_clip
+
+    def no_tokenizer(name, *a, **k):
+        raise ModuleNotFoundError("No module named 'transformers'")
+
+    monkeypatch.setattr(open_clip, "get_tokenizer", no_tokenizer)
+    with pytest.raises(ModelLoadError) as info:
+        load_model("ViT-B-16-SigLIP:random", "cpu")
+    msg = str(info.value)
+    assert "ViT-B-16-SigLIP:random" in msg and "tokenizer" in msg and "mmexplore-shapes-siglip-xs:random" in msg

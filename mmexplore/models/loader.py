@@ -93,7 +93,7 @@ def register_project_configs() -> None:
         open_clip.add_model_config(PROJECT_CONFIG_DIR)
 
 
-def _tokenizer_for_arch(arch: str):
+def _tokenizer_for_arch(arch: str, spec: str = ""):
     """open_clip's tokenizer for an architecture; the compact one for the project's own."""
     import open_clip
 
@@ -101,7 +101,26 @@ def _tokenizer_for_arch(arch: str):
         from mmexplore.models.tokenizer import shapes_tokenizer
 
         return shapes_tokenizer(open_clip.get_model_config(arch)["text_cfg"]["context_length"])
-    return open_clip.get_tokenizer(arch)
+    return _get_tokenizer(arch, spec or arch)
+
+
+def _get_tokenizer(name: str, spec: str):
+    """open_clip's tokenizer for ``name``; a tokenizer that cannot be built here is a ModelLoadError.
+
+    SigLIP-family configs name a Hugging Face tokenizer: it needs the ``transformers`` package and a
+    one-time download, and offline (or without the package) open_clip raises deep inside.
+    """
+    import open_clip
+
+    try:
+        return open_clip.get_tokenizer(name)
+    except Exception as exc:  # ImportError, OSError from the hub, ...: one clear line instead of a traceback
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"model spec '{spec}': its tokenizer cannot be loaded here ({type(exc).__name__}: {first}). "
+            "Hugging Face tokenizers (SigLIP, ...) need the `transformers` package and a one-time download while "
+            "online; offline, the SigLIP-style stand-in 'mmexplore-shapes-siglip-xs:random' runs everywhere."
+        ) from exc
 
 
 def _check_arch(arch: str, spec: str) -> None:
@@ -168,7 +187,7 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
 
             tokenizer = CompactTokenizer(tok_cfg["kept_bpe_ids"], tok_cfg["context_length"])
         else:
-            tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+            tokenizer = _get_tokenizer(f"local-dir:{folder}", spec.text)
         return model, preprocess, tokenizer, f"{spec.text}@{digest}"
 
     if spec.kind == "hf-hub":
@@ -179,16 +198,16 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
         if config_file and weights:
             folder = Path(config_file).parent
             model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", device=device)
-            tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+            tokenizer = _get_tokenizer(f"local-dir:{folder}", spec.text)
             return model, preprocess, tokenizer, f"{spec.text}@{_file_digest(Path(weights))}"
         if not hub_reachable():
             raise _not_available(spec.text, f"hub repository '{spec.repo}'")
         model, _, preprocess = open_clip.create_model_and_transforms(spec.text, device=device)
-        return model, preprocess, open_clip.get_tokenizer(spec.text), spec.text
+        return model, preprocess, _get_tokenizer(spec.text, spec.text), spec.text
 
     register_project_configs()
     _check_arch(spec.arch, spec.text)
-    tokenizer = _tokenizer_for_arch(spec.arch)
+    tokenizer = _tokenizer_for_arch(spec.arch, spec.text)
     if getattr(tokenizer, "vocab_size", None) and spec.arch.startswith(PROJECT_ARCH_PREFIX):
         # The compact vocabulary decides the token-embedding size, as in training.
         text_cfg = dict(open_clip.get_model_config(spec.arch)["text_cfg"], vocab_size=tokenizer.vocab_size)
