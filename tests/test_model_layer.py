@@ -80,9 +80,12 @@ def test_disk_cache_persists(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_models_are_cached_per_spec_and_device(encoder):
-    assert load_model("bundled", "cpu") is encoder
-    assert load_model(" bundled ", "auto") is encoder  # auto resolves to cpu here
+def test_models_are_cached_per_spec_and_device():
+    # Not the session fixture's object: the process keeps only the last few models (an LRU), and the
+    # suite loads more than that (one small model per family), so the bundled one may have been reloaded.
+    first = load_model("bundled", "cpu")
+    assert load_model("bundled", "cpu") is first
+    assert load_model(" bundled ", "auto") is first  # auto resolves to cpu here
 
 
 @pytest.mark.parametrize(
