@@ -59,7 +59,8 @@ def word_attribution_view(encoder: Any, image: Any, text: str, *, key_prefix: st
     """Draw the method choice, the highlighted caption and its numbers; return the attribution (or None)."""
     support = text_method_support(encoder.facts)
     offered = [m for m in TEXT_METHODS if support[m] is None]
-    method = st.radio("Word attribution", offered, horizontal=True, key=f"{key_prefix}_text_method",
+    method = st.radio("Word attribution", offered, horizontal=True,
+                      key=widgets.keep(f"{key_prefix}_text_method", offered[0], valid=offered),
                       format_func=lambda m: TEXT_METHOD_LABELS[m], help=" ".join(METHOD_HELP[m] for m in offered))
     for m in TEXT_METHODS:
         if support[m]:

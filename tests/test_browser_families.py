@@ -55,7 +55,7 @@ def test_similarity_page_sigmoid_model_in_a_real_browser(chromium, siglip_url, w
         chart.wait_for(state="visible", timeout=PAGE_RUN_TIMEOUT_MS)
         pg.wait_for_selector(".js-plotly-plot .heatmaplayer image", state="attached")
         assert pg.get_by_text("Sigmoid loss (nats)").count() >= 1
-        assert pg.get_by_text("Symmetric InfoNCE loss").count() == 0
+        assert pg.get_by_text("InfoNCE loss").count() == 0
         assert pg.get_by_text("pairwise probability σ(s·cos + b)").count() >= 1
         assert chart.locator(".shapelayer path").count() >= 8  # true pairs outlined
         assert not pg.locator('[data-testid="stException"]').count()

@@ -292,7 +292,7 @@ st.download_button("Download overlays (PNG)", data=_png(grid), file_name=f"heatm
 
 with st.expander("Word × patch matrix", expanded=False):
     views = ["weights", "score"] if method == "attention" else ["weights"]
-    view = st.radio("Matrix", views, horizontal=True, key="heat_matrix_view",
+    view = st.radio("Matrix", views, horizontal=True, key=widgets.keep("heat_matrix_view", views[0], valid=views),
                     format_func=lambda v: {"weights": f"{res.method} weights (rows sum to 1)",
                                            "score": "score contributions (exact decomposition)"}[v])
     if view == "score":
