@@ -36,6 +36,7 @@ class LoadedEmbeddings:
 def _shared(prefix: str) -> LoadedEmbeddings:
     ds = widgets.require_data(min_images=1, min_texts=1)
     widgets.world_warning(ds)
+    widgets.captions_notes(ds)
     img, txt = widgets.dataset_embeddings(ds)
     ii, tt = np.nonzero(ds.pairs)
     if len(ii) == 0:
