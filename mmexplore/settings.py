@@ -86,6 +86,8 @@ class Settings:
     warm_up : bool
         The app compiles UMAP's code in a background thread when its server starts, so the first
         Joint space map does not wait for it (``MMEXPLORE_WARM_UP``, default on; ``0`` turns it off).
+    debug : bool
+        ``MMEXPLORE_DEBUG``: the CLI shows the traceback of an unexpected error instead of one line.
     """
 
     default_model: str = "bundled"
@@ -104,6 +106,7 @@ class Settings:
     hub_offline: bool = False
     ray_address: str | None = None
     warm_up: bool = True
+    debug: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -142,6 +145,7 @@ class Settings:
             hub_offline=_truthy(env.get("HF_HUB_OFFLINE")),
             ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
             warm_up=env.get("MMEXPLORE_WARM_UP") is None or _truthy(env.get("MMEXPLORE_WARM_UP")),
+            debug=_truthy(env.get("MMEXPLORE_DEBUG")),
         )
 
     @property

@@ -15,23 +15,86 @@ import numpy as np
 from mmexplore.errors import MMExploreError
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device`` and ``--json``, the options every command takes."""
-    parser.add_argument("--model", default="bundled", help="model spec (default: bundled); see README 'Models'")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    """``--model``, ``--device`` and ``--json``, the options every model command takes."""
+    from mmexplore.settings import get_settings
+
+    settings = get_settings()
+    parser.add_argument("--model", default=settings.default_model,
+                        help=f"model spec (default: {settings.default_model}); see README 'Models'")
+    parser.add_argument("--device", default=settings.default_device, help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
+def _inherited_common_args(parser: argparse.ArgumentParser) -> None:
+    """The common options again on a sub-action, without defaults, so ``relation --model X calibrate`` keeps X."""
+    parser.add_argument("--model", default=argparse.SUPPRESS, help="model spec (default: the parent command's)")
+    parser.add_argument("--device", default=argparse.SUPPRESS, help="auto, cpu, cuda or mps")
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
+
+
+# What ``command(..., options=...)`` adds: every model command takes the common options.
+OPTION_SETS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "common": add_common_args,
+    "json": lambda p: p.add_argument("--json", action="store_true", help="print the result as JSON on stdout"),
+    "inherit": _inherited_common_args,
+    "none": lambda p: None,
+}
+
+
 def command(
-    commands: Any, name: str, func: Callable[[argparse.Namespace], dict[str, Any]], help: str
+    commands: Any,
+    name: str,
+    func: Callable[[argparse.Namespace], dict[str, Any]] | None,
+    help: str,
+    *,
+    options: str = "common",
+    description: str | None = None,
 ) -> argparse.ArgumentParser:
-    """Add a subcommand whose handler returns a JSON-able dict."""
-    p = commands.add_parser(name, help=help, description=help)
-    add_common_args(p)
-    p.set_defaults(handler=func)
+    """The one way to add a CLI command (top level, under ``eval``, or a sub-action such as ``relation fit``).
+
+    ``commands`` is the subparsers object to add to; ``func`` the handler (``args -> JSON-able dict``),
+    or None for a group whose sub-actions have handlers; ``options`` one of :data:`OPTION_SETS`
+    (``"common"``: ``--model/--device/--json``; ``"json"``: only ``--json``; ``"inherit"``: the common
+    options without defaults, for a sub-action; ``"none"``).
+    """
+    p = commands.add_parser(name, help=help, description=description or help)
+    OPTION_SETS[options](p)
+    if func is not None:
+        p.set_defaults(handler=func)
     return p
+
+
+def subcommands(parser: argparse.ArgumentParser, dest: str, *, required: bool = True, metavar: str = "ACTION") -> Any:
+    """Sub-actions of a command (``index build``, ``relation calibrate``); add them with :func:`command`."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar)
+    sub.required = required
+    return sub
+
+
+# Argument types: a bad value is argparse's one-line usage error (exit 2), never a traceback later.
+def _number(kind: type, name: str, ok: Callable[[float], bool]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{raw} is not {name}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in its message
+    return parse
+
+
+positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+nonneg_int = _number(int, "an integer >= 0", lambda v: v >= 0)
+positive_float = _number(float, "a positive number", lambda v: v > 0 and math.isfinite(v))
+nonneg_float = _number(float, "a number >= 0", lambda v: v >= 0 and math.isfinite(v))
+fraction = _number(float, "a number in [0, 1]", lambda v: 0 <= v <= 1)
 
 
 def load_encoder(args: argparse.Namespace):
@@ -110,7 +173,13 @@ def emit(result: dict[str, Any], as_json: bool) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the parsed command; user errors -> one stderr line and exit status 2."""
+    """Run the parsed command; user errors -> one stderr line and exit status 2.
+
+    Anything else a handler raises is an input no check caught (or a bug): it is reported on one line
+    as well, with exit status 1; ``MMEXPLORE_DEBUG=1`` shows the traceback.
+    """
+    from mmexplore.settings import get_settings
+
     try:
         result = args.handler(args)
     except MMExploreError as exc:
@@ -119,6 +188,14 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("mmexplore: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if get_settings().debug:
+            raise
+        # The type and the first line only, cut short: a message must not echo a file's contents.
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        print(f"mmexplore: error: {args.command} failed: {type(exc).__name__}: {first} "
+              "(an unchecked input or a bug; MMEXPLORE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
     if result is not None:
         try:
             emit(result, getattr(args, "json", False))

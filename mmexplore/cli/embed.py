@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mmexplore.cli.common import command
+from mmexplore.cli.common import command, positive_int
 from mmexplore.errors import InputError
 
 
@@ -35,10 +35,10 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="embeddings folder (re-run with the same folder to resume)")
     p.add_argument("--engine", default="auto", choices=["auto", "local", "ray"],
                    help="auto: one process for up to 256 items, Ray Data above")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass and per Ray batch")
-    p.add_argument("--concurrency", type=int, default=None, help="model actors (default: one per GPU, else 1)")
-    p.add_argument("--decode-concurrency", type=int, default=None, help="parallel decode tasks (default: Ray decides)")
-    p.add_argument("--rows-per-shard", type=int, default=4096, help="rows per Parquet shard")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass and per Ray batch")
+    p.add_argument("--concurrency", type=positive_int, default=None, help="model actors (default: one per GPU, else 1)")
+    p.add_argument("--decode-concurrency", type=positive_int, default=None, help="parallel decode tasks (default: Ray decides)")
+    p.add_argument("--rows-per-shard", type=positive_int, default=4096, help="rows per Parquet shard")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: $RAY_ADDRESS, else Ray starts on this machine's cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

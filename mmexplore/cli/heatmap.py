@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import add_common_args, command, load_encoder, readability_fields
+from mmexplore.cli.common import command, fraction, load_encoder, nonneg_float, nonneg_int, positive_int, readability_fields
 from mmexplore.errors import InputError
 from mmexplore.heatmaps.pointing import EVAL_SEED_OFFSET
 
@@ -180,19 +180,17 @@ def register(commands: Any, evals: Any) -> None:
                    help="; ".join(f"{m}: {get_method(m).label}" for m in names) + " (default attention)")
     p.add_argument("--out", metavar="DIR", help="write overlay PNGs (one per word, phrase, and a grid) here")
     p.add_argument("--cmap", default="inferno", choices=COLORMAPS)
-    p.add_argument("--opacity", type=float, default=0.5)
-    p.add_argument("--smooth", type=float, default=0.0, help="Gaussian blur of the overlay, in patches")
+    p.add_argument("--opacity", type=fraction, default=0.5)
+    p.add_argument("--smooth", type=nonneg_float, default=0.0, help="Gaussian blur of the overlay, in patches")
     p.add_argument("--text-attribution", choices=["auto", *TEXT_METHODS, "none"], default="auto",
                    help="which words drive the pair's score, in the JSON's word_attribution (auto: gradient × input "
                         "where words map to tokens, else leave-one-word-out)")
     _add_method_args(p)
 
-    p = evals.add_parser("pointing", help="pointing game: does each object phrase's map peak inside its mask?")
-    add_common_args(p)
-    p.add_argument("--scenes", type=int, default=100, help="held-out scenes with 2-3 objects")
-    p.add_argument("--seed-offset", type=int, default=EVAL_SEED_OFFSET,
+    p = command(evals, "pointing", cmd_eval_pointing, "pointing game: does each object phrase's map peak inside its mask?")
+    p.add_argument("--scenes", type=positive_int, default=100, help="held-out scenes with 2-3 objects")
+    p.add_argument("--seed-offset", type=nonneg_int, default=EVAL_SEED_OFFSET,
                    help="which held-out scenes (default 7000, the reported set; another offset gives a fresh set)")
     p.add_argument("--method", choices=[*names, "all", "both"], default="all",
                    help="one method, or all that apply to the model (default; 'both' is the older name of 'all')")
     _add_method_args(p)
-    p.set_defaults(handler=cmd_eval_pointing)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mmexplore.cli.common import command, load_encoder
+from mmexplore.cli.common import command, load_encoder, nonneg_float, positive_float, positive_int
 from mmexplore.errors import InputError
 
 
@@ -107,16 +107,17 @@ def register(commands: Any, evals: Any) -> None:
     p = command(commands, "project", cmd_project, "2-D/3-D map of images and texts together, with the modality gap")
     _inputs(p)
     p.add_argument("--method", default="umap", help=f"projection method: {', '.join(list_methods())} (default umap)")
-    p.add_argument("--dims", type=int, default=2, help="2 or 3 (default 2)")
+    p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2 or 3 (default 2)")
     p.add_argument("--center", action="store_true", help="centre each modality first (removes the modality gap)")
     p.add_argument("--shift", type=float, default=0.0, metavar="LAMBDA",
                    help="move images by -λ·gap and texts by +λ·gap (0.5 closes it), then re-normalise")
-    p.add_argument("--n-neighbors", type=int, default=None, help="UMAP neighbours (default 15, lowered for small data)")
-    p.add_argument("--perplexity", type=float, default=None, help="t-SNE perplexity (default 30, lowered for small data)")
+    p.add_argument("--n-neighbors", type=positive_int, default=None, help="UMAP neighbours (default 15, lowered for small data)")
+    p.add_argument("--perplexity", type=positive_float, default=None,
+                   help="t-SNE perplexity (default 30, lowered for small data)")
 
     p = command(commands, "cca", cmd_cca, "canonical correlations between paired image and text embeddings")
     _inputs(p)
-    p.add_argument("--reg", type=float, default=0.1, help="ridge r in Σ + rI on standardised features (default 0.1)")
+    p.add_argument("--reg", type=nonneg_float, default=0.1, help="ridge r in Σ + rI on standardised features (default 0.1)")
     p.add_argument("--no-retrieval", action="store_true", help="skip the CCA-space vs raw-cosine retrieval comparison")
     p.add_argument("--max-queries", type=int, default=MAX_QUERIES,
                    help=f"held-out R@1 averages over at most this many queries, each ranked against every held-out pair "

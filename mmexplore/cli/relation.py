@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import add_common_args, load_encoder
+from mmexplore.cli.common import command, load_encoder, positive_int, subcommands
 from mmexplore.errors import InputError
 
 
@@ -17,11 +17,6 @@ def _calibration(args: argparse.Namespace):
 
 
 def cmd_relation(args: argparse.Namespace) -> dict[str, Any]:
-    action = getattr(args, "action", None)
-    if action == "calibrate":
-        return cmd_calibrate(args)
-    if action == "fit":
-        return cmd_fit(args)
     from mmexplore.data.images import load_image
     from mmexplore.relation.api import relate
 
@@ -129,44 +124,33 @@ def cmd_eval_relation(args: argparse.Namespace) -> dict[str, Any]:
     return {"model": args.model, "relation": rep, "_text": rep.pop("_text")}
 
 
-def _sub_common_args(p: argparse.ArgumentParser) -> None:
-    """The common options again on a sub-action, without defaults, so ``relation --model X calibrate`` keeps X."""
-    p.add_argument("--model", default=argparse.SUPPRESS, help="model spec (default: bundled)")
-    p.add_argument("--device", default=argparse.SUPPRESS, help="auto, cpu, cuda or mps")
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON")
-    p.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
-
-
 def _relation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", metavar="FILE", help="calibration JSON (default: assets/relation/calibration_<model>.json)")
 
 
 def register(commands: Any, evals: Any) -> None:
     help_ = "the semantic relation of image–text pairs (Otto et al. 2020): label, CMI, SC, STAT, evidence"
-    p = commands.add_parser("relation", help=help_, description=help_ + ". Subcommands: calibrate, fit.")
-    add_common_args(p)
+    p = command(commands, "relation", cmd_relation, help_, description=help_ + ". Sub-actions: calibrate, fit.")
     _relation_args(p)
     p.add_argument("--image", metavar="FILE", help="the image")
     p.add_argument("--text", metavar="TEXT", help="the text (caption or passage)")
     p.add_argument("--pairs", metavar="FILE", help="CSV/JSONL with image,text columns (paths relative to the file)")
-    p.set_defaults(handler=cmd_relation, action=None)
-    sub = p.add_subparsers(dest="action", metavar="ACTION")
-    sub.required = False
-    c = sub.add_parser("calibrate", help="fit the thresholds on the generated training split and save them")
-    _sub_common_args(c)
-    c.add_argument("--per-class", type=int, default=60, help="training pairs per class (default 60)")
+    sub = subcommands(p, "action", required=False)  # no action: label the pairs
+    # Sub-actions take the common options without defaults, so `relation --model X calibrate` keeps X.
+    c = command(sub, "calibrate", cmd_calibrate, "fit the thresholds on the generated training split and save them",
+                options="inherit")
+    c.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
+    c.add_argument("--per-class", type=positive_int, default=60, help="training pairs per class (default 60)")
     c.add_argument("--out", metavar="FILE", help="where to write (default assets/relation/calibration_<model>.json)")
-    c.set_defaults(out=None)
-    f = sub.add_parser("fit", help="supervised mode: fit an 8-class classifier on your labelled pairs")
-    _sub_common_args(f)
+    f = command(sub, "fit", cmd_fit, "supervised mode: fit an 8-class classifier on your labelled pairs", options="inherit")
+    f.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
     f.add_argument("--pairs", metavar="FILE", default=argparse.SUPPRESS, help="CSV/JSONL with image, text and label columns")
     f.add_argument("--out", metavar="FILE", help="where to write the fitted classifier JSON")
 
-    e = evals.add_parser("relation", help="macro accuracy, per-component accuracy and confusion of the relation label")
-    add_common_args(e)
+    e = command(evals, "relation", cmd_eval_relation,
+                "macro accuracy, per-component accuracy and confusion of the relation label")
     _relation_args(e)
-    e.add_argument("--per-class", type=int, default=40, help="test pairs per class (held-out scenes)")
+    e.add_argument("--per-class", type=positive_int, default=40, help="test pairs per class (held-out scenes)")
     e.add_argument("--renderer", choices=["train", "alt", "mixed"], default="mixed")
     e.add_argument("--handset", metavar="DIR", help="hand-written set folder (default assets/relation/handset)")
     e.add_argument("--no-handset", action="store_true", help="skip the hand-written set")
-    e.set_defaults(handler=cmd_eval_relation)

@@ -1,4 +1,4 @@
-"""Search and probe commands: ``index build``, ``search``, ``probe``, ``eval compositional``."""
+"""Search commands: ``index build`` and ``search``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import add_common_args, command, load_encoder, readability_fields
-from mmexplore.errors import InputError, ModelLoadError
-
-# The hard-negative model and its plain-CLIP twin: NegCLIP's effect on the same scenes.
-DEFAULT_COMPARED = "bundled,bundled-nodense,bundled-noneg"
+from mmexplore.cli.common import command, fraction, load_encoder, positive_int, readability_fields, subcommands
+from mmexplore.errors import InputError
 
 
 def _kinds_summary(kinds: dict[str, Any]) -> dict[str, Any]:
@@ -78,88 +75,12 @@ def cmd_search(args: argparse.Namespace) -> dict[str, Any]:
             "warnings": read["warnings"] if args.image is None else [], "_text": "\n".join(lines) or "no results"}
 
 
-def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.data.images import load_image
-    from mmexplore.probes import score_probes
-
-    if not args.text.strip():
-        raise InputError("--text is empty")
-    image = load_image(args.image)
-    encoder = load_encoder(args)
-    res = score_probes(encoder, encoder.encode_images([image]), [args.text], seed=args.seed)[0]
-    lines = [f"{'caption':15s} {res.score:.4f}        {res.caption}"]
-    lines += [f"{r.kind:15s} {r.score:.4f}  {'pass' if r.passed else 'FAIL'}  {r.text}" for r in res.rows]
-    read = readability_fields(encoder, [args.text])
-    lines.append(f"words the model cannot read: {read['unknown_word_share']:.0%}")
-    return {"image": args.image, **res.to_dict(), "unknown_word_share": read["unknown_word_share"],
-            "warnings": read["warnings"], "_text": "\n".join(lines)}
-
-
-def _table(results: dict[str, Any]) -> str:
-    """A human-readable side-by-side table of ``eval compositional``."""
-    from mmexplore.probes import ARO_NOTE, PERTURBATION_KINDS
-
-    lines = []
-    models = [m for m, r in results["models"].items() if "missing" not in r]
-    for renderer in results["renderers"]:
-        lines.append(f"renderer: {renderer}  (accuracy: true caption beats its perturbation; bag of words in brackets)")
-        lines.append(f"{'kind':16s}" + "".join(f"{m:>24s}" for m in models) + f"{'n':>6s}")
-        for kind in PERTURBATION_KINDS:
-            cells, n = "", 0
-            for m in models:
-                r = results["models"][m]["accuracy"][renderer][kind]
-                cells += f"{r['model']:>13.3f} ({r['bag_of_words']:.3f})   "
-                n = r["n"]
-            lines.append(f"{kind:16s}{cells}{n:>6d}")
-        lines.append("")
-    for m, r in results["models"].items():
-        if "missing" in r:
-            lines.append(f"{m}: MISSING — {r['missing']}")
-    lines.append(ARO_NOTE)
-    return "\n".join(lines)
-
-
-def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.evaluation.retrieval import RENDERERS
-    from mmexplore.models import load_model
-    from mmexplore.probes import ARO_NOTE, ARO_REFERENCE, evaluate_compositional
-
-    if args.scenes < 1:
-        raise InputError(f"--scenes must be at least 1, got {args.scenes}")
-    specs = [s.strip() for s in (args.models or args.model or DEFAULT_COMPARED).split(",") if s.strip()]
-    if not specs:
-        raise InputError("--models is empty; e.g. --models bundled,bundled-noneg")
-    renderers = RENDERERS if args.renderer == "both" else (args.renderer,)
-    models: dict[str, Any] = {}
-    for spec in specs:
-        try:
-            encoder = load_model(spec, args.device)
-        except ModelLoadError as exc:
-            if len(specs) == 1:
-                raise
-            # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
-            hint = (f"; train it with `mmexplore train --negatives 0 --out assets/{spec}`"
-                    if spec == "bundled-noneg" else "")
-            models[spec] = {"missing": f"model '{spec}' is not available ({exc}){hint}"}
-            continue
-        res = evaluate_compositional(encoder, n_scenes=args.scenes, renderers=renderers)
-        models[spec] = {"model_id": encoder.model_id, "accuracy": res}
-    if all("missing" in m for m in models.values()):
-        raise ModelLoadError("; ".join(m["missing"] for m in models.values()))
-    out = {"models": models, "renderers": list(renderers), "n_scenes": args.scenes,
-           "reference": {"source": "ARO, Yuksekgonul et al. 2023, Visual Genome (context, not our results)",
-                         "figures": ARO_REFERENCE, "note": ARO_NOTE}}
-    out["_text"] = _table(out)
-    return out
-
-
 def register(commands: Any, evals: Any) -> None:
     from mmexplore.retrieval.backends import available_backends
     from mmexplore.retrieval.vector_index import DEFAULT_THRESHOLD
 
-    index_parser = commands.add_parser("index", help="build a search index (see `mmexplore index build -h`)")
-    index_cmds = index_parser.add_subparsers(dest="index_command", metavar="ACTION")
-    index_cmds.required = True
+    index_cmds = subcommands(command(commands, "index", None, "build a search index (see `mmexplore index build -h`)",
+                                     options="none"), "index_command")
     p = command(index_cmds, "build", cmd_index_build,
                 "embed a folder of images or a captions CSV/JSONL into a search index (resumable), "
                 "or index an embeddings folder from `mmexplore embed` (--embeddings)")
@@ -171,10 +92,10 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--backend", default="auto", choices=available_backends(),
                    help="search backend (auto: exact below --threshold rows, else ivf; ivfpq with 8-bit "
                         "re-ranking when the vectors exceed 4 GiB)")
-    p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="rows from which auto is approximate")
-    p.add_argument("--recall-target", type=float, default=0.95,
+    p.add_argument("--threshold", type=positive_int, default=DEFAULT_THRESHOLD, help="rows from which auto is approximate")
+    p.add_argument("--recall-target", type=fraction, default=0.95,
                    help="recall@10 the approximate index is tuned to (measured on held-out queries, stored)")
-    p.add_argument("--chunk-size", type=int, default=256, help="rows embedded and saved together")
+    p.add_argument("--chunk-size", type=positive_int, default=256, help="rows embedded and saved together")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = command(commands, "search", cmd_search, "search an index by text or by image")
@@ -183,19 +104,6 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--text", metavar="QUERY", help="query text")
     p.add_argument("--image", metavar="FILE", help="query image")
-    p.add_argument("--k", type=int, default=10, help="results to return")
+    p.add_argument("--k", type=positive_int, default=10, help="results to return")
     p.add_argument("--target", choices=["image", "text"], default=None,
                    help="what to return (default: images when the index has them)")
-
-    p = command(commands, "probe", cmd_probe, "score an image against a caption and its perturbations")
-    p.add_argument("--image", required=True, metavar="FILE")
-    p.add_argument("--text", required=True, metavar="CAPTION")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffled and dropped words")
-
-    p = evals.add_parser("compositional", help="per-perturbation accuracy vs a bag-of-words baseline (ARO-style)")
-    add_common_args(p)
-    p.set_defaults(model=None, handler=cmd_eval_compositional)
-    p.add_argument("--models", default=None,
-                   help=f"comma-separated model specs compared side by side (default: --model, else {DEFAULT_COMPARED})")
-    p.add_argument("--scenes", type=int, default=200, help="held-out two-object scenes")
-    p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mmexplore.cli.common import add_common_args
+from mmexplore.cli.common import command, fraction, positive_int
 from mmexplore.errors import InputError, ModelLoadError
 
 
@@ -14,15 +14,15 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     """The robustness lab's options of ``mmexplore train`` (data stream and extra objectives)."""
     from mmexplore.robustness.poison import TARGET_CAPTION
 
-    p.add_argument("--poison", type=float, default=0.0, metavar="P",
+    p.add_argument("--poison", type=fraction, default=0.0, metavar="P",
                    help="share of pairs poisoned with the trigger patch and the target caption (exactly P)")
     p.add_argument("--poison-target", default=TARGET_CAPTION, help="caption of poisoned pairs")
     p.add_argument("--cleanclip", action="store_true",
                    help="add CleanCLIP's unimodal self-supervised terms (image and text) to the contrastive loss")
     p.add_argument("--text-in-image", choices=["agree", "random"], default=None,
                    help="write a word into images: one the caption confirms (agree) or any (random: the defence)")
-    p.add_argument("--text-share", type=float, default=0.5, help="share of images that get a word")
-    p.add_argument("--text-only", type=float, default=0.0,
+    p.add_argument("--text-share", type=fraction, default=0.5, help="share of images that get a word")
+    p.add_argument("--text-only", type=fraction, default=0.0,
                    help="with --text-in-image agree: share of written images that show only the words (a picture of a label)")
 
 
@@ -137,15 +137,15 @@ def register(commands: Any, evals: Any) -> None:
     from mmexplore.robustness.evaluate import PARTS, RobustnessParams
 
     d = RobustnessParams()
-    p = evals.add_parser("robustness", help="corruption curves, typographic attack and backdoor figures (the Robustness page)")
-    add_common_args(p)
-    p.set_defaults(model=None, handler=cmd_eval_robustness)
+    p = command(evals, "robustness", cmd_eval_robustness,
+                "corruption curves, typographic attack and backdoor figures (the Robustness page)")
+    p.set_defaults(model=None)
     p.add_argument("--models", default=None,
                    help="comma-separated model specs (default: --model, else every shipped bundled model)")
     p.add_argument("--part", choices=[*PARTS, "all"], default="all")
     p.add_argument("--corruptions", default=None, help="comma-separated corruption names (default: all)")
-    p.add_argument("--scenes", type=int, default=d.n_scenes, help="held-out scenes for retrieval, per strength")
-    p.add_argument("--pointing-scenes", type=int, default=d.n_pointing, help="held-out scenes for the pointing game")
-    p.add_argument("--attack-scenes", type=int, default=d.n_attack, help="one-object scenes for the typographic attack")
-    p.add_argument("--backdoor-scenes", type=int, default=d.n_backdoor, help="held-out scenes for the backdoor")
+    p.add_argument("--scenes", type=positive_int, default=d.n_scenes, help="held-out scenes for retrieval, per strength")
+    p.add_argument("--pointing-scenes", type=positive_int, default=d.n_pointing, help="held-out scenes for the pointing game")
+    p.add_argument("--attack-scenes", type=positive_int, default=d.n_attack, help="one-object scenes for the typographic attack")
+    p.add_argument("--backdoor-scenes", type=positive_int, default=d.n_backdoor, help="held-out scenes for the backdoor")
     p.add_argument("--refresh", action="store_true", help="recompute even when a cached result exists")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mmexplore.cli.common import command
 from mmexplore.errors import InputError
 
 
@@ -189,10 +190,10 @@ def register(commands: Any, evals: Any) -> None:
     from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
 
     objectives = "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values())
-    p = commands.add_parser(
-        "train", help="train a shapes-world CLIP with any objective (events as JSON lines with --json)",
-        description="Train a small CLIP on the shapes world. Objectives: " + objectives + ". "
-        "A run folder is a model: load it as run:NAME (or local-dir:PATH).")
+    # train takes --device and --json of its own (no --model: it makes one).
+    p = command(commands, "train", cmd_train, "train a shapes-world CLIP with any objective (events as JSON lines with --json)",
+                options="none", description="Train a small CLIP on the shapes world. Objectives: " + objectives + ". "
+                "A run folder is a model: load it as run:NAME (or local-dir:PATH).")
     from mmexplore.training.presets import PRESETS
 
     p.add_argument("--preset", choices=list(PRESETS), default=None,
@@ -235,14 +236,12 @@ def register(commands: Any, evals: Any) -> None:
 
     add_train_args(p)
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout (the last is 'end')")
-    p.set_defaults(handler=cmd_train, steps_given=False)
+    p.set_defaults(steps_given=False)
     p.set_defaults(_defaults={a.dest: a.default for a in p._actions if a.dest not in ("help", "_defaults")})
 
-    p = commands.add_parser("runs", help="list, show, compare or rename training runs",
-                            description="Training runs in the runs folder (MMEXPLORE_RUNS_DIR). "
-                            "compare prints the table the Train page shows.")
+    p = command(commands, "runs", cmd_runs, "list, show, compare or rename training runs", options="json",
+                description="Training runs in the runs folder (MMEXPLORE_RUNS_DIR). "
+                "compare prints the table the Train page shows.")
     p.add_argument("action", choices=["list", "show", "compare", "rename"])
     p.add_argument("names", nargs="*", metavar="RUN")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.set_defaults(handler=cmd_runs)
 

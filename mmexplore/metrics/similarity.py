@@ -61,11 +61,13 @@ def cosine_matrix(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
 
 def softmax_i2t(logits: np.ndarray) -> np.ndarray:
     """Softmax over texts for each image: rows of the (N, M) result sum to 1."""
+
     return softmax(logits, axis=1)
 
 
 def softmax_t2i(logits: np.ndarray) -> np.ndarray:
     """Softmax over images for each text: columns of the (N, M) result sum to 1."""
+
     return softmax(logits, axis=0)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mmexplore.errors import ModelLoadError
+from mmexplore.errors import InputError, ModelLoadError
 from mmexplore.models.cache import EmbeddingCache
 from mmexplore.models.devices import autocast_dtype, resolve_device
 from mmexplore.models.encoder import Encoder
@@ -121,6 +121,21 @@ def _get_tokenizer(name: str, spec: str):
             "Hugging Face tokenizers (SigLIP, ...) need the `transformers` package and a one-time download while "
             "online; offline, the SigLIP-style stand-in 'mmexplore-shapes-siglip-xs:random' runs everywhere."
         ) from exc
+
+
+def check_trainable_arch(arch: str) -> None:
+    """Raise InputError unless ``arch`` is an open_clip model config (the project's own included).
+
+    Names the closest known configs, so ``mmexplore train --arch nosuch`` is one clear line."""
+    import open_clip
+
+    register_project_configs()
+    names = open_clip.list_models()
+    if arch not in names:
+        ours = [n for n in names if n.startswith(PROJECT_ARCH_PREFIX)]
+        close = difflib.get_close_matches(arch, names, n=5, cutoff=0.5)
+        raise InputError(f"--arch {arch!r}: unknown architecture; the project's own are {', '.join(ours)}"
+                         + (f"; close matches: {', '.join(close)}" if close else ""))
 
 
 def _check_arch(arch: str, spec: str) -> None:

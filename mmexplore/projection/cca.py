@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from mmexplore.errors import InputError
 from mmexplore.metrics.similarity import paired_recall_at_1
@@ -127,6 +126,8 @@ class CCA:
         syy[np.diag_indices(q)] += self.reg
         lx = self._cholesky(sxx, "image")
         ly = self._cholesky(syy, "text")
+        import scipy.linalg  # here, not at import: `mmexplore --help` should not pay for scipy
+
         # M = Lx⁻¹ Σxy Ly⁻ᵀ, the cross-covariance of the whitened variables.
         m = scipy.linalg.solve_triangular(lx, sxy, lower=True)
         m = scipy.linalg.solve_triangular(ly, m.T, lower=True).T

@@ -1,0 +1,102 @@
+"""Probe commands: ``probe`` (one image against a caption's perturbations) and ``eval compositional``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mmexplore.cli.common import command, load_encoder, positive_int, readability_fields
+from mmexplore.errors import InputError, ModelLoadError
+
+# The hard-negative model and its plain-CLIP twin: NegCLIP's effect on the same scenes.
+DEFAULT_COMPARED = "bundled,bundled-nodense,bundled-noneg"
+
+
+def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.data.images import load_image
+    from mmexplore.probes import score_probes
+
+    if not args.text.strip():
+        raise InputError("--text is empty")
+    image = load_image(args.image)
+    encoder = load_encoder(args)
+    res = score_probes(encoder, encoder.encode_images([image]), [args.text], seed=args.seed)[0]
+    lines = [f"{'caption':15s} {res.score:.4f}        {res.caption}"]
+    lines += [f"{r.kind:15s} {r.score:.4f}  {'pass' if r.passed else 'FAIL'}  {r.text}" for r in res.rows]
+    read = readability_fields(encoder, [args.text])
+    lines.append(f"words the model cannot read: {read['unknown_word_share']:.0%}")
+    return {"image": args.image, **res.to_dict(), "unknown_word_share": read["unknown_word_share"],
+            "warnings": read["warnings"], "_text": "\n".join(lines)}
+
+
+def _table(results: dict[str, Any]) -> str:
+    """A human-readable side-by-side table of ``eval compositional``."""
+    from mmexplore.probes import ARO_NOTE, PERTURBATION_KINDS
+
+    lines = []
+    models = [m for m, r in results["models"].items() if "missing" not in r]
+    for renderer in results["renderers"]:
+        lines.append(f"renderer: {renderer}  (accuracy: true caption beats its perturbation; bag of words in brackets)")
+        lines.append(f"{'kind':16s}" + "".join(f"{m:>24s}" for m in models) + f"{'n':>6s}")
+        for kind in PERTURBATION_KINDS:
+            cells, n = "", 0
+            for m in models:
+                r = results["models"][m]["accuracy"][renderer][kind]
+                cells += f"{r['model']:>13.3f} ({r['bag_of_words']:.3f})   "
+                n = r["n"]
+            lines.append(f"{kind:16s}{cells}{n:>6d}")
+        lines.append("")
+    for m, r in results["models"].items():
+        if "missing" in r:
+            lines.append(f"{m}: MISSING — {r['missing']}")
+    lines.append(ARO_NOTE)
+    return "\n".join(lines)
+
+
+def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
+    from mmexplore.evaluation.retrieval import RENDERERS
+    from mmexplore.models import load_model
+    from mmexplore.probes import ARO_NOTE, ARO_REFERENCE, evaluate_compositional
+
+    if args.scenes < 1:
+        raise InputError(f"--scenes must be at least 1, got {args.scenes}")
+    specs = [s.strip() for s in (args.models or args.model or DEFAULT_COMPARED).split(",") if s.strip()]
+    if not specs:
+        raise InputError("--models is empty; e.g. --models bundled,bundled-noneg")
+    renderers = RENDERERS if args.renderer == "both" else (args.renderer,)
+    models: dict[str, Any] = {}
+    for spec in specs:
+        try:
+            encoder = load_model(spec, args.device)
+        except ModelLoadError as exc:
+            if len(specs) == 1:
+                raise
+            # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
+            hint = (f"; train it with `mmexplore train --negatives 0 --out assets/{spec}`"
+                    if spec == "bundled-noneg" else "")
+            models[spec] = {"missing": f"model '{spec}' is not available ({exc}){hint}"}
+            continue
+        res = evaluate_compositional(encoder, n_scenes=args.scenes, renderers=renderers)
+        models[spec] = {"model_id": encoder.model_id, "accuracy": res}
+    if all("missing" in m for m in models.values()):
+        raise ModelLoadError("; ".join(m["missing"] for m in models.values()))
+    out = {"models": models, "renderers": list(renderers), "n_scenes": args.scenes,
+           "reference": {"source": "ARO, Yuksekgonul et al. 2023, Visual Genome (context, not our results)",
+                         "figures": ARO_REFERENCE, "note": ARO_NOTE}}
+    out["_text"] = _table(out)
+    return out
+
+
+def register(commands: Any, evals: Any) -> None:
+    p = command(commands, "probe", cmd_probe, "score an image against a caption and its perturbations")
+    p.add_argument("--image", required=True, metavar="FILE")
+    p.add_argument("--text", required=True, metavar="CAPTION")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffled and dropped words")
+
+    p = command(evals, "compositional", cmd_eval_compositional,
+                "per-perturbation accuracy vs a bag-of-words baseline (ARO-style)")
+    p.set_defaults(model=None)
+    p.add_argument("--models", default=None,
+                   help=f"comma-separated model specs compared side by side (default: --model, else {DEFAULT_COMPARED})")
+    p.add_argument("--scenes", type=positive_int, default=200, help="held-out two-object scenes")
+    p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")
