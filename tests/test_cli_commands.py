@@ -100,10 +100,7 @@ def test_a_bad_number_is_one_line_not_a_traceback(capsys, path, parser, action):
     ],
 )
 def test_bad_option_exits_2_with_one_line(capsys, argv, needle):
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
+    code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and needle in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

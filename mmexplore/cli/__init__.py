@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MMExploreError as exc:
         print(f"mmexplore: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # -h, --version, or a usage error already printed on one line
+        return int(exc.code or 0)
     return run_command(args)
 
 
