@@ -22,6 +22,8 @@ from pathlib import Path
 from mmexplore.errors import InputError
 
 MODES = ("local", "shared")
+# The project's own model: the one definition of the default spec (imported by models and relation).
+DEFAULT_SPEC = "bundled"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -43,6 +45,13 @@ def _truthy(raw: str | None) -> bool:
 
 def _paths(raw: str | None) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser() for p in (raw or "").split(os.pathsep) if p.strip())
+
+
+def package_assets() -> Path:
+    """``mmexplore/assets`` of the imported package (source checkout, editable install or wheel alike)."""
+    from importlib.resources import files
+
+    return Path(str(files("mmexplore") / "assets"))
 
 
 @dataclass(frozen=True)
@@ -88,9 +97,13 @@ class Settings:
         Joint space map does not wait for it (``MMEXPLORE_WARM_UP``, default on; ``0`` turns it off).
     debug : bool
         ``MMEXPLORE_DEBUG``: the CLI shows the traceback of an unexpected error instead of one line.
+    assets_dir : Path
+        The shipped models (``bundled``, ``bundled-<variant>``) and relation calibrations
+        (``MMEXPLORE_ASSETS_DIR``; default the package's own ``mmexplore/assets``, found through
+        :mod:`importlib.resources`, so an installed wheel finds them as a source checkout does).
     """
 
-    default_model: str = "bundled"
+    default_model: str = DEFAULT_SPEC
     default_device: str = "auto"
     cache_dir: Path | None = None
     index_dir: Path = Path(".mmexplore-cache") / "indexes"
@@ -107,6 +120,7 @@ class Settings:
     ray_address: str | None = None
     warm_up: bool = True
     debug: bool = False
+    assets_dir: Path = field(default_factory=lambda: package_assets())
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -146,6 +160,7 @@ class Settings:
             ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
             warm_up=env.get("MMEXPLORE_WARM_UP") is None or _truthy(env.get("MMEXPLORE_WARM_UP")),
             debug=_truthy(env.get("MMEXPLORE_DEBUG")),
+            assets_dir=Path(env["MMEXPLORE_ASSETS_DIR"]).expanduser() if env.get("MMEXPLORE_ASSETS_DIR") else package_assets(),
         )
 
     @property
@@ -156,6 +171,11 @@ class Settings:
     def as_table(self) -> list[tuple[str, str]]:
         """``(field, value)`` rows, for ``mmexplore info`` and the docs."""
         return [(f.name, str(getattr(self, f.name))) for f in fields(self) if f.name != "extra"]
+
+
+def hub_offline_now() -> bool:
+    """``HF_HUB_OFFLINE`` read at call time, not cached: tests and huggingface_hub set it while running."""
+    return _truthy(os.environ.get("HF_HUB_OFFLINE"))
 
 
 @functools.cache

@@ -35,7 +35,7 @@ EMB_MEMO_KEY = "_emb_memo"
 # Values of widgets made with keep(): survive reruns that do not draw them (page switches).
 KEPT_KEY = "_kept"
 # The model a new session starts with; MMEXPLORE_MODEL / MMEXPLORE_DEVICE override (e.g. a pretrained one).
-DEFAULT_SPEC = get_settings().default_model
+START_SPEC = get_settings().default_model  # what a new session starts with ($MMEXPLORE_MODEL)
 DEFAULT_DEVICE = get_settings().default_device
 # Encoding more items than this shows a progress bar with counts.
 PROGRESS_MIN_ITEMS = 8
@@ -45,7 +45,7 @@ PROGRESS_MIN_ITEMS = 8
 def init_state() -> None:
     """Create the shared session-state entries once (called by ``app.py`` before any page runs)."""
     st.session_state.setdefault(DATASET_KEY, Dataset())
-    st.session_state.setdefault(MODEL_SPEC_KEY, DEFAULT_SPEC)
+    st.session_state.setdefault(MODEL_SPEC_KEY, START_SPEC)
     st.session_state.setdefault(MODEL_DEVICE_KEY, DEFAULT_DEVICE)
     st.session_state.setdefault(MODEL_ERROR_KEY, None)
 
@@ -210,7 +210,7 @@ def allowed_models() -> list[str] | None:
 def active_model_choice() -> tuple[str, str]:
     """The (spec, device) the app is currently using."""
     return (
-        str(st.session_state.get(MODEL_SPEC_KEY, DEFAULT_SPEC)),
+        str(st.session_state.get(MODEL_SPEC_KEY, START_SPEC)),
         str(st.session_state.get(MODEL_DEVICE_KEY, DEFAULT_DEVICE)),
     )
 
@@ -249,7 +249,7 @@ def current_encoder() -> Any:
     spec, device = active_model_choice()
     allowed = allowed_models()
     if allowed is not None and spec not in allowed:  # belt and braces: only switch_model sets the spec
-        spec = DEFAULT_SPEC
+        spec = START_SPEC
         st.session_state[MODEL_SPEC_KEY] = spec
     try:
         return _load_model(spec, device)

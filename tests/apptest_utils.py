@@ -9,7 +9,7 @@ the page, runs it and returns the AppTest, ready for assertions:
 >>> at.session_state["dataset"].n_images             # doctest: +SKIP
 8
 
-The model is ``bundled`` (or, while ``assets/bundled`` is absent, a random-weights model of the same
+The model is ``bundled`` (or, while ``mmexplore/assets/bundled`` is absent, a random-weights model of the same
 family) unless ``model=`` or the environment variable ``MMEXPLORE_TEST_MODEL`` names another spec.
 Models load once per test process (``st.cache_resource`` is process-wide).
 """
@@ -33,7 +33,7 @@ HOME = NAV_PAGES[0].app_relative
 DEFAULT_TIMEOUT_S = 300.0
 
 
-# Used only while assets/bundled is absent (a fresh checkout before training): same wiring, random weights.
+# Used only while mmexplore/assets/bundled is absent (a fresh checkout before training): same wiring, random weights.
 FALLBACK_MODEL = "mmexplore-shapes-xs:random"
 
 
@@ -41,7 +41,7 @@ def test_model_spec() -> str:
     """The model spec AppTests use: ``$MMEXPLORE_TEST_MODEL``, else ``bundled`` when it is present."""
     if os.environ.get("MMEXPLORE_TEST_MODEL"):
         return os.environ["MMEXPLORE_TEST_MODEL"]
-    return "bundled" if (ROOT / "assets" / "bundled" / "open_clip_config.json").is_file() else FALLBACK_MODEL
+    return "bundled" if (ROOT / "mmexplore" / "assets" / "bundled" / "open_clip_config.json").is_file() else FALLBACK_MODEL
 
 
 test_model_spec.__test__ = False  # not a pytest test despite its name

@@ -164,3 +164,25 @@ def test_core_never_imports_streamlit():
             if any(n == "streamlit" or n.startswith("streamlit.") for n in names):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, "the core imports Streamlit: " + ", ".join(offenders)
+
+
+def test_only_settings_reads_the_environment():
+    """Every MMEXPLORE_* variable (and the others the package honours) goes through mmexplore/settings.py."""
+    offenders = []
+    for module, path in MODULES.items():
+        if module == "mmexplore.settings":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
+                    and node.attr in ("environ", "getenv", "putenv"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, "read the environment outside settings.py: " + ", ".join(offenders)
+
+
+def test_default_spec_is_defined_once():
+    defined = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DEFAULT_SPEC" for t in node.targets):
+                defined.append(module)
+    assert defined == ["mmexplore.settings"]

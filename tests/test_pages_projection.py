@@ -11,7 +11,7 @@ from apptest_utils import HOME, figure_spec, new_app, open_page, plotly_charts, 
 ROOT = Path(__file__).resolve().parents[1]
 # The pages' behaviour is under test, not the model's quality: without the bundled checkpoint a
 # random-weight model of the same architecture provides the embeddings.
-MODEL = "bundled" if (ROOT / "assets/bundled/open_clip_config.json").exists() else "mmexplore-shapes-s:random"
+MODEL = "bundled" if (ROOT / "mmexplore/assets/bundled/open_clip_config.json").exists() else "mmexplore-shapes-s:random"
 
 
 def metric(at, prefix):

@@ -258,7 +258,7 @@ def test_cli_encodes_images(capsys, tmp_path):
     from mmexplore.data.shapes import canonical_caption, make_scene, render_scene
 
     # The CLI's JSON shape is under test, not the model's quality: a random-weight model will do.
-    bundled = (Path(__file__).parents[1] / "assets/bundled/open_clip_config.json").exists()
+    bundled = (Path(__file__).parents[1] / "mmexplore/assets/bundled/open_clip_config.json").exists()
     model = "bundled" if bundled else "mmexplore-shapes-s:random"
     paths, texts = [], []
     for s in range(3):

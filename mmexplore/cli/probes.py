@@ -72,7 +72,7 @@ def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
             if len(specs) == 1:
                 raise
             # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
-            hint = (f"; train it with `mmexplore train --negatives 0 --out assets/{spec}`"
+            hint = (f"; train it with `mmexplore train --negatives 0 --out mmexplore/assets/{spec}`"
                     if spec == "bundled-noneg" else "")
             models[spec] = {"missing": f"model '{spec}' is not available ({exc}){hint}"}
             continue

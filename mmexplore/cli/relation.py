@@ -125,7 +125,8 @@ def cmd_eval_relation(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _relation_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calibration", metavar="FILE", help="calibration JSON (default: assets/relation/calibration_<model>.json)")
+    p.add_argument("--calibration", metavar="FILE",
+                   help="calibration JSON (default: mmexplore/assets/relation/calibration_<model>.json)")
 
 
 def register(commands: Any, evals: Any) -> None:
@@ -141,7 +142,7 @@ def register(commands: Any, evals: Any) -> None:
                 options="inherit")
     c.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
     c.add_argument("--per-class", type=positive_int, default=60, help="training pairs per class (default 60)")
-    c.add_argument("--out", metavar="FILE", help="where to write (default assets/relation/calibration_<model>.json)")
+    c.add_argument("--out", metavar="FILE", help="where to write (default mmexplore/assets/relation/calibration_<model>.json)")
     f = command(sub, "fit", cmd_fit, "supervised mode: fit an 8-class classifier on your labelled pairs", options="inherit")
     f.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
     f.add_argument("--pairs", metavar="FILE", default=argparse.SUPPRESS, help="CSV/JSONL with image, text and label columns")
@@ -152,5 +153,5 @@ def register(commands: Any, evals: Any) -> None:
     _relation_args(e)
     e.add_argument("--per-class", type=positive_int, default=40, help="test pairs per class (held-out scenes)")
     e.add_argument("--renderer", choices=["train", "alt", "mixed"], default="mixed")
-    e.add_argument("--handset", metavar="DIR", help="hand-written set folder (default assets/relation/handset)")
+    e.add_argument("--handset", metavar="DIR", help="hand-written set folder (default mmexplore/assets/relation/handset)")
     e.add_argument("--no-handset", action="store_true", help="skip the hand-written set")

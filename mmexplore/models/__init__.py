@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mmexplore.models.specs import DEFAULT_SPEC, ModelSpec, parse_spec
+from mmexplore.models.specs import ModelSpec, parse_spec
+from mmexplore.settings import DEFAULT_SPEC
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmexplore.models.encoder import Encoder

@@ -27,7 +27,7 @@ from mmexplore.models.cache import EmbeddingCache
 from mmexplore.models.devices import autocast_dtype, resolve_device
 from mmexplore.models.encoder import Encoder
 from mmexplore.models.specs import ModelSpec, parse_spec
-from mmexplore.settings import get_settings
+from mmexplore.settings import get_settings, hub_offline_now
 
 CONFIG_NAME = "open_clip_config.json"
 MAX_LOADED_MODELS = 3
@@ -37,16 +37,12 @@ _loaded: OrderedDict[tuple[str, str], Encoder] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     """True when the Hugging Face hub accepts a TCP connection within ``timeout`` seconds.
 
     False at once when ``HF_HUB_OFFLINE`` is set (tests set it).
     """
-    if _truthy(os.environ.get("HF_HUB_OFFLINE")):  # read live: tests and huggingface_hub set it at run time
+    if hub_offline_now():
         return False
     try:
         from huggingface_hub import constants
@@ -189,7 +185,7 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
             if spec.kind == "bundled":
                 raise ModelLoadError(
                     f"the bundled model is missing ({config_path} not found); "
-                    "train it with `mmexplore train --out assets/bundled` (see README)"
+                    "train it with `mmexplore train --out mmexplore/assets/bundled` (see README)"
                 )
             raise ModelLoadError(f"model spec '{spec.text}': no {CONFIG_NAME} in {folder}")
         config = json.loads(config_path.read_text())

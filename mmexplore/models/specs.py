@@ -2,8 +2,8 @@
 
 A model is named by one string, the same in the app, the CLI and the API:
 
-- ``bundled`` — the project's shapes-world model in ``assets/bundled`` (the default);
-  ``bundled-<variant>`` another shipped variant in ``assets/bundled-<variant>`` (e.g. ``bundled-noneg``);
+- ``bundled`` — the project's shapes-world model in ``mmexplore/assets/bundled`` (the default);
+  ``bundled-<variant>`` another shipped variant in ``mmexplore/assets/bundled-<variant>`` (e.g. ``bundled-noneg``);
 - ``ARCH:TAG`` — an open_clip architecture and pretrained tag, e.g. ``ViT-B-32:laion2b_s34b_b79k``;
   ``ARCH:random`` builds the architecture with random weights (benchmarks, tests);
 - ``ARCH:/path/to/weights.safetensors`` (or ``.bin``/``.pt``/``.pth``) — a local weights file;
@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmexplore.errors import ModelLoadError
+from mmexplore.settings import get_settings
 
-DEFAULT_SPEC = "bundled"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "assets" / "bundled"
+# The shipped models live in the settings' assets folder (package data: mmexplore/assets/).
+BUNDLED_DIR = get_settings().assets_dir / "bundled"
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def relate(
         Image k pairs with text k.
     texts : list of str
     calibration : Calibration, optional
-        Loaded from ``assets/relation/`` for ``model_spec`` when None.
+        Loaded from ``mmexplore/assets/relation/`` for ``model_spec`` when None.
 
     Returns
     -------

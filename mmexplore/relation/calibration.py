@@ -3,7 +3,7 @@
 ``calibrate`` generates the labelled training split (:mod:`mmexplore.relation.dataset`), reads the
 pictures with the model once, fits the vocabulary posterior's softmax scale (maximum likelihood of
 each object's true (size, colour, shape)), then the CMI / SC / STAT estimators on the pairs'
-features, and writes everything to ``assets/relation/calibration_<model>.json``. One command re-runs
+features, and writes everything to ``mmexplore/assets/relation/calibration_<model>.json``. One command re-runs
 it after a model changes: ``mmexplore relation calibrate``.
 """
 
@@ -23,14 +23,14 @@ from mmexplore.relation.estimators import RelationClassifier
 from mmexplore.relation.features import pair_features
 from mmexplore.relation.grounding import ATTRIBUTE_VALUES, VOCAB, ImageReading, read_images
 from mmexplore.relation.metrics import score_labels
+from mmexplore.settings import DEFAULT_SPEC, get_settings
 
-CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "assets" / "relation"
+CALIBRATION_DIR = get_settings().assets_dir / "relation"
 CALIBRATION_VERSION = 1
-DEFAULT_SPEC = "bundled"
 
 
 def calibration_path(model_spec: str = DEFAULT_SPEC) -> Path:
-    """Where the calibration of ``model_spec`` lives: ``assets/relation/calibration_<slug>.json``."""
+    """Where the calibration of ``model_spec`` lives: ``mmexplore/assets/relation/calibration_<slug>.json``."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(model_spec)).strip("_") or "model"
     return CALIBRATION_DIR / f"calibration_{slug[-80:]}.json"
 

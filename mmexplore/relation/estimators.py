@@ -3,7 +3,7 @@
 Each component estimator is a standardised multinomial logistic regression on a named subset of
 the pair features (:data:`mmexplore.relation.grounding.FEATURE_NAMES`): its decision boundaries are
 the fitted thresholds. Fitted state is plain arrays, stored as JSON (never pickled) so that a
-calibration file in ``assets/relation/`` is readable and diffable.
+calibration file in ``mmexplore/assets/relation/`` is readable and diffable.
 
 >>> import numpy as np
 >>> from mmexplore.relation.grounding import FEATURE_NAMES

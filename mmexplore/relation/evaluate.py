@@ -10,8 +10,9 @@ from mmexplore.relation.api import relate
 from mmexplore.relation.calibration import load_calibration
 from mmexplore.relation.metrics import score_labels
 from mmexplore.relation.taxonomy import CLASSES, canonical_label
+from mmexplore.settings import get_settings
 
-HANDSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "relation" / "handset"
+HANDSET_DIR = get_settings().assets_dir / "relation" / "handset"
 
 
 def read_handset(folder: str | Path = HANDSET_DIR) -> tuple[list, list[str], list[str], list[str]]:

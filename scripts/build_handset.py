@@ -1,19 +1,19 @@
 """Build the hand-written relation set: hand-placed scenes drawn by the alternative renderer, texts written by hand.
 
-Run from the repository root: ``.venv/bin/python assets/relation/handset/build.py``. Writes one PNG per
-scene and ``pairs.csv`` (image, text, label) next to this file. The wording deliberately differs from
+Run from the repository root: ``.venv/bin/python scripts/build_handset.py``. Writes one PNG per
+scene and ``pairs.csv`` (image, text, label) into ``mmexplore/assets/relation/handset/``. The wording deliberately differs from
 the generator's (synonyms, "to the left of", "on top of", digits, longer everyday passages).
 """
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 from mmexplore.data.shapes import Scene, ShapeObject
 from mmexplore.data.shapes_alt import render_scene_alt
+from mmexplore.settings import get_settings
 
-HERE = Path(__file__).resolve().parent
+HERE = get_settings().assets_dir / "relation" / "handset"
 R = {"small": 0.085, "large": 0.165}
 
 
