@@ -40,7 +40,7 @@ def counts_figure(labels: list[str]):
 
 
 def taxonomy_frame(label: str | None = None):
-    """The table of DESIGN §7 (class, CMI, SC, STAT, use case) as a pandas Styler, ``label``'s row highlighted."""
+    """The table of docs/design.md §7 (class, CMI, SC, STAT, use case) as a pandas Styler, ``label``'s row highlighted."""
     import pandas as pd
 
     df = pd.DataFrame([{"class": c, "CMI": m, "SC": s, "STAT": t, "use case": u} for c, m, s, t, u in TABLE]).set_index("class")

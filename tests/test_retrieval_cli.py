@@ -1,4 +1,4 @@
-"""CLI of search and probes: JSON contract (DESIGN §8) and bad input (exit 2, one line)."""
+"""CLI of search and probes: JSON contract (docs/design.md §8) and bad input (exit 2, one line)."""
 
 from __future__ import annotations
 

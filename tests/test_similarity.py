@@ -10,7 +10,7 @@ from mmexplore.metrics.similarity import (
 
 
 def _direct(img, txt, scale):
-    """Plain numpy reference of DESIGN §4, written independently of the module."""
+    """Plain numpy reference of docs/design.md §4, written independently of the module."""
     a = img / np.linalg.norm(img, axis=1, keepdims=True)
     b = txt / np.linalg.norm(txt, axis=1, keepdims=True)
     cos = a @ b.T

@@ -1,4 +1,4 @@
-"""The ``mmexplore`` command line (DESIGN §8).
+"""The ``mmexplore`` command line (docs/design.md §8).
 
 Each feature registers its commands from its own module (``COMMAND_MODULES``): a module exposes
 ``register(commands, evals)`` where ``commands`` are the top-level subparsers and ``evals`` the

@@ -1,5 +1,5 @@
 """``mmexplore heatmap`` (per-word maps of one pair, or phrase peaks of a pairs file) and
-``mmexplore eval pointing`` (DESIGN §8)."""
+``mmexplore eval pointing`` (docs/design.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Joint-space commands: ``project`` (UMAP/PCA/t-SNE + modality gap) and ``cca`` (DESIGN §6, §8)."""
+"""Joint-space commands: ``project`` (UMAP/PCA/t-SNE + modality gap) and ``cca`` (docs/design.md §6, §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-word heatmaps: where in the image does each word of a caption point? (DESIGN §5)
+"""Per-word heatmaps: where in the image does each word of a caption point? (docs/design.md §5)
 
 >>> from mmexplore.heatmaps import METHODS
 >>> METHODS

@@ -1,4 +1,4 @@
-"""Heatmap methods, a registry like the projection methods and retrieval backends (DESIGN §5).
+"""Heatmap methods, a registry like the projection methods and retrieval backends (docs/design.md §5).
 
 Each method is one :class:`HeatmapMethod` entry in ``_REGISTRY``: a name, a config dataclass (its
 parameters and defaults), the function that turns a batch of images and target text vectors into

@@ -1,4 +1,4 @@
-"""Similarity maths of a contrastive image–text model (DESIGN §4), over numpy arrays.
+"""Similarity maths of a contrastive image–text model (docs/design.md §4), over numpy arrays.
 
 Notation: ``E_i`` (N × d) image and ``E_t`` (M × d) text embeddings, unit rows. Cosine
 ``S = E_i E_tᵀ``; logits ``C = logit_scale · S`` where ``logit_scale = 1/τ``; softmax over texts

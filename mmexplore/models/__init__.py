@@ -4,7 +4,7 @@
 >>> parse_spec("bundled").kind
 'bundled'
 
-``load_model(spec, device)`` returns an :class:`~mmexplore.models.encoder.Encoder`; see DESIGN §2
+``load_model(spec, device)`` returns an :class:`~mmexplore.models.encoder.Encoder`; see docs/design.md §2
 for the spec strings.
 """
 

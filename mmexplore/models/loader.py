@@ -290,7 +290,7 @@ def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | 
     Parameters
     ----------
     spec : str
-        A model spec (DESIGN §2): ``bundled``, ``ARCH:TAG``, ``ARCH:/path/weights``, ``ARCH:random``,
+        A model spec (docs/design.md §2): ``bundled``, ``ARCH:TAG``, ``ARCH:/path/weights``, ``ARCH:random``,
         ``hf-hub:org/name`` or ``local-dir:/path``.
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.

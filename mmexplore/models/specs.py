@@ -1,4 +1,4 @@
-"""Model spec strings (DESIGN §2), parsed in one place.
+"""Model spec strings (docs/design.md §2), parsed in one place.
 
 A model is named by one string, the same in the app, the CLI and the API:
 

@@ -1,4 +1,4 @@
-"""Joint embedding space: projections (UMAP, PCA, t-SNE), the modality gap, and CCA (DESIGN §6).
+"""Joint embedding space: projections (UMAP, PCA, t-SNE), the modality gap, and CCA (docs/design.md §6).
 
 No Streamlit here and no heavy imports at import time (umap loads on first use).
 """

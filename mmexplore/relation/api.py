@@ -20,7 +20,7 @@ CANNOT_TELL = "cannot tell"
 
 @dataclass
 class RelationResult:
-    """The label of one pair (DESIGN §7/§8 fields) and how it was reached.
+    """The label of one pair (docs/design.md §7/§8 fields) and how it was reached.
 
     ``label`` is one of the eight classes, or :data:`CANNOT_TELL` when the model cannot read the text
     or finds nothing it knows in the image (``extra["cannot_tell"]`` lists why); ``model_label`` is

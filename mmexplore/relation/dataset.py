@@ -1,6 +1,6 @@
 """A labelled set of shapes-world image–text pairs for all eight relation classes, by construction.
 
-Each class is built from a scene's ground truth (DESIGN §7):
+Each class is built from a scene's ground truth (docs/design.md §7):
 
 - **Anchorage** (1, 1, I): one sentence naming every object correctly (canonical, list or count form);
 - **Illustration** (1, 1, T): a passage of 3–5 sentences, one of which names the (one or two)

@@ -137,7 +137,7 @@ class RelationClassifier:
     Parameters
     ----------
     mode : {"components", "supervised"}
-        "components": CMI, SC and STAT estimators, combined by the table (DESIGN §7);
+        "components": CMI, SC and STAT estimators, combined by the table (docs/design.md §7);
         "supervised": one 8-class logistic regression on the same features.
     C : float
         Inverse regularisation strength of the logistic regressions.

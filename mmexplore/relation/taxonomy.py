@@ -1,6 +1,6 @@
 """The eight image–text relation classes of Otto et al. (2020) and the exact (CMI, SC, STAT) table.
 
-DESIGN §7. CMI (cross-modal mutual information) is 0 or 1, SC (semantic correlation) is 1, 0 or −1,
+docs/design.md §7. CMI (cross-modal mutual information) is 0 or 1, SC (semantic correlation) is 1, 0 or −1,
 STAT (status) is ``"0"`` (equal), ``"T"`` (text primary, the image illustrates it) or ``"I"``
 (image primary, the text anchors it). Only eight of the 18 combinations are classes; the others are
 invalid and :func:`label_for` says so.

@@ -1,4 +1,4 @@
-"""Heatmaps page: where in the image does each word of a caption point? (DESIGN §5)
+"""Heatmaps page: where in the image does each word of a caption point? (docs/design.md §5)
 
 Thin page: picks an image and a caption, calls :func:`mmexplore.heatmaps.compute_heatmaps`, draws the
 overlays (:func:`mmexplore.heatmaps.overlay`) and the word × patch matrix.

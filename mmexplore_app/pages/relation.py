@@ -1,4 +1,4 @@
-"""Relation page: how do an image and a text relate? (Otto et al. 2020, DESIGN §7)
+"""Relation page: how do an image and a text relate? (Otto et al. 2020, docs/design.md §7)
 
 Thin page: picks a pair (from the data set, an upload or typed text) or a batch of pairs, calls
 :func:`mmexplore.relation.relate`, and draws the label card, the class probabilities, the taxonomy
