@@ -129,6 +129,24 @@ def add_captions(ds: Dataset, captions: Sequence[str], *, max_texts: int = MAX_T
     return Outcome(out, len(fresh), errors)
 
 
+def match_pair_rows(ds: Dataset, rows: Sequence[dict[str, Any]]) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """The pairs-file rows whose image is loaded, with its index; and the names of the others, in row order.
+
+    A row's ``image`` matches a loaded image by file name (the last path component). When two loaded
+    images share a file name, the first one loaded wins (the one rule for every page).
+
+    Returns
+    -------
+    (found, missing) : (list of (image index, row), list of str)
+    """
+    by_name: dict[str, int] = {}
+    for i, nm in enumerate(ds.image_names):
+        by_name.setdefault(PurePath(nm).name, i)
+    found = [(by_name[PurePath(r["image"]).name], r) for r in rows if PurePath(r["image"]).name in by_name]
+    missing = [PurePath(r["image"]).name for r in rows if PurePath(r["image"]).name not in by_name]
+    return found, missing
+
+
 def add_pairs_file(ds: Dataset, name: str, data: bytes, *, max_texts: int = MAX_TEXTS) -> Outcome:
     """Read a CSV/TSV/JSONL pairs file (``image``, ``text`` columns) and mark its pairs.
 
@@ -143,11 +161,8 @@ def add_pairs_file(ds: Dataset, name: str, data: bytes, *, max_texts: int = MAX_
         return Outcome(ds, 0, [str(exc)])
     except Exception as exc:
         return Outcome(ds, 0, [f"{name}: could not be read ({type(exc).__name__})"])
-    by_name: dict[str, int] = {}
-    for i, nm in enumerate(ds.image_names):
-        by_name.setdefault(PurePath(nm).name, i)
-    matched = [r for r in table.rows if PurePath(r["image"]).name in by_name]
-    missing = [PurePath(r["image"]).name for r in table.rows if PurePath(r["image"]).name not in by_name]
+    found, missing = match_pair_rows(ds, table.rows)
+    matched = [r for _, r in found]
     # Only captions of rows whose image is loaded are added: re-reading the file after uploading
     # the missing images then marks the rest.
     captions = list(dict.fromkeys(r["text"] for r in matched if len(r["text"]) <= MAX_CAPTION_CHARS))
@@ -156,8 +171,8 @@ def add_pairs_file(ds: Dataset, name: str, data: bytes, *, max_texts: int = MAX_
     out = step.dataset
     col = {t: j for j, t in enumerate(out.texts)}
     marked = 0
-    for row in matched:
-        i, j = by_name[PurePath(row["image"]).name], col.get(row["text"])
+    for i, row in found:
+        j = col.get(row["text"])
         if j is None:
             continue  # caption skipped above (too long or over the limit)
         if not out.pairs[i, j]:

@@ -1,15 +1,14 @@
 """Where the joint-space and CCA pages get their embeddings: the shared data set, an uploaded
 ``.npz``/``.parquet`` of precomputed embeddings, or a captions file / folder on this computer.
 
-Both pages call :func:`choose_embeddings` with their own key prefix; the loaded set is memoised in
-session state so that moving a slider never re-reads or re-encodes anything.
+Both pages call :func:`choose_embeddings` with their own key prefix; the loaded set is cached for
+the session (:mod:`mmexplore_app.cache`) so that moving a slider never re-reads or re-encodes anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -18,6 +17,7 @@ from mmexplore.errors import MMExploreError
 from mmexplore.pathguard import reading_roots, user_path
 from mmexplore.projection.embeddings_io import EmbeddingSet, encode_pairs_file, parse_embeddings
 from mmexplore_app import widgets
+from mmexplore_app.cache import is_cached, session_cached
 
 SOURCES = ("Shared data set", "Embeddings file (.npz / .parquet)", "Captions file or folder on this computer",
            "Embeddings folder (mmexplore embed)")
@@ -65,15 +65,15 @@ def _uploaded(prefix: str) -> LoadedEmbeddings:
         st.stop()
     data = f.getvalue()
     key = f"upload:{f.name}:{hashlib.sha1(data).hexdigest()}"
-    memo = st.session_state.setdefault(f"{prefix}_loaded", {})
-    if key not in memo:
+
+    def parse() -> EmbeddingSet:
         try:
-            memo.clear()
-            memo[key] = parse_embeddings(data, f.name)
+            return parse_embeddings(data, f.name)
         except Exception as exc:
             widgets.show_error(exc)
             st.stop()
-    return LoadedEmbeddings(memo[key], key)
+
+    return LoadedEmbeddings(session_cached(f"{prefix}_embeddings", key, parse, max_entries=1), key)
 
 
 def _folder(prefix: str) -> LoadedEmbeddings:
@@ -88,20 +88,20 @@ def _folder(prefix: str) -> LoadedEmbeddings:
     except MMExploreError as exc:
         widgets.show_error(exc)
         st.stop()
-    memo = st.session_state.setdefault(f"{prefix}_loaded", {})
     key = f"folder:{widgets.current_encoder().model_id}:{resolved}"
-    if key not in memo:
-        if not st.button("Encode", key=f"{prefix}_encode"):
-            st.info("Press Encode: every image is embedded once with the current model.")
-            st.stop()
+    if not is_cached(f"{prefix}_embeddings", key) and not st.button("Encode", key=f"{prefix}_encode"):
+        st.info("Press Encode: every image is embedded once with the current model.")
+        st.stop()
+
+    def encode() -> EmbeddingSet:
         try:
-            memo.clear()
-            memo[key] = encode_pairs_file(widgets.current_encoder(), resolved, roots=reading_roots(),
-                                          progress=widgets.progress_callback("Encoding"))
+            return encode_pairs_file(widgets.current_encoder(), resolved, roots=reading_roots(),
+                                     progress=widgets.progress_callback("Encoding"))
         except Exception as exc:
             widgets.show_error(exc)
             st.stop()
-    return LoadedEmbeddings(memo[key], key)
+
+    return LoadedEmbeddings(session_cached(f"{prefix}_embeddings", key, encode, max_entries=1), key)
 
 
 def _source_label(source: str) -> str:
@@ -120,21 +120,22 @@ def _embeddings_folder(prefix: str) -> LoadedEmbeddings:
     if not path:
         st.info("Give the folder: its Parquet shards are read as they are (nothing is encoded again).")
         st.stop()
-    memo = st.session_state.setdefault(f"{prefix}_loaded", {})
     try:
         folder = user_path(path)  # shared mode: inside the data roots, or refused
         manifest = read_manifest(folder)
         key = f"embdir:{folder}:{manifest.get('updated')}:{manifest.get('rows')}"
-        if key not in memo:
+
+        def read() -> EmbeddingSet:
             with st.spinner(f"Reading {manifest.get('rows', 0):,} rows of embeddings…"):
-                memo.clear()
-                memo[key] = read_embeddings_folder(folder)
+                return read_embeddings_folder(folder)
+
+        data = session_cached(f"{prefix}_embeddings", key, read, max_entries=1)
     except Exception as exc:
         widgets.show_error(exc)
         st.stop()
     st.caption(f"model {manifest.get('model')} · {manifest.get('images', 0):,} images · "
                f"{manifest.get('texts', 0):,} captions · {manifest.get('errors', 0)} unreadable")
-    return LoadedEmbeddings(memo[key], key)
+    return LoadedEmbeddings(data, key)
 
 
 def choose_embeddings(prefix: str) -> LoadedEmbeddings:
@@ -152,13 +153,3 @@ def choose_embeddings(prefix: str) -> LoadedEmbeddings:
     if source == SOURCES[3]:
         return _embeddings_folder(prefix)
     return _folder(prefix)
-
-
-def memo_get(prefix: str, key: Any, compute: Any, max_entries: int = 4) -> Any:
-    """``compute()`` memoised in this session under ``key`` (a few entries per page)."""
-    memo: dict[Any, Any] = st.session_state.setdefault(f"{prefix}_memo", {})
-    if key not in memo:
-        if len(memo) >= max_entries:
-            memo.pop(next(iter(memo)))
-        memo[key] = compute()
-    return memo[key]

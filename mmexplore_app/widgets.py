@@ -5,12 +5,13 @@ Pages call these instead of touching ``st.session_state`` or the model loader th
 - :func:`current_encoder` — the model picked in the sidebar (loaded once per (spec, device) through
   ``st.cache_resource``);
 - :func:`current_dataset` / :func:`dataset_embeddings` — the shared data set and its embeddings
-  (memoised per model and content hash, so switching pages never re-encodes);
+  (cached per model and content hash in :mod:`mmexplore_app.cache`, so switching pages never re-encodes);
 - :func:`require_data`, :func:`explain`, :func:`show_error`, :func:`download_figure`,
   :func:`download_csv`, :func:`progress_callback`.
 
 Session-state keys used here: ``dataset``, ``model_spec``, ``model_device``, ``model_error``,
-``_emb_memo``, ``_kept`` (see :func:`keep`). Page-specific keys belong to the pages, with a prefix.
+``_kept`` (see :func:`keep`). Computed results go through :mod:`mmexplore_app.cache`. Page-specific keys
+belong to the pages, with a prefix.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import streamlit as st
 
 from mmexplore.errors import MMExploreError
 from mmexplore.settings import get_settings
+from mmexplore_app.cache import cache_key, session_cached
 from mmexplore_app.state import DATASET_KEY, Dataset
 
 _log = logging.getLogger("mmexplore.app")
 MODEL_SPEC_KEY = "model_spec"
 MODEL_DEVICE_KEY = "model_device"
 MODEL_ERROR_KEY = "model_error"
-EMB_MEMO_KEY = "_emb_memo"
 # Values of widgets made with keep(): survive reruns that do not draw them (page switches).
 KEPT_KEY = "_kept"
 # The model a new session starts with; MMEXPLORE_MODEL / MMEXPLORE_DEVICE override (e.g. a pretrained one).
@@ -297,22 +298,20 @@ def dataset_embeddings(dataset: Dataset | None = None) -> tuple[np.ndarray, np.n
     """
     ds = dataset if dataset is not None else current_dataset()
     encoder = current_encoder()
-    key = (encoder.model_id, ds.embedding_key())  # pairs do not change embeddings
-    memo = st.session_state.setdefault(EMB_MEMO_KEY, {})
-    if key in memo:
-        return memo[key]
-    n, m = ds.n_images, ds.n_texts
-    bar = progress_callback("Encoding images and captions")
 
-    try:
-        img = encoder.encode_images(ds.images, progress=lambda d, t: bar(d, n + m))
-        txt = encoder.encode_texts(ds.texts, progress=lambda d, t: bar(n + d, n + m))
-    except MMExploreError as exc:
-        show_error(exc)
-        st.stop()
-    memo.clear()  # one entry per session: the current data set under the current model
-    memo[key] = (img, txt)
-    return img, txt
+    def encode() -> tuple[np.ndarray, np.ndarray]:
+        n, m = ds.n_images, ds.n_texts
+        bar = progress_callback("Encoding images and captions")
+        try:
+            img = encoder.encode_images(ds.images, progress=lambda d, t: bar(d, n + m))
+            txt = encoder.encode_texts(ds.texts, progress=lambda d, t: bar(n + d, n + m))
+        except MMExploreError as exc:
+            show_error(exc)
+            st.stop()
+        return img, txt
+
+    # One entry per session: the current data set under the current model (pairs do not change embeddings).
+    return session_cached("embeddings", cache_key(encoder.model_id, ds.embedding_key()), encode, max_entries=1)
 
 
 # ---------------------------------------------------------------------------- server paths
@@ -551,13 +550,9 @@ def download_figure(fig: Any, name: str, *, key: str | None = None, png: bool = 
 
 
 def dataset_thumbnail_uris(dataset: Dataset | None = None, size: int = 96) -> list[str]:
-    """Small PNG ``data:`` URIs of the data set's images (memoised per content hash and size)."""
+    """Small PNG ``data:`` URIs of the data set's images (cached per content hash and size)."""
     from mmexplore_app.figures import image_data_uri
 
     ds = dataset if dataset is not None else current_dataset()
-    key = (ds.embedding_key(), size)
-    memo = st.session_state.setdefault("_thumb_memo", {})
-    if key not in memo:
-        memo.clear()
-        memo[key] = [image_data_uri(im, size) for im in ds.images]
-    return memo[key]
+    return session_cached("thumbnails", cache_key(None, ds.embedding_key(), size),
+                          lambda: [image_data_uri(im, size) for im in ds.images], max_entries=1)

@@ -152,20 +152,21 @@ def test_similarity_page_without_pairs_says_so():
 
 def test_similarity_page_switch_reuses_embeddings():
     at = open_page("mmexplore_app/pages/similarity.py", samples="shapes", n=4)
-    memo = at.session_state["_emb_memo"]
-    (key, (img, _)), = memo.items()
+    from mmexplore_app.cache import entries
+
+    (key, (img, _)), = entries(at.session_state, "embeddings").items()
     at.switch_page("mmexplore_app/pages/home.py")
     at.run()
     at.switch_page("mmexplore_app/pages/similarity.py")
     at.run()
-    (key2, (img2, _)), = at.session_state["_emb_memo"].items()
+    (key2, (img2, _)), = entries(at.session_state, "embeddings").items()
     assert key2 == key and img2 is img  # the same arrays: nothing was re-encoded
     ds = at.session_state["dataset"].copy()
     ds.pairs[:, :] = False
     ds.pairs[0, 1] = True  # new pairs, same images and captions
     at.session_state["dataset"] = ds
     at.run()
-    (_key3, (img3, _)), = at.session_state["_emb_memo"].items()
+    (_key3, (img3, _)), = entries(at.session_state, "embeddings").items()
     assert img3 is img
     outlined = [s for s in figure_spec(at)["layout"]["shapes"] if s.get("name") == "true pair"]
     assert len(outlined) == 1 and round(outlined[0]["x0"] + 0.5) == 1

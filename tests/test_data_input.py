@@ -179,3 +179,10 @@ def test_a_bare_path_as_model_spec_says_it_needs_the_architecture():
 
     with pytest.raises(ModelLoadError, match="ARCH:/path/to/weights"):
         parse_spec("/models/clip.safetensors")
+def test_pairs_rows_match_the_first_loaded_image_of_a_file_name():
+    # Two folders' a.png: every page (Home's pairs file, Relation's batch) uses the first one loaded.
+    ds = di.add_image_files(Dataset(), [("x/a.png", _png("red")), ("y/a.png", _png("blue")), ("b.png", _png("green"))]).dataset
+    rows = [{"image": "a.png", "text": "t1"}, {"image": "sub/b.png", "text": "t2"}, {"image": "c.png", "text": "t3"}]
+    found, missing = di.match_pair_rows(ds, rows)
+    assert [(i, r["text"]) for i, r in found] == [(0, "t1"), (2, "t2")]
+    assert missing == ["c.png"]

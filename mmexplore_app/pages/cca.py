@@ -8,7 +8,8 @@ import streamlit as st
 
 from mmexplore.projection import CCA, cca_retrieval, min_pairs_needed
 from mmexplore_app import widgets
-from mmexplore_app.embedding_source import choose_embeddings, memo_get
+from mmexplore_app.cache import cache_key, session_cached
+from mmexplore_app.embedding_source import choose_embeddings
 from mmexplore_app.joint_figures import canonical_scatter, correlation_bars, recall_figure
 
 REGS = [0.0, 0.001, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0]
@@ -49,10 +50,11 @@ if n < need:
     st.stop()
 
 try:
-    cca = memo_get("cca", (loaded.key, "fit", reg), lambda: CCA(reg=reg).fit(x, y))
+    cca = session_cached("cca", cache_key(None, loaded.key, "fit", reg), lambda: CCA(reg=reg).fit(x, y))
     k_all = len(cca.correlations_)
     bar = widgets.progress_callback("Held-out retrieval (rankings done)", min_items=0)
-    retr = memo_get("cca", (loaded.key, "retrieval", reg), lambda: cca_retrieval(x, y, reg=reg, progress=bar))
+    retr = session_cached("cca", cache_key(None, loaded.key, "retrieval", reg),
+                          lambda: cca_retrieval(x, y, reg=reg, progress=bar))
 except Exception as exc:  # one message, never a traceback
     widgets.show_error(exc)
     st.stop()
@@ -76,7 +78,8 @@ with right:
     st.subheader("Retrieval R@1 (image → text)")
     ks, i2t, t2i = list(retr.ks), list(retr.recall_cca), list(retr.t2i_cca)
     if top_k not in ks:  # one more k: only its two rankings, not the whole ladder again
-        extra = memo_get("cca", (loaded.key, "retrieval", reg, top_k), lambda: cca_retrieval(x, y, reg=reg, ks=[top_k]))
+        extra = session_cached("cca", cache_key(None, loaded.key, "retrieval", reg, top_k),
+                               lambda: cca_retrieval(x, y, reg=reg, ks=[top_k]))
         at = int(np.searchsorted(ks, top_k))
         ks.insert(at, top_k)
         i2t.insert(at, extra.recall_cca[0])

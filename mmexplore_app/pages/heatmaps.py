@@ -24,13 +24,12 @@ from mmexplore.heatmaps import (
     overlay_grid,
 )
 from mmexplore_app import widgets
+from mmexplore_app.cache import cache_key, session_cached
 from mmexplore_app.state import Dataset
 from mmexplore_app.text_attribution_view import word_attribution_view
 
 OWN = "✎ type a caption…"
 NCOLS = 5
-MEMO_KEY = "heat_memo"
-DECOMP_MEMO_KEY = "heat_decomp_memo"
 
 EXPLANATION = """
 **Attention** (the course notes' α_ij = softmax_i(I_iᵀ W_a T_j)). Every image patch i gets a feature
@@ -107,15 +106,10 @@ def _compute(encoder, image, text: str, phrase: str, method: str, word_features:
     from mmexplore.heatmaps import compute_heatmaps
     from mmexplore.models.cache import image_digest
 
-    key = (encoder.model_id, image_digest(image), text, phrase, method, word_features, start_layer)
-    memo = st.session_state.setdefault(MEMO_KEY, {})
-    if key not in memo:
-        res = compute_heatmaps(encoder, [image], [text], phrases=[[phrase] if phrase else []], method=method,
-                               word_features=word_features, start_layer=start_layer)[0]
-        if len(memo) > 16:
-            memo.clear()
-        memo[key] = res
-    return memo[key]
+    key = cache_key(encoder.model_id, image_digest(image), text, phrase, method, word_features, start_layer)
+    return session_cached("heatmaps", key, lambda: compute_heatmaps(
+        encoder, [image], [text], phrases=[[phrase] if phrase else []], method=method,
+        word_features=word_features, start_layer=start_layer)[0], max_entries=16)
 
 
 def _png(img) -> bytes:
@@ -149,13 +143,8 @@ def _decomposition(encoder, image, text: str):
     from mmexplore.heatmaps.decomposition import decompose_score
     from mmexplore.models.cache import image_digest
 
-    key = (encoder.model_id, image_digest(image), text)
-    memo = st.session_state.setdefault(DECOMP_MEMO_KEY, {})
-    if key not in memo:
-        if len(memo) > 16:
-            memo.clear()
-        memo[key] = decompose_score(encoder, image, text)
-    return memo[key]
+    return session_cached("decomposition", cache_key(encoder.model_id, image_digest(image), text),
+                          lambda: decompose_score(encoder, image, text), max_entries=16)
 
 
 def _decomposition_caption(d) -> str:

@@ -8,7 +8,8 @@ import streamlit as st
 
 from mmexplore.projection import get_method, list_methods, project_joint
 from mmexplore_app import widgets
-from mmexplore_app.embedding_source import choose_embeddings, memo_get
+from mmexplore_app.cache import cache_key, session_cached
+from mmexplore_app.embedding_source import choose_embeddings
 from mmexplore_app.joint_figures import gap_figure, joint_scatter, joint_scatter_all
 
 MAX_FIT = 5000  # UMAP / t-SNE are fitted on at most this many points (pairs kept together)
@@ -122,7 +123,7 @@ try:
     elif first_umap:
         note = " The first UMAP map of a server compiles UMAP's code once (15–40 s on 2 cores)."
     with st.spinner(f"Projecting {total:,} points with {method.upper()}…{note}"):
-        res = memo_get("joint", (loaded.key, method, dims, center, shift), lambda: project_joint(
+        res = session_cached("joint", cache_key(None, loaded.key, method, dims, center, shift), lambda: project_joint(
             es.image, es.text, es.pairs, method=method, dims=dims, center=center, shift=shift, max_fit=MAX_FIT))
 except Exception as exc:  # one message, never a traceback
     widgets.show_error(exc)

@@ -9,6 +9,7 @@ import streamlit as st
 from mmexplore.errors import MMExploreError
 from mmexplore.probes import ARO_NOTE, PERTURBATION_KINDS, accuracy_by_kind, score_probes
 from mmexplore_app import widgets
+from mmexplore_app.cache import cache_key, session_cached
 from mmexplore_app.text_attribution_view import word_attribution_view
 
 OWN = "✎ type a caption…"
@@ -45,21 +46,19 @@ The bundled model was trained with hard negatives (NegCLIP-style); compare it wi
 
 def _accuracy(encoder, ds) -> pd.DataFrame | None:
     """Per-kind accuracy over every true (image, caption) pair of the data set (memoised)."""
-    key = (encoder.model_id, ds.content_key())
-    memo = st.session_state.setdefault("probe_memo", {})
-    if key not in memo:
+
+    def score() -> pd.DataFrame | None:
         img, _ = widgets.dataset_embeddings(ds)
         ii, jj = np.nonzero(ds.pairs)
         if len(ii) == 0:
             return None
-        res = score_probes(encoder, img[ii], [ds.texts[j] for j in jj])
-        acc = accuracy_by_kind(res)
-        memo.clear()
-        memo[key] = pd.DataFrame(
+        acc = accuracy_by_kind(score_probes(encoder, img[ii], [ds.texts[j] for j in jj]))
+        return pd.DataFrame(
             [{"kind": KIND_LABELS[k], "model": v["model"], "bag of words": v["bag_of_words"], "pairs": v["n"]}
              for k, v in acc.items()]
         ).set_index("kind")
-    return memo[key]
+
+    return session_cached("probes", cache_key(encoder.model_id, ds.content_key()), score, max_entries=1)
 
 
 st.title("Compositional probes")

@@ -13,8 +13,8 @@ import streamlit as st
 from mmexplore.errors import MMExploreError
 from mmexplore_app import relation_view as view
 from mmexplore_app import widgets
+from mmexplore_app.cache import cache_key, session_cached_many
 
-MEMO_KEY = "rel_memo"
 OWN = "✎ type a text…"
 
 EXPLANATION = """
@@ -46,19 +46,15 @@ def _relate(encoder, images: list, texts: list[str], digests: list[str] | None =
     from mmexplore.relation import load_calibration, relate
 
     spec = widgets.active_model_choice()[0]
-    memo = st.session_state.setdefault(MEMO_KEY, {})
     if digests is None:
         digests = [image_digest(im) for im in images]
-    keys = [(encoder.model_id, d, t) for d, t in zip(digests, texts, strict=True)]
-    todo = [k for k, key in enumerate(keys) if key not in memo]
-    if todo:
-        cal = load_calibration(spec)
-        res = relate(encoder, [images[k] for k in todo], [texts[k] for k in todo], calibration=cal)
-        if len(memo) > 512:
-            memo.clear()
-        for k, r in zip(todo, res, strict=True):
-            memo[keys[k]] = r.to_dict()
-    return [memo[key] for key in keys]
+    keys = [cache_key(encoder.model_id, d, t) for d, t in zip(digests, texts, strict=True)]
+
+    def label(todo: list[int]) -> list[dict]:
+        res = relate(encoder, [images[k] for k in todo], [texts[k] for k in todo], calibration=load_calibration(spec))
+        return [r.to_dict() for r in res]
+
+    return session_cached_many("relation", keys, label, max_entries=512)
 
 
 def _card(result: dict) -> None:
@@ -158,20 +154,19 @@ def _batch(ds, encoder) -> None:
                           type=["csv", "tsv", "jsonl", "json"], key="rel_pairs_file")
     idx: list[tuple[int, str]] = []
     if up is not None:
-        from pathlib import PurePath
-
         from mmexplore.data.pairs import parse_pairs
+        from mmexplore_app.data_input import match_pair_rows
 
         try:
             table = parse_pairs(up.getvalue(), up.name)
         except MMExploreError as exc:
             widgets.show_error(exc)
             st.stop()
-        by_name = {PurePath(n).name: i for i, n in enumerate(ds.image_names)}
-        missing = sorted({PurePath(r["image"]).name for r in table.rows} - set(by_name))
+        found, missing_rows = match_pair_rows(ds, table.rows)  # the Home page's rule: first loaded image wins
+        missing = sorted(set(missing_rows))
         if missing:
             st.warning(f"{up.name}: {len(missing)} image(s) are not loaded and were skipped: {', '.join(missing[:5])}")
-        idx = [(by_name[PurePath(r["image"]).name], r["text"]) for r in table.rows if PurePath(r["image"]).name in by_name]
+        idx = [(i, r["text"]) for i, r in found]
     else:
         idx = [(i, ds.texts[j]) for i in range(ds.n_images) for j in range(ds.n_texts) if ds.pairs.size and ds.pairs[i, j]]
         st.caption("Labelling every marked pair of the data set (upload a pairs file to label other pairs).")

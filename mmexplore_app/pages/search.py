@@ -11,6 +11,7 @@ from mmexplore.errors import MMExploreError
 from mmexplore.pathguard import guard_paths, reading_roots, user_path
 from mmexplore.settings import get_settings
 from mmexplore_app import widgets
+from mmexplore_app.cache import cache_key, session_cached
 
 SOURCES = ("Current data set", "A folder of images", "A saved index folder", "An embeddings folder (mmexplore embed)")
 # A shared server without data folders offers no server-side source.
@@ -37,9 +38,7 @@ def _dataset_index(encoder, ds):
     """A SearchIndex of the data set's images and captions (memoised per model and content)."""
     from mmexplore.retrieval import SearchIndex
 
-    key = (encoder.model_id, ds.content_key())
-    memo = st.session_state.setdefault("search_memo", {})
-    if key not in memo:
+    def build() -> SearchIndex:
         img, txt = widgets.dataset_embeddings(ds)
         index = SearchIndex(encoder.model_id, encoder.info.name)
         caps = [" | ".join(t for t, p in zip(ds.texts, ds.pairs[i], strict=True) if p) for i in range(ds.n_images)]
@@ -49,9 +48,9 @@ def _dataset_index(encoder, ds):
         if ds.n_texts:
             first = [next((ds.image_names[i] for i in range(ds.n_images) if ds.pairs[i, j]), "") for j in range(ds.n_texts)]
             index.add("text", txt, [{"path": p, "caption": t} for p, t in zip(first, ds.texts, strict=True)], encoder.model_id)
-        memo.clear()
-        memo[key] = index
-    return memo[key]
+        return index
+
+    return session_cached("search_index", cache_key(encoder.model_id, ds.content_key()), build, max_entries=1)
 
 
 def _image(path: str, ds):
