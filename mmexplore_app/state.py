@@ -180,3 +180,38 @@ class Dataset:
             dict(self.text_notes),
             list(self._image_digests),
         )
+
+
+# ---------------------------------------------------------------------------- page state
+# Pages keep their own small values (the query typed, messages to show after a rerun, what a widget
+# picked) through these helpers rather than touching ``st.session_state``: one place that knows where
+# page state lives, and the data set above stays plain data, importable without Streamlit.
+
+
+def value(key: str, default: Any = None) -> Any:
+    """The page value stored under ``key`` (prefix keys with the page's name), else ``default``."""
+    import streamlit as st
+
+    return st.session_state.get(key, default)
+
+
+def set_value(key: str, val: Any) -> None:
+    """Store a page value under ``key`` for the rest of the session (until :func:`forget`)."""
+    import streamlit as st
+
+    st.session_state[key] = val
+
+
+def forget(*keys: str) -> None:
+    """Drop page values (a widget's key included: it starts from its default on the next run)."""
+    import streamlit as st
+
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+def session_set(key: str) -> set:
+    """A set kept for the session under ``key`` (e.g. the upload ids already read), created empty."""
+    import streamlit as st
+
+    return st.session_state.setdefault(key, set())

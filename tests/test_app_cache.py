@@ -66,3 +66,23 @@ def test_pages_keep_no_memo_of_their_own():
                     and node.args and isinstance(node.args[-1], ast.Dict) and not node.args[-1].keys:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, "hand-made memo caches: " + ", ".join(offenders)
+
+
+def test_pages_touch_session_state_only_through_helpers():
+    """Pages read and write their values through mmexplore_app.state helpers, never st.session_state."""
+    offenders = []
+    for path in sorted((ROOT / "mmexplore_app" / "pages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "session_state":
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, "pages touching st.session_state: " + ", ".join(offenders)
+
+
+def test_joint_map_selection_reruns_only_its_fragment():
+    """The map with on_select="rerun" sits inside an st.fragment: a selection does not rerun the page."""
+    tree = ast.parse((ROOT / "mmexplore_app" / "pages" / "joint_space.py").read_text(encoding="utf-8"))
+    fragments = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                 and any(ast.unparse(d) == "st.fragment" for d in f.decorator_list)]
+    selecting = [c for f in fragments for c in ast.walk(f) if isinstance(c, ast.Call)
+                 and any(k.arg == "on_select" for k in c.keywords)]
+    assert len(fragments) == 1 and len(selecting) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mmexplore_app import data_input as di
-from mmexplore_app import widgets
+from mmexplore_app import state, widgets
 from mmexplore_app.sidebar import load_samples
 
 st.title("mmexplore")
@@ -34,17 +34,17 @@ tab_img, tab_cap, tab_pairs = st.tabs(["Images", "Captions", "Pairs file (CSV / 
 
 
 def _report(key: str) -> None:
-    for msg in st.session_state.get(f"{key}_notes", []):
+    for msg in state.value(f"{key}_notes", []):
         st.success(msg, icon=":material/check_circle:")
-    for msg in st.session_state.get(f"{key}_errors", []):
+    for msg in state.value(f"{key}_errors", []):
         widgets.show_error(msg)
 
 
 def _remember(key: str, outcome: di.Outcome, note: str | None) -> None:
     """Store the new data set and its messages, then rerun so the sidebar summary is current too."""
     widgets.set_dataset(outcome.dataset)
-    st.session_state[f"{key}_errors"] = outcome.errors
-    st.session_state[f"{key}_notes"] = [note] if note else outcome.notes
+    state.set_value(f"{key}_errors", outcome.errors)
+    state.set_value(f"{key}_notes", [note] if note else outcome.notes)
     st.rerun()
 
 
@@ -56,7 +56,7 @@ with tab_img:
         accept_multiple_files=True,
         key="home_image_files",
     )
-    seen = st.session_state.setdefault("home_seen_uploads", set())
+    seen = state.session_set("home_seen_uploads")
     new = [f for f in files or [] if f.file_id not in seen]
     if new:
         outcome = di.add_image_files(widgets.current_dataset(), [(f.name, f.getvalue()) for f in new])
@@ -122,9 +122,9 @@ edited = st.data_editor(
 if not edited.equals(frame):
     outcome = di.apply_pairs_frame(ds, edited)
     widgets.set_dataset(outcome.dataset)
-    st.session_state["home_table_errors"] = outcome.errors
+    state.set_value("home_table_errors", outcome.errors)
     st.rerun()
-for msg in st.session_state.get("home_table_errors", []):
+for msg in state.value("home_table_errors", []):
     widgets.show_error(msg)
 
 c1, c2 = st.columns(2)
@@ -135,6 +135,5 @@ if c2.button("Clear the data set", key="home_clear"):
     from mmexplore_app.state import Dataset
 
     widgets.set_dataset(Dataset())
-    for k in ("home_img_errors", "home_cap_errors", "home_pairs_errors", "home_table_errors"):
-        st.session_state.pop(k, None)
+    state.forget("home_img_errors", "home_cap_errors", "home_pairs_errors", "home_table_errors")
     st.rerun()

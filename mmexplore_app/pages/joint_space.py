@@ -7,7 +7,7 @@ import base64
 import streamlit as st
 
 from mmexplore.projection import get_method, list_methods, project_joint
-from mmexplore_app import widgets
+from mmexplore_app import state, widgets
 from mmexplore_app.cache import cache_key, session_cached
 from mmexplore_app.embedding_source import choose_embeddings
 from mmexplore_app.joint_figures import gap_figure, joint_scatter, joint_scatter_all
@@ -84,6 +84,39 @@ def show_selection(event, fig, es, thumbnails, limit: int = 12) -> None:
                 st.caption(f"💬 {es.captions[idx]}")
 
 
+@st.fragment
+def _map(res, es, loaded, *, draw_all: bool, max_points: int, show_lines: bool, density: bool, dims: int) -> None:
+    """The map, the selection's items and the export. A fragment: selecting points on the map reruns
+    only this part, not the projection controls or the gap panel."""
+    if draw_all:
+        fig, drawn = joint_scatter_all(res, _selected_items(state.value("joint_scatter")))
+    else:
+        fig, drawn = joint_scatter(res, es.image_names, es.captions, max_points=max_points or 20_000,
+                                   show_lines=show_lines, density=density, thumbnails=loaded.thumbnails)
+    event = st.plotly_chart(fig, key="joint_scatter", config={"displaylogo": False}, on_select="rerun",
+                            selection_mode=("points", "box", "lasso"))
+    show_selection(event, fig, es, loaded.thumbnails)
+    for note in res.notes:
+        st.caption(f"ℹ️ {note}")
+    if draw_all:
+        st.caption(f"All {drawn['drawn']:,} points drawn (WebGL). Box- or lasso-select to join the selection's "
+                   f"true pairs ({drawn['lines']:,} drawn) and list their images and captions.")
+    if drawn["drawn"] < drawn["points"]:
+        why = (f"{res.method.upper()} placed a {drawn['projected']:,}-point sample (pairs kept together; PCA places "
+               "every point)" if drawn["projected"] < drawn["points"] else "a random sample of whole pairs is drawn "
+               "so the chart stays responsive")
+        if drawn["density"]:
+            shade = ("; the shaded density underneath counts every point." if drawn["projected"] == drawn["points"]
+                     else f"; the shaded density underneath counts the {drawn['projected']:,} placed points.")
+        elif density:
+            shade = "; no density layer: every placed point is drawn already."
+        else:
+            shade = "."
+        st.info(f"Showing {drawn['drawn']:,} of {drawn['points']:,} points: {why}{shade} The gap figures use all points.",
+                icon="🎯")
+    widgets.download_figure(fig, f"joint_{res.method}_{dims}d", key="joint_dl", png=False)
+
+
 st.title("Joint space")
 widgets.explain("What am I looking at?", EXPLANATION)
 loaded = choose_embeddings("joint")
@@ -143,30 +176,4 @@ with right:
     st.caption(f"{res.gap.n_images:,} images · {res.gap.n_texts:,} texts · {res.gap.n_pairs:,} true pairs · "
                f"source: {es.source}")
 with left:
-    if draw_all:
-        fig, drawn = joint_scatter_all(res, _selected_items(st.session_state.get("joint_scatter")))
-    else:
-        fig, drawn = joint_scatter(res, es.image_names, es.captions, max_points=max_points or 20_000,
-                                   show_lines=show_lines, density=density, thumbnails=loaded.thumbnails)
-    event = st.plotly_chart(fig, key="joint_scatter", config={"displaylogo": False}, on_select="rerun",
-                            selection_mode=("points", "box", "lasso"))
-    show_selection(event, fig, es, loaded.thumbnails)
-    for note in res.notes:
-        st.caption(f"ℹ️ {note}")
-    if draw_all:
-        st.caption(f"All {drawn['drawn']:,} points drawn (WebGL). Box- or lasso-select to join the selection's "
-                   f"true pairs ({drawn['lines']:,} drawn) and list their images and captions.")
-    if drawn["drawn"] < drawn["points"]:
-        why = (f"{res.method.upper()} placed a {drawn['projected']:,}-point sample (pairs kept together; PCA places "
-               "every point)" if drawn["projected"] < drawn["points"] else "a random sample of whole pairs is drawn "
-               "so the chart stays responsive")
-        if drawn["density"]:
-            shade = ("; the shaded density underneath counts every point." if drawn["projected"] == drawn["points"]
-                     else f"; the shaded density underneath counts the {drawn['projected']:,} placed points.")
-        elif density:
-            shade = "; no density layer: every placed point is drawn already."
-        else:
-            shade = "."
-        st.info(f"Showing {drawn['drawn']:,} of {drawn['points']:,} points: {why}{shade} The gap figures use all points.",
-                icon="🎯")
-    widgets.download_figure(fig, f"joint_{res.method}_{dims}d", key="joint_dl", png=False)
+    _map(res, es, loaded, draw_all=draw_all, max_points=max_points, show_lines=show_lines, density=density, dims=dims)

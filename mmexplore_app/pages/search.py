@@ -10,7 +10,7 @@ import streamlit as st
 from mmexplore.errors import MMExploreError
 from mmexplore.pathguard import guard_paths, reading_roots, user_path
 from mmexplore.settings import get_settings
-from mmexplore_app import widgets
+from mmexplore_app import state, widgets
 from mmexplore_app.cache import cache_key, session_cached
 
 SOURCES = ("Current data set", "A folder of images", "A saved index folder", "An embeddings folder (mmexplore embed)")
@@ -65,7 +65,7 @@ def _image(path: str, ds):
 
 
 def _use_image(path: str) -> None:
-    st.session_state["search_query"] = {"kind": "image", "path": path}
+    state.set_value("search_query", {"kind": "image", "path": path})
 
 
 def _use_text(text: str) -> None:
@@ -74,12 +74,12 @@ def _use_text(text: str) -> None:
 
 
 def _typed() -> None:
-    st.session_state["search_query"] = {"kind": "text", "text": st.session_state.get("search_text", "")}
+    state.set_value("search_query", {"kind": "text", "text": state.value("search_text", "")})
 
 
 def _uploaded() -> None:
-    if st.session_state.get("search_upload") is not None:
-        st.session_state["search_query"] = {"kind": "upload"}
+    if state.value("search_upload") is not None:
+        state.set_value("search_query", {"kind": "upload"})
 
 
 st.title("Search")
@@ -110,11 +110,11 @@ try:
                                   roots=reading_roots())
                 if res["errors"]:
                     st.warning(f"{len(res['errors'])} file(s) skipped: " + "; ".join(res["errors"][:3]))
-            st.session_state["search_index_dir"] = str(out) if (out / "index.json").is_file() else None
-        if st.session_state.get("search_index_dir"):
+            state.set_value("search_index_dir", str(out) if (out / "index.json").is_file() else None)
+        if state.value("search_index_dir"):
             from mmexplore.retrieval import SearchIndex
 
-            index = SearchIndex.load(st.session_state["search_index_dir"])
+            index = SearchIndex.load(state.value("search_index_dir"))
     elif source == SOURCES[3]:
         path = st.text_input("Embeddings folder (made by `mmexplore embed SOURCE --out DIR`)",
                              key=widgets.keep("search_emb_path", "")).strip()
@@ -170,9 +170,9 @@ if n_target > 1:
     widgets.reset_when("search_k", (source, target, n_target), min(8, n_target))  # another index: its default
     k = c2.slider("Results", 1, k_max, key=widgets.keep("search_k", min(8, n_target), valid=range(1, k_max + 1)))
 
-query = st.session_state.get("search_query")
-if query is None and st.session_state.get("search_text"):
-    query = {"kind": "text", "text": st.session_state["search_text"]}
+query = state.value("search_query")
+if query is None and state.value("search_text"):
+    query = {"kind": "text", "text": state.value("search_text")}
 if not query or (query["kind"] == "text" and not query["text"].strip()):
     st.info("Type a query or drop an image.")
     st.stop()
@@ -185,7 +185,7 @@ try:
         if query["kind"] == "upload":
             from mmexplore.data.images import decode_image
 
-            up = st.session_state.get("search_upload")
+            up = state.value("search_upload")
             if up is None:
                 st.info("Type a query or drop an image.")
                 st.stop()
