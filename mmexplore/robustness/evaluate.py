@@ -12,7 +12,7 @@ Every number comes from the project's evaluation core, run on changed images:
 - **backdoor** (:func:`evaluate_backdoor_model`): attack success rate of the trigger and clean R@1.
 
 :func:`cached` keeps each part's result on disk per model id and parameters (settings'
-``results_dir``), and falls back to the results shipped in ``assets/robustness/results/`` for the
+``results_dir``), and falls back to the results shipped in ``mmexplore/assets/robustness/results/`` for the
 shipped models, so the page opens at once.
 """
 
@@ -32,11 +32,12 @@ import numpy as np
 from mmexplore.robustness.corruptions import CORRUPTIONS, DEFAULT_STRENGTHS, corrupt
 from mmexplore.robustness.poison import TARGET_CAPTION, evaluate_backdoor
 from mmexplore.robustness.typographic import SIZES, attack_cases, draw_word
+from mmexplore.settings import get_settings
 
 _log = logging.getLogger("mmexplore.robustness")
 # Bump when a measurement changes, so cached results of the old definition are not reused.
 EVAL_VERSION = 1
-SHIPPED_RESULTS = Path(__file__).resolve().parents[2] / "assets" / "robustness" / "results"
+SHIPPED_RESULTS = get_settings().assets_dir / "robustness" / "results"  # package data (mmexplore/assets/)
 PARTS = ("corruptions", "typographic", "backdoor")
 ATTACK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
 HEATMAP_SIZE = 0.25  # text size of the heatmap measurement (the largest of SIZES)
@@ -297,7 +298,7 @@ def robustness_part(encoder: Any, part: str, params: RobustnessParams = Robustne
 
 
 def shipped_models() -> list[str]:
-    """The model specs shipped in ``assets/`` (``bundled`` first, then ``bundled-*`` by name)."""
+    """The model specs shipped in ``mmexplore/assets/`` (``bundled`` first, then ``bundled-*`` by name)."""
     from mmexplore.models.specs import BUNDLED_DIR
 
     names = sorted(p.name for p in BUNDLED_DIR.parent.glob("bundled-*") if (p / "open_clip_config.json").is_file())
