@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 
-def _tracked_text_files() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.toml", "Makefile"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split()
-    return [ROOT / f for f in out if (ROOT / f).is_file()]
+def _text_files() -> list[Path]:
+    """The project's Python, Markdown and config files (not the venv, caches or test artifacts)."""
+    skip = {".venv", ".git", "node_modules", "artifacts", "build", "runs", ".mmexplore-cache", "__pycache__"}
+    out = []
+    for pattern in ("*.py", "*.md", "*.toml", "Makefile"):
+        out += [p for p in ROOT.rglob(pattern) if not skip & set(p.relative_to(ROOT).parts)]
+    return out
 
 
 def test_every_design_citation_points_at_a_section_of_docs_design():
     sections = set(re.findall(r"^## §(\d+)", (DOCS / "design.md").read_text(encoding="utf-8"), flags=re.M))
     assert {"1", "2", "5", "7", "8"} <= sections
     cited, stale = [], []
-    for path in _tracked_text_files():
+    for path in _text_files():
         text = path.read_text(encoding="utf-8", errors="replace")
         for m in re.finditer(r"docs/design\.md §(\d+)(?:/§(\d+))?", text):
             cited += [(path, n) for n in m.groups() if n]
