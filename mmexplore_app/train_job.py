@@ -209,7 +209,7 @@ class JobManager:
         out.mkdir(parents=True, exist_ok=True)
         log = open(out / "worker.log", "w")  # noqa: SIM115 - handed to the child process
         proc = subprocess.Popen([sys.executable, "-m", "mmexplore.training.worker", *args], stdout=subprocess.DEVNULL,
-                                stderr=log, env=dict(os.environ), cwd=os.getcwd())
+                                stderr=log, cwd=os.getcwd())  # the child inherits this environment
         log.close()
         return TrainingJob(out=out, proc=proc)
 

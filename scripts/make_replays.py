@@ -1,8 +1,8 @@
-"""Make the shipped replays (``assets/replays/``): short runs of each Train-page preset.
+"""Make the shipped replays (``mmexplore/assets/replays/``): short runs of each Train-page preset.
 
 Each run trains the smallest model for ``--steps`` steps (batch 64, one thread) from the same seed,
 then its ``run.json``, its events (every ``--thin``-th step event, every eval) and its replay
-snapshots are copied to ``assets/replays/<preset>/`` — no weights, so the folder stays small — and
+snapshots are copied to ``mmexplore/assets/replays/<preset>/`` — no weights, so the folder stays small — and
 a summary of the held-out figures is printed and written to ``benchmarks/results/presets.json``.
 
     nice -n 10 .venv/bin/python scripts/make_replays.py --steps 300
@@ -55,7 +55,7 @@ def main() -> None:
             shutil.rmtree(dst)
         (dst / "snapshots").mkdir(parents=True)
         run = json.loads((out / "run.json").read_text())
-        run["config"]["out"] = f"assets/replays/{name}"
+        run["config"]["out"] = f"mmexplore/assets/replays/{name}"
         (dst / "run.json").write_text(json.dumps(run, indent=1))
         events = read_events(out / "train_log.jsonl")
         kept = [e for e in events if e["event"] != "step" or e["step"] % args.thin == 0 or e["step"] == 1]

@@ -1,6 +1,6 @@
 """Draw the README's training curves from the shipped replays (``assets/training_curves.png``).
 
-Held-out figures of each shipped preset run (``assets/replays/*/train_log.jsonl``, made by
+Held-out figures of each shipped preset run (``mmexplore/assets/replays/*/train_log.jsonl``, made by
 ``scripts/make_replays.py``) against the training step, one line per run. PNG export goes through
 kaleido, which needs Chrome or Chromium (``BROWSER_PATH=/usr/bin/chromium``).
 

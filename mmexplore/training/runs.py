@@ -18,7 +18,7 @@ from mmexplore.settings import get_settings
 from mmexplore.training.trainer import read_events, read_run
 
 # Small replays of short preset runs shipped with the app (run folders without weights).
-SHIPPED_REPLAYS = Path(__file__).resolve().parents[2] / "assets" / "replays"
+SHIPPED_REPLAYS = get_settings().assets_dir / "replays"  # package data (mmexplore/assets/)
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Columns of the comparison table: (key, header).
 COMPARE_COLUMNS: tuple[tuple[str, str], ...] = (

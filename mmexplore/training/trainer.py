@@ -147,6 +147,12 @@ class TrainConfig:
             negative_weights_for(self.negative_kinds)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
+        from mmexplore.models.loader import check_trainable_arch
+
+        check_trainable_arch(self.arch)  # `--arch nosuch`: one line naming the known architectures
+        if self.init and not (Path(self.init) / "open_clip_config.json").is_file():
+            raise InputError(f"init {self.init}: not a model folder (no open_clip_config.json); "
+                             "give a folder written by `mmexplore train`")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from mmexplore.training import runs as runs_lib
 from mmexplore.training.data import NEGATIVE_LABELS
 from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
 from mmexplore.training.presets import PRESETS, QUICK, preset_config
-from mmexplore_app import widgets
+from mmexplore_app import state, widgets
 from mmexplore_app.figures import image_data_uri, matrix_heatmap
 from mmexplore_app.train_figures import (
     EVAL_LABELS,
@@ -61,21 +61,21 @@ FIELD_DEFAULTS = {"tr_negatives": 0, "tr_pair_fraction": 0.0, "tr_positives": 1,
 
 def _apply_preset() -> None:
     """Copy the chosen preset's settings into the form's widgets (on change of the preset)."""
-    label = st.session_state.get("tr_preset")
+    label = state.value("tr_preset")
     preset = next((p for p in PRESETS.values() if p.label == label), None)
     if preset is None:
         return
     f = {**QUICK, **preset.fields}
-    st.session_state["tr_objective"] = f["objective"]
-    st.session_state["tr_negatives"] = int(f.get("negatives") or 0)
-    st.session_state["tr_pair_fraction"] = float(f.get("pair_fraction", 0.0))
-    st.session_state["tr_positives"] = int(f.get("positives") or 1)
+    state.set_value("tr_objective", f["objective"])
+    state.set_value("tr_negatives", int(f.get("negatives") or 0))
+    state.set_value("tr_pair_fraction", float(f.get("pair_fraction", 0.0)))
+    state.set_value("tr_positives", int(f.get("positives") or 1))
 
 
 def _settings_form() -> None:
     labels = [p.label for p in PRESETS.values()] + [CUSTOM]
-    if "tr_preset" not in st.session_state:
-        st.session_state["tr_preset"] = PRESETS["negclip"].label
+    if state.value("tr_preset") is None:
+        state.set_value("tr_preset", PRESETS["negclip"].label)
         _apply_preset()
     preset_label = st.radio("Preset", labels, key="tr_preset", horizontal=True, on_change=_apply_preset)
     preset = next((p for p in PRESETS.values() if p.label == preset_label), None)
@@ -107,7 +107,7 @@ def _settings_form() -> None:
             amount = st.number_input("Steps", 1, 100_000, 300, 50, key="tr_steps")
         name = st.text_input("Run name", key="tr_name",
                              placeholder=f"{(preset.name if preset else objective)}-{datetime.now():%H%M%S}")
-    st.session_state["tr_request"] = {
+    state.set_value("tr_request", {
         "preset": preset.name if preset else None, "objective": objective, "tau": tau,
         "regularizer": "decorrelation" if reg_on else None, "reg_weight": float(reg_weight) if reg_on else None,
         "negatives": 0 if objective == "clip" else int(negatives), "negative_kinds": list(kinds),
@@ -115,11 +115,11 @@ def _settings_form() -> None:
         "minutes": float(amount) if budget == "minutes" else None,
         "steps": int(amount) if budget == "steps" else QUICK["steps"],
         "name": (name or "").strip() or f"{(preset.name if preset else objective)}-{datetime.now():%Y%m%d-%H%M%S}",
-    }
+    })
 
 
 def _start() -> None:
-    req = dict(st.session_state["tr_request"])
+    req = dict(state.value("tr_request"))
     try:
         name = runs_lib.check_run_name(req.pop("name"))
         if (runs_lib.runs_dir() / name).exists():
@@ -263,7 +263,7 @@ def _after_run(job) -> None:
             if widgets.switch_model(f"run:{job.name}", widgets.active_model_choice()[1]):
                 st.success(f"Now using run:{job.name} — open Similarity or Probes.")
             else:
-                widgets.show_error(st.session_state.get(widgets.MODEL_ERROR_KEY) or "could not load the run")
+                widgets.show_error(state.value(widgets.MODEL_ERROR_KEY) or "could not load the run")
     with c3:
         more = st.number_input("Train on for (minutes)", 0.1, 60.0, 1.0, 0.5, key="tr_more")
         if st.button("Resume", key="tr_resume", icon=":material/play_arrow:"):
