@@ -411,17 +411,16 @@ def out_of_world(dataset: Dataset | None = None) -> list[int]:
     from mmexplore.relation.world import IN_WORLD_SHARE, world_reading
 
     encoder = current_encoder()
-    key = (encoder.model_id, ds.embedding_key())
-    memo = st.session_state.setdefault("_world_memo", {})
-    if key not in memo:
-        try:
-            with st.spinner("Checking which images the model can read…"):
-                shares = world_reading(encoder, ds.images, model_spec=active_model_choice()[0])
-        except MMExploreError:  # no calibration for this model: no claim either way
-            return []
-        memo.clear()
-        memo[key] = [i for i, s in enumerate(shares) if s <= IN_WORLD_SHARE]
-    return memo[key]
+
+    def read() -> list[int]:
+        with st.spinner("Checking which images the model can read…"):
+            shares = world_reading(encoder, ds.images, model_spec=active_model_choice()[0])
+        return [i for i, s in enumerate(shares) if s <= IN_WORLD_SHARE]
+
+    try:
+        return session_cached("world", cache_key(encoder.model_id, ds.embedding_key()), read, max_entries=1)
+    except MMExploreError:  # no calibration for this model: no claim either way (and nothing cached)
+        return []
 
 
 def world_warning(dataset: Dataset | None = None) -> None:
@@ -442,12 +441,8 @@ def captions_notes(dataset: Dataset | None = None) -> None:
 
     ds = dataset if dataset is not None else current_dataset()
     encoder = current_encoder()
-    key = (encoder.model_id, ds.embedding_key())
-    memo = st.session_state.setdefault("_read_memo", {})
-    if key not in memo:
-        memo.clear()
-        memo[key] = [read(encoder, t) for t in ds.texts]
-    reads = memo[key]
+    reads = session_cached("readability", cache_key(encoder.model_id, ds.embedding_key()),
+                           lambda: [read(encoder, t) for t in ds.texts], max_entries=1)
     n_words = sum(len(r.words) for r in reads)
     share = sum(len(r.unknown) for r in reads) / n_words if n_words else 0.0
     bad = [k for k, r in enumerate(reads) if r.unreadable]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mmexplore.cli.common import command, load_encoder, nonneg_float, positive_float, positive_int
+from mmexplore.cli.common import command, load_encoder, nonneg_float, nonneg_int, positive_float, positive_int
 from mmexplore.errors import InputError
 
 
@@ -119,6 +119,6 @@ def register(commands: Any, evals: Any) -> None:
     _inputs(p)
     p.add_argument("--reg", type=nonneg_float, default=0.1, help="ridge r in Σ + rI on standardised features (default 0.1)")
     p.add_argument("--no-retrieval", action="store_true", help="skip the CCA-space vs raw-cosine retrieval comparison")
-    p.add_argument("--max-queries", type=int, default=MAX_QUERIES,
+    p.add_argument("--max-queries", type=nonneg_int, default=MAX_QUERIES,
                    help=f"held-out R@1 averages over at most this many queries, each ranked against every held-out pair "
                         f"(default {MAX_QUERIES}; 0: all)")

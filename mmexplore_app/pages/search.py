@@ -70,7 +70,7 @@ def _use_image(path: str) -> None:
 
 def _use_text(text: str) -> None:
     widgets.set_kept("search_text", text)
-    st.session_state["search_query"] = {"kind": "text", "text": text}
+    state.set_value("search_query", {"kind": "text", "text": text})
 
 
 def _typed() -> None:
