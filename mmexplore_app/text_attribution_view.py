@@ -14,8 +14,8 @@ import streamlit as st
 from mmexplore.errors import MMExploreError
 from mmexplore.heatmaps.text_attribution import TEXT_METHOD_LABELS, TEXT_METHODS, text_method_support
 from mmexplore_app import widgets
+from mmexplore_app.cache import cache_key, session_cached
 
-MEMO_KEY = "text_attr_memo"
 POSITIVE = (230, 97, 1)  # orange: the word raises the score
 NEGATIVE = (33, 102, 172)  # blue: the caption scores higher without it
 METHOD_HELP = {
@@ -46,13 +46,8 @@ def _attribution(encoder: Any, image: Any, text: str, method: str):
     from mmexplore.heatmaps.text_attribution import word_attribution
     from mmexplore.models.cache import image_digest
 
-    key = (encoder.model_id, image_digest(image), text, method)
-    memo = st.session_state.setdefault(MEMO_KEY, {})
-    if key not in memo:
-        if len(memo) > 32:
-            memo.clear()
-        memo[key] = word_attribution(encoder, image, text, method=method)
-    return memo[key]
+    return session_cached("word_attribution", cache_key(encoder.model_id, image_digest(image), text, method),
+                          lambda: word_attribution(encoder, image, text, method=method), max_entries=32)
 
 
 def word_attribution_view(encoder: Any, image: Any, text: str, *, key_prefix: str) -> Any:
