@@ -120,8 +120,8 @@ def test_an_unexpected_error_is_one_line_too(capsys, monkeypatch):
 
 
 def test_start_up_imports_no_torch():
-    """``mmexplore --help`` (and building the parser) imports neither torch nor open_clip."""
+    """``mmexplore --help`` (and building the parser) imports neither torch, open_clip nor scipy."""
     code = ("import sys\nfrom mmexplore.cli import build_parser\nbuild_parser().format_help()\n"
-            "print(sorted(m for m in ('torch', 'open_clip', 'streamlit', 'sklearn') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'open_clip', 'streamlit', 'sklearn', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == "[]"

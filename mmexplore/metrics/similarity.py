@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, log_expit, log_softmax, softmax
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 
@@ -62,12 +61,14 @@ def cosine_matrix(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
 def softmax_i2t(logits: np.ndarray) -> np.ndarray:
     """Softmax over texts for each image: rows of the (N, M) result sum to 1."""
 
+    from scipy.special import softmax  # lazily: scipy costs ~0.5 s at CLI start-up
     return softmax(logits, axis=1)
 
 
 def softmax_t2i(logits: np.ndarray) -> np.ndarray:
     """Softmax over images for each text: columns of the (N, M) result sum to 1."""
 
+    from scipy.special import softmax  # lazily: scipy costs ~0.5 s at CLI start-up
     return softmax(logits, axis=0)
 
 
@@ -103,6 +104,7 @@ def infonce_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
 
     def directional(lg: np.ndarray, pr: np.ndarray) -> float:
         rows = pr.any(axis=1)
+        from scipy.special import log_softmax  # lazily: scipy costs ~0.5 s at CLI start-up
         lp = log_softmax(lg[rows], axis=1)
         target = pr[rows] / pr[rows].sum(axis=1, keepdims=True)
         return float(-(target * lp).sum(axis=1).mean())
@@ -112,6 +114,7 @@ def infonce_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
 
 def sigmoid_probs(logits: np.ndarray) -> np.ndarray:
     """σ(C) elementwise: each (image, caption) pair's own match probability, (N, M), in (0, 1)."""
+    from scipy.special import expit  # lazily: scipy costs ~0.5 s at CLI start-up
     return expit(np.asarray(logits, dtype=np.float64))
 
 
@@ -134,6 +137,7 @@ def sigmoid_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
     if not pairs.any():
         return float("nan")
     z = np.where(pairs, 1.0, -1.0)
+    from scipy.special import log_expit  # lazily: scipy costs ~0.5 s at CLI start-up
     return float(-log_expit(z * logits).sum() / logits.shape[0])
 
 
