@@ -239,7 +239,9 @@ def test_heatmaps_page_offers_only_the_methods_that_apply():
     assert any("gradient relevancy" in c.value and "class token" in c.value for c in at.caption)
     radio.set_value("gradcam").run()
     assert not at.exception, at.exception
-    words = at.session_state["heat_memo"]
+    from mmexplore_app.cache import entries
+
+    words = entries(at.session_state, "heatmaps")  # keys: (model id, image digest, text, phrase, method, ...)
     assert any(k[4] == "gradcam" for k in words)
     assert len(image_captions(at)) >= 3  # image, phrase overlay, per-word overlays
 
