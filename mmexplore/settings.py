@@ -79,6 +79,10 @@ class Settings:
         Longest caption accepted (``MMEXPLORE_MAX_CAPTION_CHARS``).
     max_image_pixels : int
         Decompression-bomb guard per image (``MMEXPLORE_MAX_IMAGE_PIXELS``).
+    max_model_params : int
+        Largest model (parameters, counted from its architecture before any weights are allocated)
+        that a spec may load (``MMEXPLORE_MAX_MODEL_PARAMS``, default 500 million: ViT-L-14 loads,
+        ViT-H-14 needs the setting raised). A short spec must not cost the server gigabytes by accident.
     hub_offline : bool
         ``HF_HUB_OFFLINE``: never contact the Hugging Face hub.
     ray_address : str or None
@@ -101,6 +105,7 @@ class Settings:
     max_texts: int = 1024
     max_caption_chars: int = 1000
     max_image_pixels: int = 64_000_000
+    max_model_params: int = 500_000_000
     hub_offline: bool = False
     ray_address: str | None = None
     warm_up: bool = True
@@ -139,6 +144,7 @@ class Settings:
             max_texts=_int(env, "MMEXPLORE_MAX_TEXTS", cls.max_texts),
             max_caption_chars=_int(env, "MMEXPLORE_MAX_CAPTION_CHARS", cls.max_caption_chars),
             max_image_pixels=_int(env, "MMEXPLORE_MAX_IMAGE_PIXELS", cls.max_image_pixels),
+            max_model_params=_int(env, "MMEXPLORE_MAX_MODEL_PARAMS", cls.max_model_params),
             hub_offline=_truthy(env.get("HF_HUB_OFFLINE")),
             ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
             warm_up=env.get("MMEXPLORE_WARM_UP") is None or _truthy(env.get("MMEXPLORE_WARM_UP")),

@@ -86,15 +86,15 @@ def _model_picker() -> None:
             widgets.switch_model(new_spec, new_device)
     err = st.session_state.get(widgets.MODEL_ERROR_KEY)
     if err:
-        st.error(f"{err}\n\nStill using: {spec}", icon=":material/error:")
+        st.error(widgets.no_links(f"{err}\n\nStill using: {spec}"), icon=":material/error:")
     spec, device = widgets.active_model_choice()
     try:
         encoder = widgets._load_model(spec, device)
     except MMExploreError as exc:
-        st.error(str(exc), icon=":material/error:")
+        widgets.show_error(exc)
         return
     except Exception as exc:
-        st.error(widgets.error_message(exc), icon=":material/error:")
+        widgets.show_error(exc)
         return
     info = encoder.info
     st.caption(

@@ -394,9 +394,18 @@ def error_message(exc_or_msg: BaseException | str) -> str:
     return f"Unexpected error ({type(exc_or_msg).__name__}); the details are in the server log"
 
 
+def no_links(text: str) -> str:
+    """``text`` with markdown link and image syntax escaped (``[``, ``]``, ``!``), the rest left readable.
+
+    For messages that quote a value a user or a file supplied (a file name, a model spec): rendered
+    as markdown, ``![x](http://host/pixel)`` would make the viewer's browser fetch that URL.
+    """
+    return str(text).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("!", "\\!")
+
+
 def show_error(exc_or_msg: BaseException | str) -> None:
-    """Show an error as ``st.error`` with its one-line message, never a traceback."""
-    st.error(error_message(exc_or_msg), icon=":material/error:")
+    """Show an error as ``st.error`` with its one-line message, never a traceback (links in it escaped)."""
+    st.error(no_links(error_message(exc_or_msg)), icon=":material/error:")
 
 
 def out_of_world(dataset: Dataset | None = None) -> list[int]:

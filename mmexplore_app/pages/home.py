@@ -95,7 +95,7 @@ if ds.is_empty:
 st.caption(ds.summary())
 
 if ds.images:
-    st.image(di.thumbnails(ds), caption=ds.image_names, width=96)
+    st.image(di.thumbnails(ds), caption=[widgets.no_links(n) for n in ds.image_names], width=96)
     with st.expander("Remove images"):
         drop = st.multiselect("Images to remove", di.image_column_labels(ds), key="home_drop_images")
         if st.button("Remove selected", key="home_drop_go", disabled=not drop):

@@ -75,11 +75,11 @@ def _card(result: dict) -> None:
     c2.metric(f"SC · {view.SC_NAMES[result['sc']]}", result["sc"], f"conf. {comp['sc']['confidence']:.2f}", delta_color="off")
     c3.metric(f"STAT · {view.STAT_NAMES[result['stat']]}", result["stat"], f"conf. {comp['stat']['confidence']:.2f}",
               delta_color="off")
-    st.markdown(f"**Why:** {result['explanation']}")
+    st.markdown(f"**Why:** {widgets.no_links(result['explanation'])}")
     if result.get("calibration", {}).get("stale"):
         st.warning("The relation calibration was fitted for other model weights; run `mmexplore relation calibrate`.")
     if result["use_case"]:
-        st.markdown(f"**Use case of this class:** {result['use_case']}")
+        st.markdown(f"**Use case of this class:** {widgets.no_links(result['use_case'])}")
     widgets.readability_notes(result["readability"])
 
 
@@ -139,7 +139,7 @@ def _single(ds, encoder) -> None:
     st.subheader("Evidence")
     if result["evidence"]["contradictions"]:
         for c in result["evidence"]["contradictions"]:
-            st.warning(f"{c['kind']}: {c['detail']} (p={c['p']:.2f})")
+            st.warning(f"{c['kind']}: {widgets.no_links(c['detail'])} (p={c['p']:.2f})")
     else:
         st.success("No contradiction found.")
     if result["evidence"]["phrases"]:
@@ -170,7 +170,8 @@ def _batch(ds, encoder) -> None:
         by_name = {PurePath(n).name: i for i, n in enumerate(ds.image_names)}
         missing = sorted({PurePath(r["image"]).name for r in table.rows} - set(by_name))
         if missing:
-            st.warning(f"{up.name}: {len(missing)} image(s) are not loaded and were skipped: {', '.join(missing[:5])}")
+            st.warning(f"{widgets.no_links(up.name)}: {len(missing)} image(s) are not loaded and were skipped: "
+                       f"{widgets.no_links(', '.join(missing[:5]))}")
         idx = [(by_name[PurePath(r["image"]).name], r["text"]) for r in table.rows if PurePath(r["image"]).name in by_name]
     else:
         idx = [(i, ds.texts[j]) for i in range(ds.n_images) for j in range(ds.n_texts) if ds.pairs.size and ds.pairs[i, j]]

@@ -110,7 +110,7 @@ try:
                 res = build_index(resolved, out, encoder, progress=False, on_chunk=lambda k, d, t: bar(d, t),
                                   roots=reading_roots())
                 if res["errors"]:
-                    st.warning(f"{len(res['errors'])} file(s) skipped: " + "; ".join(res["errors"][:3]))
+                    st.warning(f"{len(res['errors'])} file(s) skipped: " + widgets.no_links("; ".join(res["errors"][:3])))
             st.session_state["search_index_dir"] = str(out) if (out / "index.json").is_file() else None
         if st.session_state.get("search_index_dir"):
             from mmexplore.retrieval import SearchIndex
@@ -205,10 +205,10 @@ for row_start in range(0, len(results), COLUMNS):
         with col:
             if r["kind"] == "image":
                 try:
-                    col.image(_image(r["path"], ds), caption=f"{r['score']:.3f} · {Path(r['path']).name}",
+                    col.image(_image(r["path"], ds), caption=f"{r['score']:.3f} · {widgets.no_links(Path(r['path']).name)}",
                               width="stretch")
                 except MMExploreError:
-                    col.warning(f"{widgets.plain(Path(r['path']).name)}: cannot be shown")
+                    col.warning(f"{widgets.no_links(Path(r['path']).name)}: cannot be shown")
                 st.button("use as query", key=f"search_use_{i}", on_click=_use_image, args=(r["path"],))
             else:
                 st.markdown(f"**{r['score']:.3f}** · {widgets.plain(r['caption'])}")
