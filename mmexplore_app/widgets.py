@@ -390,6 +390,9 @@ def error_message(exc_or_msg: BaseException | str) -> str:
         return exc_or_msg
     if isinstance(exc_or_msg, MMExploreError):
         return str(exc_or_msg)
+    if isinstance(exc_or_msg, MemoryError):
+        _log.error("out of memory in a request", exc_info=exc_or_msg)
+        return "Not enough memory for this request: use fewer images, captions or rows"
     _log.error("unexpected error shown to a user as one line", exc_info=exc_or_msg)
     return f"Unexpected error ({type(exc_or_msg).__name__}); the details are in the server log"
 

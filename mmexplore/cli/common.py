@@ -119,6 +119,9 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("mmexplore: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # numpy's message quotes the array shape only; still, one line and a hint
+        print("mmexplore: error: not enough memory for this request; give fewer rows or images", file=sys.stderr)
+        return EXIT_USAGE
     if result is not None:
         try:
             emit(result, getattr(args, "json", False))

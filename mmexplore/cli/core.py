@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from mmexplore.cli.argtypes import (
+    int_range,
+    out_dir,
+)
 from mmexplore.cli.common import add_common_args, command, load_encoder, readability_fields
 from mmexplore.errors import InputError
 
@@ -98,15 +102,15 @@ def register(commands: Any, evals: Any) -> None:
         description="Write a sample set to a folder: one PNG per image, pairs.csv (image,text,phrase) and "
         "captions.txt (all captions, hard negatives included). Shapes scenes are held-out seeds.",
     )
-    p.add_argument("--out", default="samples", metavar="DIR", help="output folder (default: samples)")
+    p.add_argument("--out", default="samples", type=out_dir, metavar="DIR", help="output folder (default: samples)")
     p.add_argument("--set", choices=["shapes", "photos"], default="shapes", help="shapes-world scenes or scikit-image photos")
-    p.add_argument("--n", type=int, default=8, help="number of images (photos: at most 8)")
-    p.add_argument("--size", type=int, default=192, help="side of the rendered shapes scenes, pixels")
+    p.add_argument("--n", type=int_range(1, 100_000), default=8, help="number of images (photos: at most 8)")
+    p.add_argument("--size", type=int_range(16, 4096), default=192, help="side of the rendered shapes scenes, pixels")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(handler=cmd_samples)
 
     p = evals.add_parser("retrieval", help="R@K and hard-negative accuracy on held-out scenes")
     add_common_args(p)
-    p.add_argument("--scenes", type=int, default=200)
+    p.add_argument("--scenes", type=int_range(1, 100_000), default=200)
     p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")
     p.set_defaults(handler=cmd_eval_retrieval)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mmexplore.cli.argtypes import int_range, out_file
 from mmexplore.cli.common import add_common_args, load_encoder
 from mmexplore.errors import InputError
 
@@ -153,18 +154,19 @@ def register(commands: Any, evals: Any) -> None:
     sub.required = False
     c = sub.add_parser("calibrate", help="fit the thresholds on the generated training split and save them")
     _sub_common_args(c)
-    c.add_argument("--per-class", type=int, default=60, help="training pairs per class (default 60)")
-    c.add_argument("--out", metavar="FILE", help="where to write (default assets/relation/calibration_<model>.json)")
+    c.add_argument("--per-class", type=int_range(2, 100_000), default=60, help="training pairs per class (default 60)")
+    c.add_argument("--out", type=out_file, metavar="FILE",
+                   help="where to write (default assets/relation/calibration_<model>.json)")
     c.set_defaults(out=None)
     f = sub.add_parser("fit", help="supervised mode: fit an 8-class classifier on your labelled pairs")
     _sub_common_args(f)
     f.add_argument("--pairs", metavar="FILE", default=argparse.SUPPRESS, help="CSV/JSONL with image, text and label columns")
-    f.add_argument("--out", metavar="FILE", help="where to write the fitted classifier JSON")
+    f.add_argument("--out", type=out_file, metavar="FILE", help="where to write the fitted classifier JSON")
 
     e = evals.add_parser("relation", help="macro accuracy, per-component accuracy and confusion of the relation label")
     add_common_args(e)
     _relation_args(e)
-    e.add_argument("--per-class", type=int, default=40, help="test pairs per class (held-out scenes)")
+    e.add_argument("--per-class", type=int_range(1, 100_000), default=40, help="test pairs per class (held-out scenes)")
     e.add_argument("--renderer", choices=["train", "alt", "mixed"], default="mixed")
     e.add_argument("--handset", metavar="DIR", help="hand-written set folder (default assets/relation/handset)")
     e.add_argument("--no-handset", action="store_true", help="skip the hand-written set")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mmexplore.cli.argtypes import any_int, float_range, int_range, positive_int
 from mmexplore.cli.common import add_common_args, command, load_encoder, readability_fields
 from mmexplore.errors import InputError, ModelLoadError
 
@@ -171,10 +172,10 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--backend", default="auto", choices=available_backends(),
                    help="search backend (auto: exact below --threshold rows, else ivf; ivfpq with 8-bit "
                         "re-ranking when the vectors exceed 4 GiB)")
-    p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD, help="rows from which auto is approximate")
-    p.add_argument("--recall-target", type=float, default=0.95,
+    p.add_argument("--threshold", type=positive_int, default=DEFAULT_THRESHOLD, help="rows from which auto is approximate")
+    p.add_argument("--recall-target", type=float_range(0.0, 1.0, lo_open=True), default=0.95,
                    help="recall@10 the approximate index is tuned to (measured on held-out queries, stored)")
-    p.add_argument("--chunk-size", type=int, default=256, help="rows embedded and saved together")
+    p.add_argument("--chunk-size", type=int_range(1, 1_000_000), default=256, help="rows embedded and saved together")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = command(commands, "search", cmd_search, "search an index by text or by image")
@@ -183,19 +184,19 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--text", metavar="QUERY", help="query text")
     p.add_argument("--image", metavar="FILE", help="query image")
-    p.add_argument("--k", type=int, default=10, help="results to return")
+    p.add_argument("--k", type=int_range(1, 10_000), default=10, help="results to return")
     p.add_argument("--target", choices=["image", "text"], default=None,
                    help="what to return (default: images when the index has them)")
 
     p = command(commands, "probe", cmd_probe, "score an image against a caption and its perturbations")
     p.add_argument("--image", required=True, metavar="FILE")
     p.add_argument("--text", required=True, metavar="CAPTION")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffled and dropped words")
+    p.add_argument("--seed", type=any_int, default=0, help="seed of the shuffled and dropped words")
 
     p = evals.add_parser("compositional", help="per-perturbation accuracy vs a bag-of-words baseline (ARO-style)")
     add_common_args(p)
     p.set_defaults(model=None, handler=cmd_eval_compositional)
     p.add_argument("--models", default=None,
                    help=f"comma-separated model specs compared side by side (default: --model, else {DEFAULT_COMPARED})")
-    p.add_argument("--scenes", type=int, default=200, help="held-out two-object scenes")
+    p.add_argument("--scenes", type=int_range(1, 100_000), default=200, help="held-out two-object scenes")
     p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")
