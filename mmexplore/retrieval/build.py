@@ -205,6 +205,7 @@ def build_index(
     on_chunk: Callable[[str, int, int], None] | None = None,
     roots: Sequence[str | os.PathLike] | None = None,
     lock_timeout_s: float | None = None,
+    max_items: int | None = None,
 ) -> dict[str, Any]:
     """Embed ``source`` into ``index_dir`` (resuming earlier work) and build the search index.
 
@@ -230,6 +231,8 @@ def build_index(
         A build holds ``index_dir/.build.lock`` from start to finish, so two builds of one folder run
         one after the other (the second finds the work done); give up after this many seconds
         (None: wait).
+    max_items : int, optional
+        Refuse a source with more images plus captions than this (a shared server's per-index limit).
 
     The index holds exactly the source's current items, one row each, in the source's order: an
     image whose bytes changed since it was embedded (content hash) is embedded again, and rows of
@@ -245,6 +248,10 @@ def build_index(
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: exists and is not a folder")
     items = read_source(source, roots=roots)
+    n_items = len(items.images) + len(items.texts)
+    if max_items is not None and n_items > max_items:
+        raise InputError(f"{source}: {n_items:,} images and captions, over this server's limit of {max_items:,} "
+                         "per index (MMEXPLORE_MAX_INDEX_ITEMS); pick a smaller folder")
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / BUILD_LOCK, timeout_s=lock_timeout_s, what=f"the index {root}"):
         return _build_locked(items, source, root, encoder, backend=backend, threshold=threshold,

@@ -19,14 +19,11 @@ st.markdown(
 
 # ---------------------------------------------------------------------------- samples
 with st.container(horizontal=True):
-    if st.button(
-        "Load shapes samples", key="home_samples_shapes", type="primary", help="8 generated scenes, true captions, hard negatives"
-    ):
-        load_samples("shapes")
-        st.rerun()
-    if st.button("Load photo samples", key="home_samples_photos", help="8 photos from scikit-image with hand-written captions"):
-        load_samples("photos")
-        st.rerun()
+    # Callbacks (not `if st.button`): a quick second click cannot cut the first one's work short.
+    st.button("Load shapes samples", key="home_samples_shapes", type="primary", on_click=load_samples, args=("shapes",),
+              help="8 generated scenes, true captions, hard negatives")
+    st.button("Load photo samples", key="home_samples_photos", on_click=load_samples, args=("photos",),
+              help="8 photos from scikit-image with hand-written captions")
 
 # ---------------------------------------------------------------------------- your own data
 st.header("Your own data")
@@ -44,7 +41,7 @@ def _remember(key: str, outcome: di.Outcome, note: str | None) -> None:
     """Store the new data set and its messages, then rerun so the sidebar summary is current too."""
     widgets.set_dataset(outcome.dataset)
     st.session_state[f"{key}_errors"] = outcome.errors
-    st.session_state[f"{key}_notes"] = [note] if note else outcome.notes
+    st.session_state[f"{key}_notes"] = [note, *outcome.notes] if note else outcome.notes
     st.rerun()
 
 

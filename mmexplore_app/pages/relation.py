@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
+from mmexplore.settings import get_settings
 from mmexplore_app import relation_view as view
 from mmexplore_app import widgets
 
@@ -178,6 +179,11 @@ def _batch(ds, encoder) -> None:
         st.caption("Labelling every marked pair of the data set (upload a pairs file to label other pairs).")
     if not idx:
         st.info("No pairs to label: mark pairs on the Home page or upload a pairs file.")
+        st.stop()
+    limit = get_settings().max_request_rows
+    if len(idx) > limit:  # one request must not hold the server's memory or CPU for everyone
+        widgets.show_error(f"{len(idx):,} pairs to label; this server labels at most {limit:,} per request "
+                           "(MMEXPLORE_MAX_REQUEST_ROWS): split the pairs file")
         st.stop()
     try:
         digests = ds.image_digests()

@@ -107,8 +107,10 @@ try:
             out = INDEX_ROOT / digest
             if st.button("Build / update index", key="search_build", help="embeds only files not embedded yet"):
                 bar = widgets.progress_callback("Embedding")
+                settings = get_settings()
                 res = build_index(resolved, out, encoder, progress=False, on_chunk=lambda k, d, t: bar(d, t),
-                                  roots=reading_roots())
+                                  roots=reading_roots(), lock_timeout_s=300,
+                                  max_items=settings.max_index_items if settings.shared else None)
                 if res["errors"]:
                     st.warning(f"{len(res['errors'])} file(s) skipped: " + widgets.no_links("; ".join(res["errors"][:3])))
             st.session_state["search_index_dir"] = str(out) if (out / "index.json").is_file() else None
