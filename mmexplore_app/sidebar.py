@@ -21,6 +21,9 @@ MODEL_SOURCES: dict[str, str] = {
 }
 
 
+PENDING_KEY = "model_pending"  # (spec, device) asked for by "Load model", not loaded yet
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def _shapes_samples(n: int) -> object:
     from mmexplore.data.samples import shapes_samples
@@ -70,18 +73,26 @@ def _picked_spec() -> tuple[str, str]:
 
 
 def _load_clicked() -> None:
-    """"Load model": switch to the picked spec and device (errors go to ``model_error``)."""
+    """"Load model": remember the picked spec and device; the sidebar loads it in the run that follows.
+
+    Only session state is written here. A callback that draws (a spinner) can be cut short by the
+    user's next click, which would drop the switch; a pending request survives until it is done.
+    """
     spec, source = _picked_spec()
     if not spec.strip():
         st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES.get(source, 'bundled')}"
         return
-    if spec.startswith("run:"):
-        widgets.forget_model(spec)  # a run may have trained on since it was last loaded
-    widgets.switch_model(spec, str(st.session_state.get("sb_model_device") or widgets.DEFAULT_DEVICE))
+    st.session_state[PENDING_KEY] = (spec, str(st.session_state.get("sb_model_device") or widgets.DEFAULT_DEVICE))
 
 
 def _model_picker() -> None:
     st.subheader("Model")
+    pending = st.session_state.get(PENDING_KEY)
+    if pending:
+        if str(pending[0]).startswith("run:"):
+            widgets.forget_model(pending[0])  # a run may have trained on since it was last loaded
+        widgets.switch_model(*pending)
+        st.session_state.pop(PENDING_KEY, None)  # only once done: an interrupted run retries it
     spec, device = widgets.active_model_choice()
     allowed = widgets.allowed_models()
     if allowed is not None:

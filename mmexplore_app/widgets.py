@@ -42,6 +42,21 @@ PROGRESS_MIN_ITEMS = 8
 
 
 # ---------------------------------------------------------------------------- state
+def configure_server_log() -> None:
+    """Send the ``mmexplore`` loggers (model loads, errors with their tracebacks) to the server's stderr.
+
+    The browser shows one line per error; this log keeps the detail. Idempotent (runs on every script run).
+    """
+    log = logging.getLogger("mmexplore")
+    log.setLevel(logging.INFO)
+    # A library may already have given the root logger a handler (records propagate there): then none.
+    if not logging.getLogger().handlers and not any(getattr(h, "_mmexplore", False) for h in log.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._mmexplore = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+
+
 def init_state() -> None:
     """Create the shared session-state entries once (called by ``app.py`` before any page runs)."""
     st.session_state.setdefault(DATASET_KEY, Dataset())
@@ -229,15 +244,16 @@ def switch_model(spec: str, device: str) -> bool:
     try:
         with st.spinner(f"Loading model {spec} on {device}…"):
             _load_model(spec, device)
+            # Set before the spinner's exit (a Streamlit call, where a new click can interrupt this run).
+            st.session_state[MODEL_SPEC_KEY] = spec
+            st.session_state[MODEL_DEVICE_KEY] = device
+            st.session_state[MODEL_ERROR_KEY] = None
     except MMExploreError as exc:
         st.session_state[MODEL_ERROR_KEY] = str(exc)
         return False
     except Exception as exc:  # an unexpected failure inside open_clip/torch: one line, no traceback
         st.session_state[MODEL_ERROR_KEY] = f"model '{spec}' could not be loaded: {error_message(exc)}"
         return False
-    st.session_state[MODEL_SPEC_KEY] = spec
-    st.session_state[MODEL_DEVICE_KEY] = device
-    st.session_state[MODEL_ERROR_KEY] = None
     return True
 
 

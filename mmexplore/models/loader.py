@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -31,6 +32,7 @@ from mmexplore.settings import get_settings
 
 CONFIG_NAME = "open_clip_config.json"
 MAX_LOADED_MODELS = 3
+_log = logging.getLogger("mmexplore.models")
 HUB_PROBE_TIMEOUT_S = 3.0
 
 _loaded: OrderedDict[tuple[str, str], Encoder] = OrderedDict()
@@ -361,7 +363,12 @@ def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | 
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
+        import time
+
+        t0 = time.perf_counter()
         model, preprocess, tokenizer, model_id = _build(parsed, dev)
+        # One line per real load: a shared server's log shows each (spec, device) loaded once.
+        _log.info("model loaded: %s on %s in %.1f s", parsed.text, dev, time.perf_counter() - t0)
         cache = EmbeddingCache(directory=cache_dir or get_settings().cache_dir)
         encoder = Encoder(
             model.to(dev).eval(),

@@ -1,0 +1,36 @@
+"""Several browser sessions on one server at once (fewer than ``benchmarks/concurrency.py``'s ten).
+
+Each session loads its own sample set and, in some, another model; opens Similarity, Heatmaps and
+Joint space; and must see exactly the numbers the core computes for its data and model. The server
+must load each model once and hold its memory between rounds. Loopback only, bounded in time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.browser
+
+
+def test_three_concurrent_sessions_see_only_their_own_data_and_numbers(tmp_path):
+    from test_browser import _chromium
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Chromium is not installed")
+    pytest.importorskip("playwright.async_api")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import concurrency
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    report = concurrency.run(3, 2, chromium, tmp_path / "server.log", probe_blocking=False)
+    assert report["problems"] == []
+    # three sessions: (shapes, bundled), (photos, bundled-nodense), (shapes, bundled-noneg)
+    assert report["model_loads"] == {"bundled@cpu": 1, "bundled-nodense@cpu": 1, "bundled-noneg@cpu": 1}
+    rss = [r["rss_mb"] for r in report["rounds"]]
+    assert rss[1] - rss[0] < 150, rss  # the second round reuses what the first loaded
