@@ -61,7 +61,7 @@ def test_relation_batch_over_the_request_limit_is_refused(monkeypatch):
     monkeypatch.setenv("MMEXPLORE_MAX_REQUEST_ROWS", "3")
     reload_settings()
     try:
-        at = open_page("pages/relation.py")
+        at = open_page("mmexplore_app/pages/relation.py")
         at.radio(key="rel_mode").set_value("many pairs").run()
         assert not at.exception
         assert any("this server labels at most 3 per request" in e.value for e in at.error)

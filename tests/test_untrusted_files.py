@@ -192,7 +192,7 @@ def test_user_text_from_files_renders_as_text_not_markdown():
     ds.add_images([render_scene(make_scene(HELD_OUT_SEED_START + i, n_objects=2), 64) for i in range(2)],
                   [f"{MD_ATTACK}{i}.png" for i in range(2)])
     ds.add_texts([f"a red circle {MD_ATTACK}", "a blue square"])
-    for page in ("pages/home.py", "pages/heatmaps.py", "pages/probes.py"):
+    for page in ("mmexplore_app/pages/home.py", "mmexplore_app/pages/heatmaps.py", "mmexplore_app/pages/probes.py"):
         at = open_page(page, dataset=ds)
         assert not at.exception, page
         assert "example.invalid" in page_text(at), page  # the text is shown ...
@@ -201,7 +201,7 @@ def test_user_text_from_files_renders_as_text_not_markdown():
                     for e in getattr(at, kind)] + image_captions(at)
         leaks = [t for t in rendered if re.search(r"(?<!\\)\]\(http://example", t)]
         assert not leaks, (page, leaks)
-        assert any("example.invalid" in t for t in rendered) or page != "pages/home.py"
+        assert any("example.invalid" in t for t in rendered) or page != "mmexplore_app/pages/home.py"
 
 
 def test_show_error_escapes_links():

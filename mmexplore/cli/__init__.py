@@ -27,8 +27,23 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class UsageError(Exception):
+    """A bad command line (the message is already printed)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one error line (``mmexplore heatmap: error: argument --opacity: ...``) and no exit.
+
+    :func:`main` turns the error into exit status 2 and returns it, like every other user error.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise UsageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mmexplore",
         description="Explore how images and text connect inside CLIP-style joint embedding models.",
     )
@@ -48,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmexplore.cli.common import run_command
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError:
+        return 2
     return run_command(args)
 
 
