@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mmexplore.cli.argtypes import fraction
 from mmexplore.errors import InputError
 
 
@@ -213,7 +214,7 @@ def register(commands: Any, evals: Any) -> None:
                    help="hard-negative captions per image (default: the objective's, 1 for negclip; 0: none)")
     p.add_argument("--negative-kinds", nargs="+", choices=list(NEGATIVE_WEIGHTS), default=None,
                    help="which hard negatives to draw (default: all)")
-    p.add_argument("--pair-fraction", type=finite_float, default=0.0,
+    p.add_argument("--pair-fraction", type=fraction, default=0.0,
                    help="share of each batch in counterfactual image pairs (swapped positions or colours)")
     p.add_argument("--positives", type=positive_int, default=None, help="true captions per image (multi-positive: 2)")
     p.add_argument("--tau", type=finite_float, default=None, help="fix the temperature τ (default: learned)")
