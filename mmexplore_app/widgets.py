@@ -505,9 +505,9 @@ def readability_notes(read: dict[str, Any], *, what: str = "text") -> None:
     share = read["unknown_share"]
     notes = list(read.get("notes", []))
     if read["unreadable"]:
-        st.warning(f"The model cannot read this {what}. " + " ".join(notes), icon=":material/translate:")
+        st.warning(f"The model cannot read this {what}. " + no_links(" ".join(notes)), icon=":material/translate:")
     elif notes:
-        st.info(" ".join(notes), icon=":material/info:")
+        st.info(no_links(" ".join(notes)), icon=":material/info:")  # notes quote the user's words
     else:
         st.caption(f"The model reads every word of the {what} (0% unknown).")
     if share and not read["unreadable"]:
