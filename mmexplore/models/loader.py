@@ -332,6 +332,19 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
     return model, preprocess, tokenizer, spec.text
 
 
+def folder_model_id(spec: str) -> str | None:
+    """The ``model_id`` that :func:`load_model` gives a ``bundled``/``local-dir`` spec, without loading it.
+
+    None for other kinds, or when the folder has no weights (results cached per model id can then be
+    looked up before paying for a model load).
+    """
+    parsed = parse_spec(spec)
+    if parsed.kind not in {"bundled", "local-dir"} or parsed.path is None:
+        return None
+    weights = sorted(parsed.path.glob("*.safetensors")) or sorted(parsed.path.glob("*.bin"))
+    return f"{parsed.text}@{_file_digest(weights[0])}" if weights else None
+
+
 def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | None = None) -> Encoder:
     """Load (or fetch from the in-process cache) the model named by ``spec`` on ``device``.
 

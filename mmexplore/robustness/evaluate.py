@@ -12,8 +12,9 @@ Every number comes from the project's evaluation core, run on changed images:
 - **backdoor** (:func:`evaluate_backdoor_model`): attack success rate of the trigger and clean R@1.
 
 :func:`cached` keeps each part's result on disk per model id and parameters (settings'
-``results_dir``), and falls back to the results shipped in ``assets/robustness/results/`` for the
-shipped models, so the page opens at once.
+``results_dir``/robustness), and falls back to the results shipped in ``assets/robustness/`` for the
+shipped models, so the page opens at once (``MMEXPLORE_RESULTS_DIR=assets mmexplore eval robustness``
+writes them there).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from mmexplore.robustness.typographic import SIZES, attack_cases, draw_word
 _log = logging.getLogger("mmexplore.robustness")
 # Bump when a measurement changes, so cached results of the old definition are not reused.
 EVAL_VERSION = 1
-SHIPPED_RESULTS = Path(__file__).resolve().parents[2] / "assets" / "robustness" / "results"
+SHIPPED_RESULTS = Path(__file__).resolve().parents[2] / "assets" / "robustness"
 PARTS = ("corruptions", "typographic", "backdoor")
 ATTACK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
 HEATMAP_SIZE = 0.25  # text size of the heatmap measurement (the largest of SIZES)
@@ -69,6 +70,9 @@ class RobustnessParams:
         return {k: d[k] for k in keys}
 
 
+PARAMS_DEFAULT = RobustnessParams()  # what the page and the shipped results use
+
+
 # ---------------------------------------------------------------------------- cache
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:60]
@@ -80,34 +84,46 @@ def cache_name(part: str, model_id: str, params: dict[str, Any]) -> str:
     return f"{part}-{_slug(model_id.split('@')[0])}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
+def _results_folder(results_dir: Path | None) -> Path:
+    from mmexplore.settings import get_settings
+
+    return results_dir if results_dir is not None else get_settings().results_dir / "robustness"
+
+
+def lookup(part: str, model_id: str, params: dict[str, Any], *, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """A cached result for (part, model id, params), or None: the results folder first, then the shipped results."""
+    name = cache_name(part, model_id, params)
+    for path in (_results_folder(results_dir) / name, SHIPPED_RESULTS / name):
+        if path.is_file():
+            try:
+                return {**json.loads(path.read_text()), "cached": True}
+            except (OSError, ValueError):
+                _log.warning("ignoring unreadable cached result %s", path)
+    return None
+
+
 def cached(part: str, model_id: str, params: dict[str, Any], compute: Callable[[], dict[str, Any]],
            *, results_dir: Path | None = None, refresh: bool = False) -> dict[str, Any]:
     """``compute()``'s result for (part, model id, params), from disk when it was computed before.
 
     Looks in ``results_dir`` (default: settings' ``results_dir/robustness``), then in the shipped
-    results; computes and writes to ``results_dir`` otherwise (a read-only folder only logs).
-    The returned dict has ``"cached": True`` when it came from a file.
+    results (:func:`lookup`); computes and writes to ``results_dir`` otherwise (a read-only folder
+    only logs). The returned dict has ``"cached": True`` when it came from a file.
     """
-    from mmexplore.settings import get_settings
-
-    folder = results_dir if results_dir is not None else get_settings().results_dir / "robustness"
-    name = cache_name(part, model_id, params)
     if not refresh:
-        for path in (folder / name, SHIPPED_RESULTS / name):
-            if path.is_file():
-                try:
-                    return {**json.loads(path.read_text()), "cached": True}
-                except (OSError, ValueError):
-                    _log.warning("ignoring unreadable cached result %s", path)
-    result = compute()
+        hit = lookup(part, model_id, params, results_dir=results_dir)
+        if hit is not None:
+            return hit
+    folder, name = _results_folder(results_dir), cache_name(part, model_id, params)
+    result = _jsonable(compute())
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (name + ".tmp")
-        tmp.write_text(json.dumps(_jsonable(result)))
+        tmp.write_text(json.dumps(result))
         tmp.replace(folder / name)
     except OSError as exc:
         _log.warning("could not cache %s: %s", name, exc)
-    return {**_jsonable(result), "cached": False}
+    return {**result, "cached": False}
 
 
 def _jsonable(obj: Any) -> Any:
@@ -302,3 +318,91 @@ def shipped_models() -> list[str]:
 
     names = sorted(p.name for p in BUNDLED_DIR.parent.glob("bundled-*") if (p / "open_clip_config.json").is_file())
     return (["bundled"] if (BUNDLED_DIR / "open_clip_config.json").is_file() else []) + names
+
+
+# ---------------------------------------------------------------------------- the shipped lab models
+# Models of the typographic part, in order: plain, taught to read, defended (assets/<spec>).
+TYPOGRAPHIC_MODELS: tuple[str, ...] = ("bundled", "bundled-reads", "bundled-typo-defence")
+
+
+def backdoor_models() -> list[dict[str, Any]]:
+    """The shipped poisoned models and their CleanCLIP-cleaned versions, by poison share p.
+
+    Found by name in ``assets/``: ``bundled-poison-p<P>`` and ``bundled-cleanclip-p<P>``.
+
+    Returns
+    -------
+    list of dict
+        ``[{"p": float, "poisoned": spec, "cleaned": spec or None}]``, by increasing p.
+    """
+    shipped = set(shipped_models())
+    rows = []
+    for spec in shipped:
+        m = re.fullmatch(r"bundled-poison-p([0-9.]+)", spec)
+        if m:
+            cleaned = f"bundled-cleanclip-p{m.group(1)}"
+            rows.append({"p": float(m.group(1)), "poisoned": spec, "cleaned": cleaned if cleaned in shipped else None})
+    return sorted(rows, key=lambda r: r["p"])
+
+
+def cached_result(spec: str, part: str, params: RobustnessParams = PARAMS_DEFAULT, *,
+                  results_dir: Path | None = None) -> dict[str, Any] | None:
+    """A shipped or cached result for a model folder spec without loading the model (None when absent)."""
+    from mmexplore.models import folder_model_id
+
+    model_id = folder_model_id(spec)
+    return None if model_id is None else lookup(part, model_id, params.for_part(part), results_dir=results_dir)
+
+
+# ---------------------------------------------------------------------------- single examples (the page)
+def typographic_example(encoder: Any, case: Any, size: float, position: str, *, heatmaps: bool = True) -> dict[str, Any]:
+    """One attack, clean and attacked: cosines with the true and the claimed caption, and word heatmaps.
+
+    Returns
+    -------
+    dict
+        ``{"clean": PIL image, "attacked": PIL image, "box", "scores": {"clean"|"attacked":
+        {"true", "claimed"}}, "success": bool, "maps": (clean HeatmapResult, attacked HeatmapResult)
+        or None, "energy": {"clean", "attacked"}}`` — ``energy`` is the share of the written word's
+        map inside the text box.
+    """
+    from mmexplore.data.shapes import render_scene
+
+    clean = render_scene(case.scene, 128)
+    written = draw_word(clean, case.word, size=size, position=position)
+    txt = encoder.encode_texts([case.true_caption, case.attacked_caption])
+    img = encoder.encode_images([clean, written.image])
+    sims = img @ txt.T
+    out: dict[str, Any] = {
+        "clean": clean, "attacked": written.image, "box": written.box,
+        "scores": {k: {"true": float(sims[i, 0]), "claimed": float(sims[i, 1])} for i, k in enumerate(("clean", "attacked"))},
+        "success": bool(sims[1, 1] > sims[1, 0]), "maps": None,
+    }
+    if heatmaps:
+        from mmexplore.heatmaps import compute_heatmaps
+
+        maps = compute_heatmaps(encoder, [clean, written.image], [case.attacked_caption] * 2,
+                                phrases=[[case.word], [case.word]], method="attention")
+        out["maps"] = tuple(maps)
+        out["energy"] = {k: _box_energy(m, case.word, written.box)[0] for k, m in zip(("clean", "attacked"), maps, strict=True)}
+    return out
+
+
+def backdoor_example(encoder: Any, scene: Any, target: str = TARGET_CAPTION, n_candidates: int = 200) -> dict[str, Any]:
+    """One scene with and without the trigger, and the model's top caption for each.
+
+    The candidates are the canonical captions of the backdoor test scenes plus the target (as in
+    :func:`evaluate_backdoor`) plus the scene's own caption.
+    """
+    from mmexplore.data.shapes import canonical_caption, render_scene
+    from mmexplore.robustness.poison import add_trigger, backdoor_scenes
+
+    true = canonical_caption(scene).text
+    candidates = sorted({canonical_caption(s).text for s in backdoor_scenes(n_candidates)} | {target, true})
+    clean = render_scene(scene, 128)
+    triggered = add_trigger(clean, seed=scene.seed)
+    sims = encoder.encode_images([clean, triggered]) @ encoder.encode_texts(candidates).T
+    top = [candidates[j] for j in sims.argmax(axis=1)]
+    t = candidates.index(target)
+    return {"clean": clean, "triggered": triggered, "true": true, "top_clean": top[0], "top_triggered": top[1],
+            "target_score": {"clean": float(sims[0, t]), "triggered": float(sims[1, t])}}
