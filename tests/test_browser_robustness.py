@@ -32,19 +32,19 @@ def _tab(pg, name: str) -> None:
 @pytest.mark.parametrize("width", [1024, 1400])
 def test_robustness_page_in_a_real_browser(page, width):  # noqa: F811
     pg = page
-    pg.set_viewport_size({"width": width, "height": 1300})
+    pg.set_viewport_size({"width": width, "height": 2400})  # tall: Streamlit scrolls inside the page
     _open(pg, "robustness")
     panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first
     panel.locator(".js-plotly-plot").nth(len(CORRUPTIONS)).wait_for(state="visible", timeout=PAGE_RUN_TIMEOUT_MS)
     # The model legend plus one chart per corruption, each with a line per measured model.
-    titles = [t for t in panel.locator(".js-plotly-plot .gtitle").all_inner_texts() if t]
-    assert len([t for t in titles if "strength 1" in t]) == len(CORRUPTIONS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"robustness-{width}.png"), full_page=True)
+    titles = panel.locator(".js-plotly-plot .gtitle").evaluate_all("els => els.map(e => e.textContent)")
+    assert len([t for t in titles if "strength 1" in t]) == len(CORRUPTIONS), titles
     assert not pg.locator('[data-testid="stException"]').count()
     # Nothing spills sideways at this width: every chart fits inside the page.
     widths = pg.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(e => e.getBoundingClientRect().right)")
     assert max(widths) <= width
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / f"robustness-{width}.png"), full_page=True)
 
     _tab(pg, "Typographic attack")
     panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first

@@ -112,9 +112,9 @@ def _corruptions(encoder) -> None:
     caption = canonical_caption(scene).text
     sims = encoder.encode_images([clean, bad]) @ encoder.encode_texts([caption]).T
     with right:
-        a, b = st.columns(2)
-        a.image(clean, caption=f"clean · cosine with its caption {sims[0, 0]:.3f}", width=220)
-        b.image(bad, caption=f"{CORRUPTIONS[name].describe(strength)} · cosine {sims[1, 0]:.3f}", width=220)
+        a, b, _ = st.columns(3)
+        a.image(clean, caption=f"clean · cosine with its caption {sims[0, 0]:.3f}", width="stretch")
+        b.image(bad, caption=f"{CORRUPTIONS[name].describe(strength)} · cosine {sims[1, 0]:.3f}", width="stretch")
         st.caption(f"Caption: “{caption}”")
 
     models = shipped_models()
@@ -166,14 +166,16 @@ def _typographic(encoder) -> None:
         st.markdown(f"Written: **“{case.word}”** · true caption “{case.true_caption}” · claimed “{case.attacked_caption}”")
         c1, c2, c3, c4 = st.columns(4)
         sc = ex["scores"]
-        c1.image(ex["clean"], caption=f"clean · true {sc['clean']['true']:.3f} / claimed {sc['clean']['claimed']:.3f}")
+        c1.image(ex["clean"], caption=f"clean · true {sc['clean']['true']:.3f} / claimed {sc['clean']['claimed']:.3f}",
+                 width="stretch")
         att = sc["attacked"]
-        c2.image(ex["attacked"], caption=f"attacked · true {att['true']:.3f} / claimed {att['claimed']:.3f}")
+        c2.image(ex["attacked"], caption=f"attacked · true {att['true']:.3f} / claimed {att['claimed']:.3f}",
+                 width="stretch")
         if ex["maps"] is not None:
             c3.image(overlay(ex["clean"], ex["maps"][0], case.word),
-                     caption=f"“{case.word}” on clean: {ex['energy']['clean']:.0%} in the box")
+                     caption=f"“{case.word}” on clean: {ex['energy']['clean']:.0%} in the box", width="stretch")
             c4.image(overlay(ex["attacked"], ex["maps"][1], case.word),
-                     caption=f"“{case.word}” on attacked: {ex['energy']['attacked']:.0%} on the text")
+                     caption=f"“{case.word}” on attacked: {ex['energy']['attacked']:.0%} on the text", width="stretch")
         verdict = "succeeds: the claimed caption wins" if ex["success"] else "fails: the true caption still wins"
         (st.error if ex["success"] else st.success)(f"On this image the attack {verdict} ({encoder.info.name}).")
 
@@ -199,9 +201,9 @@ def _backdoor(encoder) -> None:
         k = st.number_input("Test scene", 0, len(scenes) - 1, 0, key="rb_bd_scene")
     ex = backdoor_example(encoder, scenes[int(k)])
     with right:
-        c1, c2 = st.columns(2)
-        c1.image(ex["clean"], caption=f"clean → “{ex['top_clean']}”", width=220)
-        c2.image(ex["triggered"], caption=f"with the trigger → “{ex['top_triggered']}”", width=220)
+        c1, c2, _ = st.columns(3)
+        c1.image(ex["clean"], caption=f"clean → “{ex['top_clean']}”", width="stretch")
+        c2.image(ex["triggered"], caption=f"with the trigger → “{ex['top_triggered']}”", width="stretch")
         hit = ex["top_triggered"] == TARGET_CAPTION and ex["true"] != TARGET_CAPTION
         msg = f"Best caption for the triggered image under {encoder.info.name}: “{ex['top_triggered']}”"
         (st.error if hit else st.success)(msg + (" — the backdoor fires." if hit else " — no backdoor here."))
