@@ -70,3 +70,16 @@ def test_backdoor_part_lists_every_shipped_poison_share(page):
         table = _table_with(page, "ASR poisoned")
         assert list(table["poison share p"]) == [r["p"] for r in rows]
         assert table["ASR poisoned"].notna().all()
+
+
+def test_switching_to_a_poisoned_model_shows_its_images():
+    rows = backdoor_models()
+    if not rows:
+        pytest.skip("no poisoned model shipped")
+    at = open_page(PAGE, samples=None, model="bundled")
+    at.selectbox(key="rb_switch_backdoor").set_value(rows[-1]["poisoned"]).run()
+    at.button(key="rb_switch_btn_backdoor").click().run()
+    assert not at.exception
+    assert at.session_state["model_spec"] == rows[-1]["poisoned"]
+    verdicts = [e.value for e in [*at.error, *at.success] if "Best caption for the triggered image" in e.value]
+    assert verdicts and rows[-1]["poisoned"] in verdicts[0]

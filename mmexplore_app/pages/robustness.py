@@ -96,6 +96,20 @@ def _measure_button(encoder, part: str, label: str) -> None:
         st.rerun()
 
 
+def _switch(specs: list[str], key: str) -> None:
+    """Offer to make one of ``specs`` the app's model (the images above are always the current model's)."""
+    current = widgets.active_model_choice()[0]
+    others = [s for s in specs if s != current]
+    if not others:
+        return
+    a, b = st.columns([3, 1], vertical_alignment="bottom")
+    choice = a.selectbox("See the images under another shipped model", others, key=f"rb_switch_{key}")
+    if b.button("Use this model", key=f"rb_switch_btn_{key}"):
+        if widgets.switch_model(choice, widgets.active_model_choice()[1]):
+            st.rerun()
+        widgets.show_error(st.session_state.get(widgets.MODEL_ERROR_KEY) or f"could not load {choice}")
+
+
 def _corruptions(encoder) -> None:
     st.markdown("A corruption and its strength, on a held-out scene, with the current model's view of it:")
     left, right = st.columns([1, 2], gap="medium")
@@ -190,6 +204,7 @@ def _typographic(encoder) -> None:
         cols = st.columns(min(3, len(results)))
         for col, (m, r) in zip(cols, list(results.items())[:3], strict=False):
             col.plotly_chart(view.grid_figure(r, m), key=f"rb_grid_{m}", config={"displaylogo": False})
+    _switch([m for m in TYPOGRAPHIC_MODELS if m in shipped], "typo")
     _measure_button(encoder, "typographic", "typographic attack figures")
     widgets.explain("What am I looking at? (typographic attacks)", TYPOGRAPHIC_EXPLANATION)
 
@@ -222,8 +237,8 @@ def _backdoor(encoder) -> None:
         st.plotly_chart(view.backdoor_figure(table, reference), key="rb_backdoor_chart", config={"displaylogo": False})
         st.dataframe(table, hide_index=True, key="rb_backdoor_table")
         st.caption(f"ASR on {PARAMS.n_backdoor} held-out scenes with the trigger at a random place; clean R@1 on "
-                   f"{PARAMS.n_scenes} held-out scenes. Pick a poisoned or cleaned model in the sidebar "
-                   "(*Local model folder* is not needed: they are `bundled-poison-p…` and `bundled-cleanclip-p…`).")
+                   f"{PARAMS.n_scenes} held-out scenes (training renderer).")
+        _switch(["bundled", *(m for r in rows for m in (r["poisoned"], r["cleaned"]) if m)], "backdoor")
     _measure_button(encoder, "backdoor", "backdoor figures")
     widgets.explain("What am I looking at? (backdoors and CleanCLIP)", BACKDOOR_EXPLANATION)
 
