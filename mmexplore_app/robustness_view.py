@@ -80,6 +80,7 @@ def typographic_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
             "colour words": round(r["by_attribute"]["color"], 3), "shape words": round(r["by_attribute"]["shape"], 3),
             "word map on the text, attacked": round(hm.get("energy_attacked", float("nan")), 3),
             "same box, clean": round(hm.get("energy_clean", float("nan")), 3),
+            "reads a label alone": round((r.get("label_reading") or {}).get("accuracy", float("nan")), 3),
             "images": r["n_images"],
         })
     return pd.DataFrame(rows).set_index("model")

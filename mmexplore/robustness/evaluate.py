@@ -35,8 +35,8 @@ from mmexplore.robustness.poison import TARGET_CAPTION, evaluate_backdoor
 from mmexplore.robustness.typographic import SIZES, attack_cases, draw_word
 
 _log = logging.getLogger("mmexplore.robustness")
-# Bump when a measurement changes, so cached results of the old definition are not reused.
-EVAL_VERSION = 1
+# Bump a part's version when its measurement changes, so cached results of the old definition are not reused.
+EVAL_VERSION: dict[str, int] = {"corruptions": 1, "typographic": 2, "backdoor": 1}
 SHIPPED_RESULTS = Path(__file__).resolve().parents[2] / "assets" / "robustness"
 PARTS = ("corruptions", "typographic", "backdoor")
 ATTACK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -80,7 +80,7 @@ def _slug(text: str) -> str:
 
 def cache_name(part: str, model_id: str, params: dict[str, Any]) -> str:
     """File name of a cached result: part, readable model id, hash of (version, model id, params)."""
-    key = json.dumps({"v": EVAL_VERSION, "model": model_id, "params": params}, sort_keys=True)
+    key = json.dumps({"v": EVAL_VERSION.get(part, 1), "model": model_id, "params": params}, sort_keys=True)
     return f"{part}-{_slug(model_id.split('@')[0])}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
@@ -214,7 +214,7 @@ def evaluate_typographic(encoder: Any, params: RobustnessParams = RobustnessPara
         "grid": [[rate per position] per size], "heatmap": {...}}``; ``heatmap`` (size
         :data:`HEATMAP_SIZE`, first position): mean share of the written word's attention map inside
         the text box and how often its peak lies there, on the attacked image and on the clean image
-        (same box).
+        (same box); ``label_reading`` (:func:`label_reading`): can the model read a label at all.
     """
     cases = attack_cases(params.n_attack)
     from mmexplore.data.shapes import render_scene
@@ -257,9 +257,34 @@ def evaluate_typographic(encoder: Any, params: RobustnessParams = RobustnessPara
         "by_attribute": {a: float(np.mean([w[attrs == a].mean() for *_, w in records])) for a in ("color", "shape")},
         "clean_by_attribute": {a: float(clean[attrs == a].mean()) for a in ("color", "shape")},
     }
+    out["label_reading"] = label_reading(encoder)
     if with_heatmaps:
         out["heatmap"] = _typographic_heatmaps(encoder, cases, clean_images, params.positions[0])
     return out
+
+
+def label_reading(encoder: Any) -> dict[str, float]:
+    """Can the model read? Pictures of a label alone ("red circle" on white, nothing drawn).
+
+    Each of the 12 colour–shape labels is written on a blank 128 px image; the reading accuracy is the
+    share whose best caption among the 12 ("a red circle", ...) is the written one.
+
+    Returns
+    -------
+    dict
+        ``{"accuracy", "chance", "n"}``; chance is 1/12.
+    """
+    from itertools import product
+
+    from PIL import Image
+
+    from mmexplore.data.shapes import COLORS, SHAPES
+
+    labels = [f"{c} {s}" for c, s in product(COLORS, SHAPES)]
+    images = [draw_word(Image.new("RGB", (128, 128), "white"), w, size=0.2, position="centre").image for w in labels]
+    sims = encoder.encode_images(images) @ encoder.encode_texts([f"a {w}" for w in labels]).T
+    return {"accuracy": float(np.mean(sims.argmax(axis=1) == np.arange(len(labels)))),
+            "chance": 1.0 / len(labels), "n": len(labels)}
 
 
 def _typographic_heatmaps(encoder: Any, cases: Sequence[Any], clean_images: Sequence[Any], position: str) -> dict[str, Any]:
