@@ -112,7 +112,11 @@ class Settings:
     results_dir: Path = Path(".mmexplore-cache") / "results"
     mode: str = "local"
     data_roots: tuple[Path, ...] = ()
-    allowed_models: tuple[str, ...] = ("bundled", "bundled-nodense", "bundled-noneg")
+    allowed_models: tuple[str, ...] = (
+        "bundled", "bundled-nodense", "bundled-noneg",
+        # The Robustness lab's fine-tunes (poisoned, cleaned, taught to read).
+        "bundled-poison-p0.03", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-cleanclip-p0.1", "bundled-reads",
+    )
     max_images: int = 256
     max_texts: int = 1024
     max_caption_chars: int = 1000
