@@ -54,7 +54,8 @@ def legend_figure(colors: dict[str, str]):
     import plotly.graph_objects as go
 
     fig = go.Figure([go.Scatter(x=[None], y=[None], mode="lines+markers", name=s, line={"color": c}) for s, c in colors.items()])
-    fig.update_layout(height=70, margin={"l": 0, "r": 0, "t": 0, "b": 0}, xaxis={"visible": False},
+    rows = -(-len(colors) // 4)  # a horizontal legend wraps at about four names per line
+    fig.update_layout(height=40 + 26 * rows, margin={"l": 0, "r": 0, "t": 0, "b": 0}, xaxis={"visible": False},
                       yaxis={"visible": False}, legend={"orientation": "h", "y": 0.5}, plot_bgcolor="rgba(0,0,0,0)")
     return fig
 
