@@ -231,7 +231,7 @@ def test_generator_covers_all_classes_with_disjoint_seeds():
 
 
 def test_score_labels_confusion_and_macro():
-    from mmexplore.relation.evaluate import score_labels
+    from mmexplore.relation.metrics import score_labels
 
     truth = ["Anchorage", "Anchorage", "Uncorrelated", "Bad Anchorage"]
     pred = ["Anchorage", "Bad Anchorage", "Uncorrelated", "Bad Anchorage"]

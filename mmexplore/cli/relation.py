@@ -79,8 +79,9 @@ def cmd_fit(args: argparse.Namespace) -> dict[str, Any]:
 
     from mmexplore.data.images import load_image
     from mmexplore.data.pairs import read_pairs
-    from mmexplore.relation.calibration import Calibration, calibration_path, pair_features
+    from mmexplore.relation.calibration import Calibration, calibration_path
     from mmexplore.relation.estimators import RelationClassifier
+    from mmexplore.relation.features import pair_features
     from mmexplore.relation.taxonomy import CLASSES, canonical_label
 
     if not getattr(args, "pairs", None):

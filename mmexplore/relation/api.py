@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from mmexplore.models.readability import Readability, read_text
-from mmexplore.relation.calibration import Calibration, load_calibration, pair_features
+from mmexplore.relation.calibration import Calibration, load_calibration
 from mmexplore.relation.estimators import CMIEstimator, SCEstimator, STATEstimator
+from mmexplore.relation.features import pair_features
 from mmexplore.relation.grounding import Grounding
 from mmexplore.relation.taxonomy import CLASSES, COMPONENTS, USE_CASES
 

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError
-from mmexplore.relation.chunker import parse_text
 from mmexplore.relation.estimators import RelationClassifier
-from mmexplore.relation.grounding import ATTRIBUTE_VALUES, VOCAB, ImageReading, ground, read_images, whole_text_scores
+from mmexplore.relation.features import pair_features
+from mmexplore.relation.grounding import ATTRIBUTE_VALUES, VOCAB, ImageReading, read_images
+from mmexplore.relation.metrics import score_labels
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[2] / "assets" / "relation"
 CALIBRATION_VERSION = 1
@@ -161,17 +162,6 @@ def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | Non
     return {"scale": scale, "zoom_scale": zoom_scale, **acc, "object": float(right.mean())}
 
 
-def pair_features(encoder, images: list, texts: list[str], scale: float | None = None, readings=None, zoom_scale: float = 0.0):
-    """Readings, groundings and the feature matrix (n_pairs, n_features) for aligned image/text lists."""
-    readings = readings if readings is not None else read_images(encoder, images)
-    s = float(scale if scale is not None else encoder.logit_scale)
-    parsed = [parse_text(t) for t in texts]
-    whole = whole_text_scores(encoder, readings, parsed)
-    groundings = [ground(p, rd, s, zoom_scale, w) for p, rd, w in zip(parsed, readings, whole, strict=True)]
-    X = np.stack([g.vector() for g in groundings]) if groundings else np.zeros((0, 0))
-    return readings, groundings, X
-
-
 def choose_C(X: np.ndarray, labels: list[str], grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0), folds: int = 5):
     """The logistic regressions' C with the best ``folds``-fold cross-validated macro accuracy on (X, labels).
 
@@ -181,8 +171,6 @@ def choose_C(X: np.ndarray, labels: list[str], grid: tuple[float, ...] = (0.1, 0
         The chosen C and the mean macro accuracy of every C tried.
     """
     from sklearn.model_selection import StratifiedKFold
-
-    from mmexplore.relation.evaluate import score_labels
 
     y = np.asarray(labels)
     scores: dict[float, float] = {}
