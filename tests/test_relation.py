@@ -345,3 +345,48 @@ def test_generated_pair_is_reproducible():
     random.seed(0)  # make_pair never uses the global RNG
     c = make_pair("Contrasting", 40_000_123, size=64)
     assert (a is None and c is None) or a.text == c.text
+
+
+def test_relation_reads_the_shapes_worlds_one_vocabulary():
+    import ast
+    import itertools
+    from pathlib import Path
+
+    from mmexplore.data import shapes
+    from mmexplore.relation import grounding, perturb
+
+    assert tuple(itertools.product(shapes.SIZES, shapes.COLORS, shapes.SHAPES)) == grounding.VOCAB
+    assert perturb.VALUES is shapes.ATTRIBUTE_VALUES is grounding.ATTRIBUTE_VALUES
+    # No relation module spells the vocabulary out again.
+    for path in (Path(grounding.__file__).parent).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Tuple | ast.List):
+                words = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                assert not ({"circle", "square", "triangle"} <= words or {"red", "green", "blue", "yellow"} <= words), \
+                    f"{path.name}:{node.lineno} declares the vocabulary again"
+
+
+def test_relation_estimators_are_scikit_learn_estimators_and_choose_c_cross_validates():
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    from mmexplore.relation.calibration import choose_C
+    from mmexplore.relation.estimators import CMIEstimator, RelationClassifier
+    from mmexplore.relation.grounding import FEATURE_NAMES
+    from mmexplore.relation.metrics import score_labels
+    from mmexplore.relation.taxonomy import CLASSES
+
+    assert clone(RelationClassifier(mode="supervised", C=3.0)).get_params() == {"mode": "supervised", "C": 3.0}
+    assert clone(CMIEstimator(C=0.3)).C == 0.3
+    rng = np.random.default_rng(0)
+    y = [CLASSES[k % 8] for k in range(120)]
+    X = rng.standard_normal((120, len(FEATURE_NAMES))) + np.array([[CLASSES.index(c) * 0.3] for c in y])
+    best, scores = choose_C(X, y, grid=(0.1, 1.0, 10.0), folds=3)
+    # The same folds by hand: scikit-learn's cross_val_score must give exactly these means.
+    ya = np.asarray(y)
+    for C in (0.1, 1.0, 10.0):
+        accs = [score_labels(list(ya[te]), RelationClassifier(C=C).fit(X[tr], list(ya[tr])).predict(X[te]))["macro_accuracy"]
+                for tr, te in StratifiedKFold(3, shuffle=True, random_state=0).split(X, ya)]
+        assert scores[C] == np.mean(accs)
+    assert best in scores and 0.0 < scores[best] <= 1.0

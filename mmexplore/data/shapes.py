@@ -39,6 +39,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 SIZES: dict[str, tuple[float, float]] = {"small": (0.075, 0.10), "large": (0.15, 0.19)}
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
+# The vocabulary by attribute, in the orders above (what the relation estimators read words into).
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"size": tuple(SIZES), "color": tuple(COLORS), "shape": SHAPES}
 OPPOSITE_RELATION: dict[str, str] = {
     "left of": "right of",
     "right of": "left of",

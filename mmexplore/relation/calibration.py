@@ -144,8 +144,8 @@ def fit_scale(readings: list[ImageReading], scenes: list, grid: np.ndarray | Non
 
     def shape_nll(b: float) -> float:
         p = np.exp(_log_softmax(c * scale + zc * b))
-        p_shape = np.stack([p[:, shape_of == sh].sum(axis=1) for sh in ("circle", "square", "triangle")], axis=1)
-        idx = np.array([("circle", "square", "triangle").index(x) for x in shape_t])
+        p_shape = np.stack([p[:, shape_of == sh].sum(axis=1) for sh in ATTRIBUTE_VALUES["shape"]], axis=1)
+        idx = np.array([ATTRIBUTE_VALUES["shape"].index(x) for x in shape_t])
         return _smoothed_nll(np.log(p_shape + 1e-12), idx)
 
     zgrid = np.concatenate([[0.0], grid])
@@ -170,16 +170,15 @@ def choose_C(X: np.ndarray, labels: list[str], grid: tuple[float, ...] = (0.1, 0
     (C, scores) : tuple of (float, dict)
         The chosen C and the mean macro accuracy of every C tried.
     """
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     y = np.asarray(labels)
-    scores: dict[float, float] = {}
-    for C in grid:
-        accs = []
-        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y):
-            clf = RelationClassifier(C=C).fit(X[tr], list(y[tr]))
-            accs.append(score_labels(list(y[te]), clf.predict(X[te]))["macro_accuracy"])
-        scores[C] = float(np.mean(accs))
+    macro = make_scorer(lambda truth, pred: score_labels(list(truth), list(pred))["macro_accuracy"])
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    scores: dict[float, float] = {
+        C: float(np.mean(cross_val_score(RelationClassifier(C=C), X, y, cv=cv, scoring=macro))) for C in grid
+    }
     best = max(grid, key=lambda c: (round(scores[c], 3), -abs(np.log10(c))))
     return best, scores
 

@@ -33,14 +33,49 @@ def _columns(features: Sequence[str]) -> list[int]:
     return [FEATURE_NAMES.index(f) for f in features]
 
 
-class _LogisticOnFeatures:
+class _Params:
+    """scikit-learn's estimator protocol without importing scikit-learn (its import costs seconds):
+    ``get_params``/``set_params`` over the constructor's keyword arguments, so ``sklearn.base.clone``,
+    ``cross_val_score`` and grid searches take these estimators as they are."""
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (``deep`` is accepted for scikit-learn; there are no sub-estimators)."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params: Any) -> _Params:
+        """Set constructor parameters by name; unknown names raise ValueError, as in scikit-learn."""
+        for name, value in params.items():
+            if name not in self._param_names:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: a classifier that needs ``y`` (scikit-learn is imported only when it asks)."""
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True), classifier_tags=ClassifierTags())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+
+class _LogisticOnFeatures(_Params):
     """Standardise the chosen feature columns, then multinomial logistic regression."""
 
     values: ClassVar[tuple[Any, ...]] = ()
     features: ClassVar[tuple[str, ...]] = FEATURE_NAMES
+    _param_names = ("C",)
 
     def __init__(self, *, C: float = 1.0) -> None:
         self.C = C
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The values predicted, in ``predict_proba``'s column order (scikit-learn's ``classes_``)."""
+        return np.asarray(self.values, dtype=object)
 
     def fit(self, X: np.ndarray, y: Sequence[Any]) -> _LogisticOnFeatures:
         """Fit on features ``X`` of shape (n_pairs, len(FEATURE_NAMES)) and targets ``y`` (values of ``self.values``)."""
@@ -131,8 +166,11 @@ class LabelEstimator(_LogisticOnFeatures):
     features = FEATURE_NAMES
 
 
-class RelationClassifier:
+class RelationClassifier(_Params):
     """The eight-class label from the three component estimators (or one supervised classifier).
+
+    A scikit-learn estimator by protocol (``get_params``, ``fit``, ``predict``), so calibration
+    cross-validates it with ``sklearn.model_selection.cross_val_score``.
 
     Parameters
     ----------
@@ -143,9 +181,16 @@ class RelationClassifier:
         Inverse regularisation strength of the logistic regressions.
     """
 
+    _param_names = ("mode", "C")
+
     def __init__(self, *, mode: str = "components", C: float = 1.0) -> None:
         self.mode = mode
         self.C = C
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The eight classes, in ``predict_proba``'s column order (scikit-learn's ``classes_``)."""
+        return np.asarray(CLASSES)
 
     def fit(self, X: np.ndarray, labels: Sequence[str]) -> RelationClassifier:
         """Fit on features of shape (n_pairs, n_features) and class names."""

@@ -27,15 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from mmexplore.data import shapes
 from mmexplore.relation.chunker import ConceptPhrase, ParsedText, parse_text
 from mmexplore.relation.regions import Region, propose_regions
 
-SHAPES = ("circle", "square", "triangle")
-COLORS = ("red", "green", "blue", "yellow")
-SIZES = ("small", "large")
+# The shapes world's vocabulary, from its one definition (mmexplore.data.shapes), in its order: the
+# calibrated classifier's features follow VOCAB's order.
+SIZES, COLORS, SHAPES = (shapes.ATTRIBUTE_VALUES[a] for a in ("size", "color", "shape"))
 VOCAB: tuple[tuple[str, str, str], ...] = tuple(itertools.product(SIZES, COLORS, SHAPES))
 VOCAB_TEXTS: tuple[str, ...] = tuple(f"a {z} {c} {s}" for z, c, s in VOCAB)
-ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"size": SIZES, "color": COLORS, "shape": SHAPES}
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = shapes.ATTRIBUTE_VALUES
 _ATTR_INDEX = {"size": 0, "color": 1, "shape": 2}
 # Offset (normalised canvas units) along the stated axis below which a stated relation counts as false.
 RELATION_MARGIN = 0.04
@@ -223,40 +224,11 @@ def whole_text_scores(encoder, readings: list[ImageReading], parsed: list[Parsed
     return out
 
 
-def ground(
-    parsed: ParsedText | str,
-    reading: ImageReading,
-    scale: float,
-    zoom_scale: float = 0.0,
-    whole: dict[str, Any] | None = None,
-) -> Grounding:
-    """Ground a parsed text in an image reading.
-
-    Parameters
-    ----------
-    parsed : ParsedText or str
-    reading : ImageReading
-    scale, zoom_scale : float
-        Softmax scales (inverse temperatures) of the in-place and zoomed views, fitted by calibration.
-    whole : dict, optional
-        The pair's entry of :func:`whole_text_scores` (the whole-text perturbation check).
-
-    Returns
-    -------
-    Grounding
-        With per-phrase ``p_depicted`` / ``p_contradicted``, the contradictions found, the objects
-        read in the image and which phrase names them, and the feature dict.
-    """
-    if isinstance(parsed, str):
-        parsed = parse_text(parsed)
-    marg = reading.marginals(scale, zoom_scale)
-    n_obj = reading.cosines.shape[0]
-    g = Grounding(parsed)
-    covered = np.zeros(n_obj)
-    named_by: list[str | None] = [None] * n_obj
-    match_rows = []
-    order = []
-    for i, ph in enumerate(parsed.phrases):
+def _phrase_matches(parsed: ParsedText, marg: dict[str, np.ndarray], n_obj: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stage 1. Per phrase, per object: P(the object is what the phrase says) and P(exactly one stated
+    attribute differs), each an ndarray (n_obj,) in [0, 1]."""
+    rows = []
+    for ph in parsed.phrases:
         q = _attribute_probs(ph, marg)
         match = q.prod(axis=1)
         if q.shape[1] >= 2:
@@ -264,10 +236,18 @@ def ground(
             one_off = sum((1 - q[:, a]) * np.prod(np.delete(q, a, axis=1), axis=1) for a in range(q.shape[1]))
         else:
             one_off = np.zeros(n_obj)
-        match_rows.append((match, one_off))
-        order.append(i)
-    # Assign objects to phrases, most confident phrase first, so one object is not counted twice.
-    order.sort(key=lambda i: -float(match_rows[i][0].max()) if n_obj else 0.0)
+        rows.append((match, one_off))
+    return rows
+
+
+def _assign_objects(parsed: ParsedText, match_rows: list, n_obj: int) -> tuple[np.ndarray, list, np.ndarray, list]:
+    """Stage 2. Objects to phrases, most confident phrase first, so one object is not counted twice.
+
+    Returns (covered (n_obj,), named_by (phrase text or None per object), about (n_phrases,), best object per phrase).
+    """
+    order = sorted(range(len(parsed.phrases)), key=lambda i: -float(match_rows[i][0].max()) if n_obj else 0.0)
+    covered = np.zeros(n_obj)
+    named_by: list[str | None] = [None] * n_obj
     taken = np.zeros(n_obj, dtype=bool)
     about = np.zeros(len(parsed.phrases))
     best_obj: list[int | None] = [None] * len(parsed.phrases)
@@ -286,7 +266,15 @@ def ground(
             taken[k] = True
         about[i] = float(s[chosen].max()) if len(chosen) else 0.0
         best_obj[i] = int(chosen[0]) if len(chosen) else None
-    contra_attr = contra_count = contra_rel = 0.0
+    return covered, named_by, about, best_obj
+
+
+def _phrase_evidence(g: Grounding, reading: ImageReading, marg: dict[str, np.ndarray], match_rows: list,
+                     about: np.ndarray, best_obj: list, n_obj: int) -> tuple[float, float]:
+    """Stage 3. One record per phrase in ``g.phrases``; attribute and count contradictions into
+    ``g.contradictions``. Returns the strongest attribute and count contradiction probabilities."""
+    parsed = g.parsed
+    contra_attr = contra_count = 0.0
     for i, ph in enumerate(parsed.phrases):
         match, one_off = match_rows[i]
         if ph.generic:
@@ -323,28 +311,42 @@ def ground(
                     "kind": "count", "phrase": ph.text, "p": p_cc,
                     "detail": f"'{ph.text}' says {ph.count}, the image shows {seen}",
                 })
-    if not reading.whole_image and n_obj >= 2:
-        for rel in parsed.relations:
-            if parsed.phrases[rel.subject].generic or parsed.phrases[rel.object].generic:
-                continue
-            ma = match_rows[rel.subject][0]
-            mb = match_rows[rel.object][0]
-            ka = int(np.argmax(ma))
-            rest = [k for k in np.argsort(-mb) if k != ka]
-            if not rest:
-                continue
-            kb = int(rest[0])
-            (xa, ya), (xb, yb) = reading.positions[ka], reading.positions[kb]
-            along = {"left of": xb - xa, "right of": xa - xb, "above": yb - ya, "below": ya - yb}[rel.relation]
-            p_false = _sigmoid((-along - RELATION_MARGIN) / RELATION_SOFTNESS)
-            p_rc = float(ma[ka] * mb[kb]) * p_false
-            contra_rel = max(contra_rel, p_rc)
-            if p_rc > 0.5:
-                sa, sb = parsed.phrases[rel.subject].text, parsed.phrases[rel.object].text
-                g.contradictions.append({
-                    "kind": "relation", "phrase": f"{sa} {rel.text} {sb}", "p": p_rc,
-                    "detail": f"'{sa}' is not {rel.relation} '{sb}' in the image",
-                })
+    return contra_attr, contra_count
+
+
+def _relation_evidence(g: Grounding, reading: ImageReading, match_rows: list, n_obj: int) -> float:
+    """Stage 4. Stated spatial relations against the objects' positions; contradictions into
+    ``g.contradictions``. Returns the strongest relation contradiction probability."""
+    parsed = g.parsed
+    contra_rel = 0.0
+    if reading.whole_image or n_obj < 2:
+        return contra_rel
+    for rel in parsed.relations:
+        if parsed.phrases[rel.subject].generic or parsed.phrases[rel.object].generic:
+            continue
+        ma = match_rows[rel.subject][0]
+        mb = match_rows[rel.object][0]
+        ka = int(np.argmax(ma))
+        rest = [k for k in np.argsort(-mb) if k != ka]
+        if not rest:
+            continue
+        kb = int(rest[0])
+        (xa, ya), (xb, yb) = reading.positions[ka], reading.positions[kb]
+        along = {"left of": xb - xa, "right of": xa - xb, "above": yb - ya, "below": ya - yb}[rel.relation]
+        p_false = _sigmoid((-along - RELATION_MARGIN) / RELATION_SOFTNESS)
+        p_rc = float(ma[ka] * mb[kb]) * p_false
+        contra_rel = max(contra_rel, p_rc)
+        if p_rc > 0.5:
+            sa, sb = parsed.phrases[rel.subject].text, parsed.phrases[rel.object].text
+            g.contradictions.append({
+                "kind": "relation", "phrase": f"{sa} {rel.text} {sb}", "p": p_rc,
+                "detail": f"'{sa}' is not {rel.relation} '{sb}' in the image",
+            })
+    return contra_rel
+
+
+def _whole_text_evidence(g: Grounding, whole: dict[str, Any] | None) -> float:
+    """Stage 5. The whole-text perturbation check: margin (logits) of the text over its best perturbation."""
     margin = 0.0
     if whole is not None and whole.get("best") is not None:
         margin = whole["own"] - whole["best"]
@@ -354,18 +356,21 @@ def ground(
                 "detail": f"the whole image matches '{whole['best_text']}' better than the text's "
                           f"'{whole['text']}' ({whole['best_change']}; logit {whole['best']:.1f} vs {whole['own']:.1f})",
             })
-    for k in range(n_obj):
-        reads, p = object_reading(marg, k)
-        pos = None if reading.whole_image else [float(v) for v in reading.positions[k]]
-        g.objects.append({"object": k, "reads": reads, "p": p, "position": pos, "named_by": named_by[k],
-                          "covered": float(covered[k])})
+    return margin
+
+
+def _features(g: Grounding, reading: ImageReading, covered: np.ndarray, about: np.ndarray,
+              contra: tuple[float, float, float], margin: float, n_obj: int) -> dict[str, float]:
+    """Stage 6. The feature dict the estimators read (names and order are the calibration's contract)."""
+    parsed = g.parsed
+    contra_attr, contra_count, contra_rel = contra
     specific = [i for i, ph in enumerate(parsed.phrases) if not ph.generic]
     n_ph = len(specific)
     deps = [g.phrases[i]["p_depicted"] for i in specific]
     about = about[specific]
     about_sent = {parsed.phrases[i].sentence for i, a in zip(specific, about, strict=True) if a > 0.5}
     n_words = max(1, parsed.n_words)
-    g.features = {
+    return {
         "has_phrases": float(n_ph > 0),
         "n_phrases": float(min(n_ph, 8)),
         "deictic": float(parsed.deictic),
@@ -387,4 +392,53 @@ def ground(
         "whole_image": float(reading.whole_image),
         "whole_margin": float(np.clip(margin, -10.0, 10.0)),
     }
+
+
+def ground(
+    parsed: ParsedText | str,
+    reading: ImageReading,
+    scale: float,
+    zoom_scale: float = 0.0,
+    whole: dict[str, Any] | None = None,
+) -> Grounding:
+    """Ground a parsed text in an image reading, in six named stages.
+
+    1. :func:`_phrase_matches` — each phrase against each object read in the image;
+    2. :func:`_assign_objects` — objects to phrases, most confident first;
+    3. :func:`_phrase_evidence` — per-phrase records, attribute and count contradictions;
+    4. :func:`_relation_evidence` — stated spatial relations against positions;
+    5. :func:`_whole_text_evidence` — the whole text against its perturbations;
+    6. :func:`_features` — the feature dict the estimators read.
+
+    Parameters
+    ----------
+    parsed : ParsedText or str
+    reading : ImageReading
+    scale, zoom_scale : float
+        Softmax scales (inverse temperatures) of the in-place and zoomed views, fitted by calibration.
+    whole : dict, optional
+        The pair's entry of :func:`whole_text_scores` (the whole-text perturbation check).
+
+    Returns
+    -------
+    Grounding
+        With per-phrase ``p_depicted`` / ``p_contradicted``, the contradictions found, the objects
+        read in the image and which phrase names them, and the feature dict.
+    """
+    if isinstance(parsed, str):
+        parsed = parse_text(parsed)
+    marg = reading.marginals(scale, zoom_scale)
+    n_obj = reading.cosines.shape[0]
+    g = Grounding(parsed)
+    match_rows = _phrase_matches(parsed, marg, n_obj)
+    covered, named_by, about, best_obj = _assign_objects(parsed, match_rows, n_obj)
+    contra_attr, contra_count = _phrase_evidence(g, reading, marg, match_rows, about, best_obj, n_obj)
+    contra_rel = _relation_evidence(g, reading, match_rows, n_obj)
+    margin = _whole_text_evidence(g, whole)
+    for k in range(n_obj):
+        reads, p = object_reading(marg, k)
+        pos = None if reading.whole_image else [float(v) for v in reading.positions[k]]
+        g.objects.append({"object": k, "reads": reads, "p": p, "position": pos, "named_by": named_by[k],
+                          "covered": float(covered[k])})
+    g.features = _features(g, reading, covered, about, (contra_attr, contra_count, contra_rel), margin, n_obj)
     return g

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from mmexplore.data.shapes import ATTRIBUTE_VALUES
 from mmexplore.relation.chunker import ConceptPhrase, ParsedText
 
-VALUES: dict[str, tuple[str, ...]] = {
-    "size": ("small", "large"),
-    "color": ("red", "green", "blue", "yellow"),
-    "shape": ("circle", "square", "triangle"),
-}
+VALUES: dict[str, tuple[str, ...]] = ATTRIBUTE_VALUES  # the shapes world's vocabulary (mmexplore.data.shapes)
 MAX_PHRASES = 4
 
 
