@@ -191,7 +191,8 @@ def _typographic(encoder) -> None:
             c4.image(overlay(ex["attacked"], ex["maps"][1], case.word),
                      caption=f"“{case.word}” on attacked: {ex['energy']['attacked']:.0%} on the text", width="stretch")
         verdict = "succeeds: the claimed caption wins" if ex["success"] else "fails: the true caption still wins"
-        (st.error if ex["success"] else st.success)(f"On this image the attack {verdict} ({encoder.info.name}).")
+        # A result, not a fault: st.error is kept for things that went wrong.
+        (st.warning if ex["success"] else st.success)(f"On this image the attack {verdict} ({encoder.info.name}).")
 
     shipped = shipped_models()
     models = [m for m in dict.fromkeys([*TYPOGRAPHIC_MODELS, encoder.info.name]) if m in shipped or m == encoder.info.name]
