@@ -185,7 +185,8 @@ async def run_session(browser, url: str, samples: str, spec: str) -> dict[str, A
         infonce = await _metric(pg, "InfoNCE loss")
         await _open(pg, "Heatmaps")
         # under load the status widget can vanish between two script runs: wait for the maps themselves
-        await pg.get_by_text("Per word", exact=False).first.wait_for()
+        # the subheader itself: "per word" also appears in hidden help text (word attribution)
+        await pg.locator('[data-testid="stMain"] h3', has_text="Per word").first.wait_for()
         await _idle(pg)
         # Widget values (the picked image's name, its caption) live in inputs, not in the text.
         values = await pg.eval_on_selector_all('[data-testid="stMain"] input, [data-testid="stMain"] textarea',
