@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8501
+# Loopback by default; `make run HOST=0.0.0.0` (or a reverse proxy in front) to serve a network.
+HOST ?= 127.0.0.1
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: run test test-slow test-browser lint bench clean-venv
@@ -18,7 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -18,6 +18,7 @@ from mmexplore_app.sidebar import render_banner, render_sidebar
 # A local file: a ":material/…" icon is fetched from a font CDN by the browser, which fails offline.
 FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
 st.set_page_config(page_title="mmexplore", page_icon=str(FAVICON), layout="wide")
+widgets.configure_server_log()
 widgets.init_state()
 widgets.start_warm_up()  # UMAP compiles in the background while the first pages are used
 

@@ -88,6 +88,22 @@ class Settings:
         Longest caption accepted (``MMEXPLORE_MAX_CAPTION_CHARS``).
     max_image_pixels : int
         Decompression-bomb guard per image (``MMEXPLORE_MAX_IMAGE_PIXELS``).
+    max_stored_side : int
+        Uploaded images whose longer side exceeds this many pixels are kept downscaled to it
+        (``MMEXPLORE_MAX_STORED_SIDE``, default 2048; the models read 224-px inputs).
+    max_session_megapixels : int
+        Pixels, in millions, that one session's data set may hold in total (``MMEXPLORE_MAX_SESSION_MEGAPIXELS``,
+        default 100, about 300 MB of RGB); images beyond it are refused with a message.
+    max_index_items : int
+        Shared mode: the most images or captions one index built from the app may hold
+        (``MMEXPLORE_MAX_INDEX_ITEMS``, default 20,000).
+    max_request_rows : int
+        The most pairs one request of the app may label (Relation's batch mode;
+        ``MMEXPLORE_MAX_REQUEST_ROWS``, default 2,000).
+    max_model_params : int
+        Largest model (parameters, counted from its architecture before any weights are allocated)
+        that a spec may load (``MMEXPLORE_MAX_MODEL_PARAMS``, default 500 million: ViT-L-14 loads,
+        ViT-H-14 needs the setting raised). A short spec must not cost the server gigabytes by accident.
     hub_offline : bool
         ``HF_HUB_OFFLINE``: never contact the Hugging Face hub.
     ray_address : str or None
@@ -111,11 +127,20 @@ class Settings:
     results_dir: Path = Path(".mmexplore-cache") / "results"
     mode: str = "local"
     data_roots: tuple[Path, ...] = ()
-    allowed_models: tuple[str, ...] = ("bundled", "bundled-nodense", "bundled-noneg")
+    allowed_models: tuple[str, ...] = (
+        "bundled", "bundled-nodense", "bundled-noneg",
+        # The Robustness lab's fine-tunes (poisoned, cleaned, taught to read).
+        "bundled-poison-p0.03", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-cleanclip-p0.1", "bundled-reads",
+    )
     max_images: int = 256
     max_texts: int = 1024
     max_caption_chars: int = 1000
     max_image_pixels: int = 64_000_000
+    max_stored_side: int = 2048
+    max_session_megapixels: int = 100
+    max_index_items: int = 20_000
+    max_request_rows: int = 2_000
+    max_model_params: int = 500_000_000
     hub_offline: bool = False
     ray_address: str | None = None
     warm_up: bool = True
@@ -156,6 +181,11 @@ class Settings:
             max_texts=_int(env, "MMEXPLORE_MAX_TEXTS", cls.max_texts),
             max_caption_chars=_int(env, "MMEXPLORE_MAX_CAPTION_CHARS", cls.max_caption_chars),
             max_image_pixels=_int(env, "MMEXPLORE_MAX_IMAGE_PIXELS", cls.max_image_pixels),
+            max_stored_side=_int(env, "MMEXPLORE_MAX_STORED_SIDE", cls.max_stored_side, minimum=64),
+            max_session_megapixels=_int(env, "MMEXPLORE_MAX_SESSION_MEGAPIXELS", cls.max_session_megapixels),
+            max_index_items=_int(env, "MMEXPLORE_MAX_INDEX_ITEMS", cls.max_index_items),
+            max_request_rows=_int(env, "MMEXPLORE_MAX_REQUEST_ROWS", cls.max_request_rows),
+            max_model_params=_int(env, "MMEXPLORE_MAX_MODEL_PARAMS", cls.max_model_params),
             hub_offline=_truthy(env.get("HF_HUB_OFFLINE")),
             ray_address=(env.get("RAY_ADDRESS") or "").strip() or None,
             warm_up=env.get("MMEXPLORE_WARM_UP") is None or _truthy(env.get("MMEXPLORE_WARM_UP")),

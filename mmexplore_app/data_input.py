@@ -6,7 +6,9 @@ Every bad file gets its own one-line message naming it; good files in the same b
 
 Limits: the per-file upload size is Streamlit's ``server.maxUploadSize`` (``.streamlit/config.toml``);
 the number of images and captions is capped by :data:`MAX_IMAGES` and :data:`MAX_TEXTS`
-(environment variables ``MMEXPLORE_MAX_IMAGES`` / ``MMEXPLORE_MAX_TEXTS`` override them).
+(environment variables ``MMEXPLORE_MAX_IMAGES`` / ``MMEXPLORE_MAX_TEXTS`` override them); images
+larger than ``Settings.max_stored_side`` are kept downscaled, and one data set holds at most
+``Settings.max_session_megapixels`` million pixels, so no session can hold gigabytes of pixels.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from mmexplore_app.state import Dataset
 MAX_IMAGES = get_settings().max_images
 MAX_TEXTS = get_settings().max_texts
 MAX_CAPTION_CHARS = get_settings().max_caption_chars
+MAX_STORED_SIDE = get_settings().max_stored_side
+MAX_SESSION_PIXELS = get_settings().max_session_megapixels * 1_000_000
 IMAGE_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
 PAIR_TYPES = ("csv", "tsv", "jsonl", "ndjson")
 # The uploader also takes SVG so that its refusal is listed with the other messages, not hidden in a chip's tooltip.
@@ -58,7 +62,8 @@ def _with_source(ds: Dataset, what: str) -> str:
     return ds.source if what in ds.source else f"{ds.source} + {what}"
 
 
-def add_image_files(ds: Dataset, files: Iterable[tuple[str, bytes]], *, max_images: int = MAX_IMAGES) -> Outcome:
+def add_image_files(ds: Dataset, files: Iterable[tuple[str, bytes]], *, max_images: int = MAX_IMAGES,
+                    max_side: int = MAX_STORED_SIDE, max_pixels: int = MAX_SESSION_PIXELS) -> Outcome:
     """Decode uploaded image files and append the good ones.
 
     Parameters
@@ -68,6 +73,10 @@ def add_image_files(ds: Dataset, files: Iterable[tuple[str, bytes]], *, max_imag
     files : iterable of (name, bytes)
     max_images : int
         Files beyond this many images in the data set are skipped with a message.
+    max_side : int
+        An image whose longer side exceeds this is kept downscaled to it (a note says so).
+    max_pixels : int
+        Pixels the whole data set may hold; an image that would pass it is skipped with a message.
 
     Returns
     -------
@@ -77,8 +86,9 @@ def add_image_files(ds: Dataset, files: Iterable[tuple[str, bytes]], *, max_imag
     from mmexplore.data.images import decode_image
 
     out = ds.copy()
-    images, names, errors = [], [], []
+    images, names, errors, notes = [], [], [], []
     taken = set(out.image_names)
+    held = sum(im.width * im.height for im in out.images)
     for name, data in files:
         if out.n_images + len(images) >= max_images:
             errors.append(f"{name}: skipped, the data set is at its limit of {max_images} images")
@@ -91,6 +101,14 @@ def add_image_files(ds: Dataset, files: Iterable[tuple[str, bytes]], *, max_imag
         except Exception as exc:  # a decoder failure Pillow does not classify: still one line per file
             errors.append(f"{name}: could not be read ({type(exc).__name__})")
             continue
+        if max(image.size) > max_side:
+            old = image.size
+            image.thumbnail((max_side, max_side))
+            notes.append(f"{name}: {old[0]}×{old[1]} pixels, kept downscaled to {image.width}×{image.height}")
+        if held + image.width * image.height > max_pixels:
+            errors.append(f"{name}: skipped, the data set is at its limit of {max_pixels / 1e6:.0f} megapixels")
+            continue
+        held += image.width * image.height
         unique = _unique_name(name, taken)
         taken.add(unique)
         images.append(image)
@@ -98,7 +116,7 @@ def add_image_files(ds: Dataset, files: Iterable[tuple[str, bytes]], *, max_imag
     if images:
         out.add_images(images, names)
         out.source = _with_source(ds, "uploads")
-    return Outcome(out, len(images), errors)
+    return Outcome(out, len(images), errors, notes)
 
 
 def split_captions(text: str) -> list[str]:

@@ -133,7 +133,7 @@ def _embeddings_folder(prefix: str) -> LoadedEmbeddings:
     except Exception as exc:
         widgets.show_error(exc)
         st.stop()
-    st.caption(f"model {manifest.get('model')} · {manifest.get('images', 0):,} images · "
+    st.caption(f"model {widgets.no_links(str(manifest.get('model')))} · {manifest.get('images', 0):,} images · "
                f"{manifest.get('texts', 0):,} captions · {manifest.get('errors', 0)} unreadable")
     return LoadedEmbeddings(data, key)
 

@@ -58,6 +58,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("search.py", "Search", ":material/search:", "image-text-search", "Meaning & search"),
     PageSpec("probes.py", "Probes", ":material/science:", "model-probes", "Meaning & search"),
     PageSpec("train.py", "Train", ":material/model_training:", "training-lab", "Learn"),
+    PageSpec("robustness.py", "Robustness", ":material/shield:", "robustness-lab", "Stress tests"),
 )
 
 

@@ -21,6 +21,9 @@ MODEL_SOURCES: dict[str, str] = {
 }
 
 
+PENDING_KEY = "model_pending"  # (spec, device) asked for by "Load model", not loaded yet
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def _shapes_samples(n: int) -> object:
     from mmexplore.data.samples import shapes_samples
@@ -43,58 +46,81 @@ def load_samples(kind: str, n: int = 8) -> Dataset:
     return ds
 
 
-def _run_picker() -> str:
-    """A finished or stopped training run of the runs folder, as a ``run:NAME`` spec ("" when none)."""
+def _run_picker() -> None:
+    """A finished or stopped training run of the runs folder (``sb_model_run``; read by :func:`_picked_spec`)."""
     from mmexplore.training.runs import list_runs
 
     names = [r["run"] for r in list_runs() if r.get("status") in ("finished", "stopped")]
     if not names:
         st.caption("No finished runs yet: train one on the Train page.")
-        return ""
-    return "run:" + st.selectbox("Run", names, key="sb_model_run")
+        return
+    st.selectbox("Run", names, key="sb_model_run")
+
+
+def _picked_spec() -> tuple[str, str]:
+    """(spec, source label) as the picker's widgets hold them now (read in the button's callback)."""
+    allowed = widgets.allowed_models()
+    if allowed is not None:
+        return str(st.session_state.get("sb_model_allowed") or allowed[0]), "allowed"
+    source = str(st.session_state.get("sb_model_source") or next(iter(MODEL_SOURCES)))
+    hint = MODEL_SOURCES.get(source, "bundled")
+    if hint.startswith("bundled"):
+        return hint, source
+    if hint == "run:":
+        run = st.session_state.get("sb_model_run")
+        return (f"run:{run}" if run else ""), source
+    return str(st.session_state.get("sb_model_spec") or ""), source
+
+
+def _load_clicked() -> None:
+    """"Load model": remember the picked spec and device; the sidebar loads it in the run that follows.
+
+    Only session state is written here. A callback that draws (a spinner) can be cut short by the
+    user's next click, which would drop the switch; a pending request survives until it is done.
+    """
+    spec, source = _picked_spec()
+    if not spec.strip():
+        st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES.get(source, 'bundled')}"
+        return
+    st.session_state[PENDING_KEY] = (spec, str(st.session_state.get("sb_model_device") or widgets.DEFAULT_DEVICE))
 
 
 def _model_picker() -> None:
     st.subheader("Model")
+    pending = st.session_state.get(PENDING_KEY)
+    if pending:
+        if str(pending[0]).startswith("run:"):
+            widgets.forget_model(pending[0])  # a run may have trained on since it was last loaded
+        widgets.switch_model(*pending)
+        st.session_state.pop(PENDING_KEY, None)  # only once done: an interrupted run retries it
     spec, device = widgets.active_model_choice()
     allowed = widgets.allowed_models()
     if allowed is not None:
         # Shared server: only the models whoever runs it allowed; no spec (and so no path) is typed.
-        source = "allowed"
-        new_spec = st.selectbox("Model", allowed, key="sb_model_allowed",
-                                index=allowed.index(spec) if spec in allowed else 0)
+        st.selectbox("Model", allowed, key="sb_model_allowed", index=allowed.index(spec) if spec in allowed else 0)
     else:
         source = st.selectbox("Source", list(MODEL_SOURCES), key="sb_model_source")
-        if MODEL_SOURCES[source].startswith("bundled"):
-            new_spec = MODEL_SOURCES[source]
-        elif MODEL_SOURCES[source] == "run:":
-            new_spec = _run_picker()
-        else:
-            new_spec = st.text_input(
+        if MODEL_SOURCES[source] == "run:":
+            _run_picker()
+        elif not MODEL_SOURCES[source].startswith("bundled"):
+            st.text_input(
                 "Model spec", key="sb_model_spec", placeholder=MODEL_SOURCES[source], help="See README, 'Model specs'."
             )
     from mmexplore.models.devices import DEVICE_CHOICES
 
-    new_device = st.selectbox("Device", DEVICE_CHOICES, key="sb_model_device", index=DEVICE_CHOICES.index("auto"))
-    if st.button("Load model", key="sb_model_load", width="stretch"):
-        if not new_spec.strip():
-            st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES.get(source, 'bundled')}"
-        elif new_spec.startswith("run:"):
-            widgets.forget_model(new_spec)  # a run may have trained on since it was last loaded
-            widgets.switch_model(new_spec, new_device)
-        else:
-            widgets.switch_model(new_spec, new_device)
+    st.selectbox("Device", DEVICE_CHOICES, key="sb_model_device", index=DEVICE_CHOICES.index("auto"))
+    st.button("Load model", key="sb_model_load", width="stretch", on_click=_load_clicked)
     err = st.session_state.get(widgets.MODEL_ERROR_KEY)
     if err:
-        st.error(f"{err}\n\nStill using: {spec}", icon=":material/error:")
+        st.error(widgets.no_links(f"{err}\n\nStill using: {spec}"), icon=":material/error:")
     spec, device = widgets.active_model_choice()
     try:
         encoder = widgets._load_model(spec, device)
     except MMExploreError as exc:
-        st.error(str(exc), icon=":material/error:")
+        widgets.show_error(exc)
         return
     except Exception as exc:
-        st.error(widgets.error_message(exc), icon=":material/error:")
+        widgets.show_error(exc)
         return
     info = encoder.info
     st.caption(
@@ -115,14 +141,12 @@ def _data_summary() -> None:
     st.subheader("Data set")
     ds = widgets.current_dataset()
     st.caption(ds.summary() if not ds.is_empty else "Nothing loaded yet.")
-    if st.button(
-        "Shapes samples", key="sb_samples_shapes", width="stretch", help="8 generated scenes, true captions and hard negatives"
-    ):
-        load_samples("shapes")
-        st.rerun()
-    if st.button("Photo samples", key="sb_samples_photos", width="stretch", help="8 photos from scikit-image with captions"):
-        load_samples("photos")
-        st.rerun()
+    # Callbacks, not `if st.button(...)`: a callback runs before the next script run and is not cut
+    # short by another click, so a quick second click on a cold server is not lost.
+    st.button("Shapes samples", key="sb_samples_shapes", width="stretch", on_click=load_samples, args=("shapes",),
+              help="8 generated scenes, true captions and hard negatives")
+    st.button("Photo samples", key="sb_samples_photos", width="stretch", on_click=load_samples, args=("photos",),
+              help="8 photos from scikit-image with captions")
 
 
 def render_sidebar() -> None:

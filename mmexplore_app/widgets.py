@@ -43,6 +43,21 @@ PROGRESS_MIN_ITEMS = 8
 
 
 # ---------------------------------------------------------------------------- state
+def configure_server_log() -> None:
+    """Send the ``mmexplore`` loggers (model loads, errors with their tracebacks) to the server's stderr.
+
+    The browser shows one line per error; this log keeps the detail. Idempotent (runs on every script run).
+    """
+    log = logging.getLogger("mmexplore")
+    log.setLevel(logging.INFO)
+    # A library may already have given the root logger a handler (records propagate there): then none.
+    if not logging.getLogger().handlers and not any(getattr(h, "_mmexplore", False) for h in log.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._mmexplore = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+
+
 def init_state() -> None:
     """Create the shared session-state entries once (called by ``app.py`` before any page runs)."""
     st.session_state.setdefault(DATASET_KEY, Dataset())
@@ -230,15 +245,16 @@ def switch_model(spec: str, device: str) -> bool:
     try:
         with st.spinner(f"Loading model {spec} on {device}…"):
             _load_model(spec, device)
+            # Set before the spinner's exit (a Streamlit call, where a new click can interrupt this run).
+            st.session_state[MODEL_SPEC_KEY] = spec
+            st.session_state[MODEL_DEVICE_KEY] = device
+            st.session_state[MODEL_ERROR_KEY] = None
     except MMExploreError as exc:
         st.session_state[MODEL_ERROR_KEY] = str(exc)
         return False
     except Exception as exc:  # an unexpected failure inside open_clip/torch: one line, no traceback
         st.session_state[MODEL_ERROR_KEY] = f"model '{spec}' could not be loaded: {error_message(exc)}"
         return False
-    st.session_state[MODEL_SPEC_KEY] = spec
-    st.session_state[MODEL_DEVICE_KEY] = device
-    st.session_state[MODEL_ERROR_KEY] = None
     return True
 
 
@@ -389,13 +405,25 @@ def error_message(exc_or_msg: BaseException | str) -> str:
         return exc_or_msg
     if isinstance(exc_or_msg, MMExploreError):
         return str(exc_or_msg)
+    if isinstance(exc_or_msg, MemoryError):
+        _log.error("out of memory in a request", exc_info=exc_or_msg)
+        return "Not enough memory for this request: use fewer images, captions or rows"
     _log.error("unexpected error shown to a user as one line", exc_info=exc_or_msg)
     return f"Unexpected error ({type(exc_or_msg).__name__}); the details are in the server log"
 
 
+def no_links(text: str) -> str:
+    """``text`` with markdown link and image syntax escaped (``[``, ``]``, ``!``), the rest left readable.
+
+    For messages that quote a value a user or a file supplied (a file name, a model spec): rendered
+    as markdown, ``![x](http://host/pixel)`` would make the viewer's browser fetch that URL.
+    """
+    return str(text).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("!", "\\!")
+
+
 def show_error(exc_or_msg: BaseException | str) -> None:
-    """Show an error as ``st.error`` with its one-line message, never a traceback."""
-    st.error(error_message(exc_or_msg), icon=":material/error:")
+    """Show an error as ``st.error`` with its one-line message, never a traceback (links in it escaped)."""
+    st.error(no_links(error_message(exc_or_msg)), icon=":material/error:")
 
 
 def out_of_world(dataset: Dataset | None = None) -> list[int]:
@@ -471,9 +499,9 @@ def readability_notes(read: dict[str, Any], *, what: str = "text") -> None:
     share = read["unknown_share"]
     notes = list(read.get("notes", []))
     if read["unreadable"]:
-        st.warning(f"The model cannot read this {what}. " + " ".join(notes), icon=":material/translate:")
+        st.warning(f"The model cannot read this {what}. " + no_links(" ".join(notes)), icon=":material/translate:")
     elif notes:
-        st.info(" ".join(notes), icon=":material/info:")
+        st.info(no_links(" ".join(notes)), icon=":material/info:")  # notes quote the user's words
     else:
         st.caption(f"The model reads every word of the {what} (0% unknown).")
     if share and not read["unreadable"]:

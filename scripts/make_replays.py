@@ -50,7 +50,7 @@ def main() -> None:
         t0 = time.time()
         Trainer(cfg).run()
         wall = time.time() - t0
-        dst = ROOT / "assets" / "replays" / name
+        dst = ROOT / "mmexplore" / "assets" / "replays" / name
         if dst.exists():
             shutil.rmtree(dst)
         (dst / "snapshots").mkdir(parents=True)

@@ -137,7 +137,7 @@ def test_cli_embed_then_index_build_embeddings_then_search(collection, tmp_path,
     assert len(json.loads(capsys.readouterr().out)["results"]) == 3
     for argv, msg in ((["embed", str(tmp_path / "none"), "--out", str(tmp_path / "o")], "no such file"),
                       (["embed", str(collection / "images"), "--out", str(tmp_path / "o"), "--batch-size", "0"],
-                       "--batch-size: 0 is not a positive integer"),
+                       "argument --batch-size: must be between 1 and"),
                       (["index", "build", "--embeddings", str(tmp_path / "ix"), "--index", str(tmp_path / "i2")],
                        "not an embeddings folder"),
                       (["index", "build", "--index", str(tmp_path / "i3")], "exactly one of SOURCE")):

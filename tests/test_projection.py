@@ -280,9 +280,9 @@ def test_cli_encodes_images(capsys, tmp_path):
     [
         (["project", "--embeddings", "MISSING.npz"], "no such file"),
         (["project", "--embeddings", "NPZ", "--method", "isomap"], "Unsupported method 'isomap'"),
-        (["project", "--embeddings", "NPZ", "--dims", "4"], "--dims: invalid choice: 4"),
+        (["project", "--embeddings", "NPZ", "--dims", "4"], "argument --dims: must be between 2 and 3"),
         (["cca", "--embeddings", "BAD"], "not an embeddings file: no image/text array(s)"),
-        (["cca", "--embeddings", "NPZ", "--reg", "-1"], "--reg: -1 is not a number >= 0"),
+        (["cca", "--embeddings", "NPZ", "--reg", "-1"], "argument --reg: must be in [0, inf)"),
         (["cca", "--images", "a.png"], "no captions"),
         (["cca", "--images", "a.png", "b.png", "--texts", "x"], "2 images but 1 texts"),
     ],

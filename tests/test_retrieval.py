@@ -110,7 +110,7 @@ def test_search_index_round_trip(tmp_path):
     si = SearchIndex("toy@1", "toy").add("image", img, records(50), "toy@1").add("text", txt, records(30, "t"), "toy@1")
     before_i, before_t = si.search(txt[3], "image", 5), si.search(img[4], "text", 5)
     si.save(tmp_path / "ix")
-    files = sorted(p.name for p in (tmp_path / "ix").iterdir())
+    files = sorted(p.name for p in (tmp_path / "ix").iterdir() if not p.name.startswith("."))  # .publish.lock
     assert files == ["image.faiss", "image.jsonl", "index.json", "text.faiss", "text.jsonl"]
     meta = json.loads((tmp_path / "ix" / "index.json").read_text())
     assert meta["model_id"] == "toy@1" and meta["embed_dim"] == 16
@@ -211,9 +211,14 @@ def test_approximate_index_round_trip_keeps_search_settings(tmp_path):
     back = VectorIndex.load(tmp_path / "h.faiss", desc)
     assert back.backend_ == "hnsw" and back.index_.hnsw.efSearch == 40 and back.recall_ == idx.recall_
     np.testing.assert_array_equal(back.search(x[:20], 5)[1], idx.search(x[:20], 5)[1])
-    with pytest.raises(InputError, match="not a readable faiss index"):
-        (tmp_path / "bad.faiss").write_bytes(b"junk")
+    (tmp_path / "bad.faiss").write_bytes(b"junk")
+    with pytest.raises(InputError, match=r"bad\.faiss: 4 bytes, but the index was saved with"):
         VectorIndex.load(tmp_path / "bad.faiss", desc)
+    from mmexplore.fsutil import sha256_file
+
+    junk_desc = {**desc, "file": {"bytes": 4, "sha256": sha256_file(tmp_path / "bad.faiss")}}
+    with pytest.raises(InputError, match="not a readable faiss index"):  # checksum matches, faiss still refuses
+        VectorIndex.load(tmp_path / "bad.faiss", junk_desc)
 
 
 class ShuffledSource:

@@ -171,6 +171,7 @@ def test_eval_robustness_cli_prints_every_part_and_caches_per_model(results_dir,
     assert set(first["parts"]) == {"corruptions", "typographic", "backdoor"}
     assert list(res["corruptions"]["curves"]) == ["jpeg"] and len(res["corruptions"]["curves"]["jpeg"]["points"]) == 5
     assert 0 <= res["typographic"]["success"] <= 1 and len(res["typographic"]["grid"]) == 3
+    assert res["typographic"]["label_reading"]["n"] == 12
     assert 0 <= res["backdoor"]["asr"] <= 1 and not res["backdoor"]["cached"]
     files = sorted(p.name for p in results_dir.iterdir())
     assert len(files) == 3 and all("bundled" in f for f in files)

@@ -12,7 +12,7 @@ import os
 import pytest
 from apptest_utils import open_page
 
-from mmexplore.settings import reload_settings
+from mmexplore.settings import Settings, reload_settings
 
 SECRET = "TOP-SECRET-CAPTION"
 PASSWD = "root:x:0:0"
@@ -113,7 +113,9 @@ def test_model_picker_offers_only_the_allow_list(roots):
     at = open_page("mmexplore_app/pages/home.py", samples=None)
     assert not at.exception
     assert not any(t.key == "sb_model_spec" for t in at.text_input)  # no spec, so no path, can be typed
-    assert list(at.selectbox(key="sb_model_allowed").options) == ["bundled", "bundled-nodense", "bundled-noneg"]
+    options = list(at.selectbox(key="sb_model_allowed").options)
+    assert options[:3] == ["bundled", "bundled-nodense", "bundled-noneg"]
+    assert options == list(Settings.allowed_models)  # the shipped models, nothing typed
 
 
 def test_shared_mode_without_roots_offers_no_server_source(monkeypatch):

@@ -75,28 +75,6 @@ def subcommands(parser: argparse.ArgumentParser, dest: str, *, required: bool = 
     return sub
 
 
-# Argument types: a bad value is argparse's one-line usage error (exit 2), never a traceback later.
-def _number(kind: type, name: str, ok: Callable[[float], bool]) -> Callable[[str], Any]:
-    def parse(raw: str) -> Any:
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{raw!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"{raw} is not {name}")
-        return value
-
-    parse.__name__ = name  # argparse names the type in its message
-    return parse
-
-
-positive_int = _number(int, "a positive integer", lambda v: v >= 1)
-nonneg_int = _number(int, "an integer >= 0", lambda v: v >= 0)
-positive_float = _number(float, "a positive number", lambda v: v > 0 and math.isfinite(v))
-nonneg_float = _number(float, "a number >= 0", lambda v: v >= 0 and math.isfinite(v))
-fraction = _number(float, "a number in [0, 1]", lambda v: 0 <= v <= 1)
-
-
 def load_encoder(args: argparse.Namespace):
     """The model named by ``--model`` on ``--device`` (through the one model layer)."""
     from mmexplore.models import load_model
@@ -188,6 +166,9 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("mmexplore: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # numpy's message quotes the array shape only; still, one line and a hint
+        print("mmexplore: error: not enough memory for this request; give fewer rows or images", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:
         if get_settings().debug:
             raise

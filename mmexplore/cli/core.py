@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from mmexplore.cli.common import command, load_encoder, positive_int, readability_fields
+from mmexplore.cli.argtypes import int_range, out_dir
+from mmexplore.cli.common import command, load_encoder, readability_fields
 from mmexplore.errors import InputError
 
 
@@ -82,13 +83,6 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> dict[str, Any]:
     return {"model": encoder.info.name, "retrieval": res}
 
 
-def _min_size(raw: str) -> int:
-    size = positive_int(raw)
-    if size < 16:
-        raise argparse.ArgumentTypeError(f"{size} px is too small to draw a scene (at least 16)")
-    return size
-
-
 def register(commands: Any, evals: Any) -> None:
     command(commands, "info", cmd_info,
             "show the model's name, size, device, dtype and facts (family, scoring rule, pooling, heatmap methods)")
@@ -104,11 +98,11 @@ def register(commands: Any, evals: Any) -> None:
         description="Write a sample set to a folder: one PNG per image, pairs.csv (image,text,phrase) and "
         "captions.txt (all captions, hard negatives included). Shapes scenes are held-out seeds.",
     )
-    p.add_argument("--out", default="samples", metavar="DIR", help="output folder (default: samples)")
+    p.add_argument("--out", default="samples", type=out_dir, metavar="DIR", help="output folder (default: samples)")
     p.add_argument("--set", choices=["shapes", "photos"], default="shapes", help="shapes-world scenes or scikit-image photos")
-    p.add_argument("--n", type=positive_int, default=8, help="number of images (photos: at most 8)")
-    p.add_argument("--size", type=_min_size, default=192, help="side of the rendered shapes scenes, pixels (at least 16)")
+    p.add_argument("--n", type=int_range(1, 100_000), default=8, help="number of images (photos: at most 8)")
+    p.add_argument("--size", type=int_range(16, 4096), default=192, help="side of the rendered shapes scenes, pixels")
 
     p = command(evals, "retrieval", cmd_eval_retrieval, "R@K and hard-negative accuracy on held-out scenes")
-    p.add_argument("--scenes", type=positive_int, default=200)
+    p.add_argument("--scenes", type=int_range(1, 100_000), default=200)
     p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")

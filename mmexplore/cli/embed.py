@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mmexplore.cli.common import command, positive_int
+from mmexplore.cli.argtypes import int_range, out_dir, positive_int
+from mmexplore.cli.common import command
 from mmexplore.errors import InputError
 
 
@@ -32,12 +33,14 @@ def register(commands: Any, evals: Any) -> None:
                 "embed images and captions into Parquet shards (Ray Data; resumable; --address for a cluster)")
     p.add_argument("source", metavar="SOURCE",
                    help="folder of images, a glob ('photos/*.jpg'), or a CSV/TSV/JSONL/Parquet with image,text columns")
-    p.add_argument("--out", required=True, metavar="DIR", help="embeddings folder (re-run with the same folder to resume)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="embeddings folder (re-run with the same folder to resume)")
     p.add_argument("--engine", default="auto", choices=["auto", "local", "ray"],
                    help="auto: one process for up to 256 items, Ray Data above")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass and per Ray batch")
-    p.add_argument("--concurrency", type=positive_int, default=None, help="model actors (default: one per GPU, else 1)")
-    p.add_argument("--decode-concurrency", type=positive_int, default=None, help="parallel decode tasks (default: Ray decides)")
+    p.add_argument("--batch-size", type=int_range(1, 65536), default=64, help="images per forward pass and per Ray batch")
+    p.add_argument("--concurrency", type=int_range(1, 1024), default=None, help="model actors (default: one per GPU, else 1)")
+    p.add_argument("--decode-concurrency", type=int_range(1, 1024), default=None,
+                   help="parallel decode tasks (default: Ray decides)")
     p.add_argument("--rows-per-shard", type=positive_int, default=4096, help="rows per Parquet shard")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: $RAY_ADDRESS, else Ray starts on this machine's cores)")

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import command, fraction, load_encoder, nonneg_float, nonneg_int, positive_int, readability_fields
+from mmexplore.cli.argtypes import float_range, fraction, int_range, nonneg_int, out_dir
+from mmexplore.cli.common import command, load_encoder, readability_fields
 from mmexplore.errors import InputError
 from mmexplore.heatmaps.pointing import EVAL_SEED_OFFSET
 
@@ -157,7 +158,8 @@ def cmd_eval_pointing(args: argparse.Namespace) -> dict[str, Any]:
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     from mmexplore.heatmaps.methods import PHRASE_FEATURES, WORD_FEATURES
 
-    p.add_argument("--start-layer", type=int, default=0, help="relevancy: first image block used (negative: from the end)")
+    p.add_argument("--start-layer", type=int_range(-1024, 1023), default=0,
+                   help="relevancy: first image block used (negative: from the end)")
     p.add_argument("--word-features", choices=WORD_FEATURES, default="alone",
                    help="context: the word's token state in the caption; alone: the word embedded on its own")
     p.add_argument("--phrase-features", choices=PHRASE_FEATURES, default="pooled",
@@ -178,17 +180,17 @@ def register(commands: Any, evals: Any) -> None:
     names = list_methods()
     p.add_argument("--method", default="attention",
                    help="; ".join(f"{m}: {get_method(m).label}" for m in names) + " (default attention)")
-    p.add_argument("--out", metavar="DIR", help="write overlay PNGs (one per word, phrase, and a grid) here")
+    p.add_argument("--out", type=out_dir, metavar="DIR", help="write overlay PNGs (one per word, phrase, and a grid) here")
     p.add_argument("--cmap", default="inferno", choices=COLORMAPS)
     p.add_argument("--opacity", type=fraction, default=0.5)
-    p.add_argument("--smooth", type=nonneg_float, default=0.0, help="Gaussian blur of the overlay, in patches")
+    p.add_argument("--smooth", type=float_range(0.0, 50.0), default=0.0, help="Gaussian blur of the overlay, in patches")
     p.add_argument("--text-attribution", choices=["auto", *TEXT_METHODS, "none"], default="auto",
                    help="which words drive the pair's score, in the JSON's word_attribution (auto: gradient × input "
                         "where words map to tokens, else leave-one-word-out)")
     _add_method_args(p)
 
     p = command(evals, "pointing", cmd_eval_pointing, "pointing game: does each object phrase's map peak inside its mask?")
-    p.add_argument("--scenes", type=positive_int, default=100, help="held-out scenes with 2-3 objects")
+    p.add_argument("--scenes", type=int_range(1, 100_000), default=100, help="held-out scenes with 2-3 objects")
     p.add_argument("--seed-offset", type=nonneg_int, default=EVAL_SEED_OFFSET,
                    help="which held-out scenes (default 7000, the reported set; another offset gives a fresh set)")
     p.add_argument("--method", choices=[*names, "all", "both"], default="all",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mmexplore.cli.common import command, load_encoder, positive_int, readability_fields
+from mmexplore.cli.argtypes import any_int, int_range
+from mmexplore.cli.common import command, load_encoder, readability_fields
 from mmexplore.errors import InputError, ModelLoadError
 
 # The hard-negative model and its plain-CLIP twin: NegCLIP's effect on the same scenes.
@@ -91,12 +92,12 @@ def register(commands: Any, evals: Any) -> None:
     p = command(commands, "probe", cmd_probe, "score an image against a caption and its perturbations")
     p.add_argument("--image", required=True, metavar="FILE")
     p.add_argument("--text", required=True, metavar="CAPTION")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shuffled and dropped words")
+    p.add_argument("--seed", type=any_int, default=0, help="seed of the shuffled and dropped words")
 
     p = command(evals, "compositional", cmd_eval_compositional,
                 "per-perturbation accuracy vs a bag-of-words baseline (ARO-style)")
     p.set_defaults(model=None)
     p.add_argument("--models", default=None,
                    help=f"comma-separated model specs compared side by side (default: --model, else {DEFAULT_COMPARED})")
-    p.add_argument("--scenes", type=positive_int, default=200, help="held-out two-object scenes")
+    p.add_argument("--scenes", type=int_range(1, 100_000), default=200, help="held-out two-object scenes")
     p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")

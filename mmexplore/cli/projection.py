@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from mmexplore.cli.common import command, load_encoder, nonneg_float, nonneg_int, positive_float, positive_int
+from mmexplore.cli.argtypes import any_int, float_range, int_range, nonneg_float, nonneg_int, positive_float
+from mmexplore.cli.common import command, load_encoder
 from mmexplore.errors import InputError
 
 
@@ -97,7 +98,7 @@ def _inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--texts", nargs="+", metavar="TEXT", help="captions, one per image")
     p.add_argument("--captions", metavar="FILE", help="CSV/TSV/JSONL with image,text columns (many-to-many)")
     p.add_argument("--embeddings", metavar="FILE", help=".npz with arrays image and text (N×d, paired by row) or .parquet")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=any_int, default=0, help="random seed (default 0)")
 
 
 def register(commands: Any, evals: Any) -> None:
@@ -107,11 +108,12 @@ def register(commands: Any, evals: Any) -> None:
     p = command(commands, "project", cmd_project, "2-D/3-D map of images and texts together, with the modality gap")
     _inputs(p)
     p.add_argument("--method", default="umap", help=f"projection method: {', '.join(list_methods())} (default umap)")
-    p.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2 or 3 (default 2)")
+    p.add_argument("--dims", type=int_range(2, 3), default=2, help="2 or 3 (default 2)")
     p.add_argument("--center", action="store_true", help="centre each modality first (removes the modality gap)")
-    p.add_argument("--shift", type=float, default=0.0, metavar="LAMBDA",
+    p.add_argument("--shift", type=float_range(-1.0, 1.0), default=0.0, metavar="LAMBDA",
                    help="move images by -λ·gap and texts by +λ·gap (0.5 closes it), then re-normalise")
-    p.add_argument("--n-neighbors", type=positive_int, default=None, help="UMAP neighbours (default 15, lowered for small data)")
+    p.add_argument("--n-neighbors", type=int_range(2, 1000), default=None,
+                   help="UMAP neighbours (default 15, lowered for small data)")
     p.add_argument("--perplexity", type=positive_float, default=None,
                    help="t-SNE perplexity (default 30, lowered for small data)")
 

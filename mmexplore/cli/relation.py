@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import command, load_encoder, positive_int, subcommands
+from mmexplore.cli.argtypes import int_range, out_file
+from mmexplore.cli.common import command, load_encoder, subcommands
 from mmexplore.errors import InputError
 
 
@@ -141,17 +142,18 @@ def register(commands: Any, evals: Any) -> None:
     c = command(sub, "calibrate", cmd_calibrate, "fit the thresholds on the generated training split and save them",
                 options="inherit")
     c.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
-    c.add_argument("--per-class", type=positive_int, default=60, help="training pairs per class (default 60)")
-    c.add_argument("--out", metavar="FILE", help="where to write (default mmexplore/assets/relation/calibration_<model>.json)")
+    c.add_argument("--per-class", type=int_range(2, 100_000), default=60, help="training pairs per class (default 60)")
+    c.add_argument("--out", type=out_file, metavar="FILE",
+                   help="where to write (default mmexplore/assets/relation/calibration_<model>.json)")
     f = command(sub, "fit", cmd_fit, "supervised mode: fit an 8-class classifier on your labelled pairs", options="inherit")
     f.add_argument("--calibration", metavar="FILE", default=argparse.SUPPRESS, help="calibration JSON")
     f.add_argument("--pairs", metavar="FILE", default=argparse.SUPPRESS, help="CSV/JSONL with image, text and label columns")
-    f.add_argument("--out", metavar="FILE", help="where to write the fitted classifier JSON")
+    f.add_argument("--out", type=out_file, metavar="FILE", help="where to write the fitted classifier JSON")
 
     e = command(evals, "relation", cmd_eval_relation,
                 "macro accuracy, per-component accuracy and confusion of the relation label")
     _relation_args(e)
-    e.add_argument("--per-class", type=positive_int, default=40, help="test pairs per class (held-out scenes)")
+    e.add_argument("--per-class", type=int_range(1, 100_000), default=40, help="test pairs per class (held-out scenes)")
     e.add_argument("--renderer", choices=["train", "alt", "mixed"], default="mixed")
     e.add_argument("--handset", metavar="DIR", help="hand-written set folder (default mmexplore/assets/relation/handset)")
     e.add_argument("--no-handset", action="store_true", help="skip the hand-written set")

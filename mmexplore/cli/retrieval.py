@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mmexplore.cli.common import command, fraction, load_encoder, positive_int, readability_fields, subcommands
+from mmexplore.cli.argtypes import float_range, int_range, positive_int
+from mmexplore.cli.common import command, load_encoder, readability_fields, subcommands
 from mmexplore.errors import InputError
 
 
@@ -93,9 +94,9 @@ def register(commands: Any, evals: Any) -> None:
                    help="search backend (auto: exact below --threshold rows, else ivf; ivfpq with 8-bit "
                         "re-ranking when the vectors exceed 4 GiB)")
     p.add_argument("--threshold", type=positive_int, default=DEFAULT_THRESHOLD, help="rows from which auto is approximate")
-    p.add_argument("--recall-target", type=fraction, default=0.95,
+    p.add_argument("--recall-target", type=float_range(0.0, 1.0, lo_open=True), default=0.95,
                    help="recall@10 the approximate index is tuned to (measured on held-out queries, stored)")
-    p.add_argument("--chunk-size", type=positive_int, default=256, help="rows embedded and saved together")
+    p.add_argument("--chunk-size", type=int_range(1, 1_000_000), default=256, help="rows embedded and saved together")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = command(commands, "search", cmd_search, "search an index by text or by image")
@@ -104,6 +105,6 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--index", required=True, metavar="DIR")
     p.add_argument("--text", metavar="QUERY", help="query text")
     p.add_argument("--image", metavar="FILE", help="query image")
-    p.add_argument("--k", type=positive_int, default=10, help="results to return")
+    p.add_argument("--k", type=int_range(1, 10_000), default=10, help="results to return")
     p.add_argument("--target", choices=["image", "text"], default=None,
                    help="what to return (default: images when the index has them)")

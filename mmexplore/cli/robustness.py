@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mmexplore.cli.common import command, fraction, positive_int
+from mmexplore.cli.argtypes import fraction, positive_int
+from mmexplore.cli.common import command
 from mmexplore.errors import InputError, ModelLoadError
 
 
@@ -82,6 +83,10 @@ def _text(out: dict[str, Any]) -> str:
             lines.append("  by size: " + ", ".join(f"{s} {v:.3f}" for s, v in typo["by_size"].items())
                          + "; by position: " + ", ".join(f"{p} {v:.3f}" for p, v in typo["by_position"].items())
                          + "; by word: " + ", ".join(f"{a} {v:.3f}" for a, v in typo["by_attribute"].items()))
+            lr = typo.get("label_reading")
+            if lr:
+                lines.append(f"  reads a label alone ('red circle' written on white): {lr['accuracy']:.3f} of {lr['n']} "
+                             f"(chance {lr['chance']:.3f})")
             hm = typo.get("heatmap")
             if hm:
                 lines.append(f"  heatmap of the written word (attention, size {hm['size']}): share on the text "

@@ -4,47 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mmexplore.cli.argtypes import fraction, nonneg_float, nonneg_int, positive_int
 from mmexplore.cli.common import command
 from mmexplore.errors import InputError
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def nonneg_int(text: str) -> int:
-    """argparse type: a whole number ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number ≥ 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
-    return value
 
 
 def _config_from_args(args: argparse.Namespace):
@@ -201,25 +168,25 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--objective", default="auto", choices=["auto", *OBJECTIVES],
                    help="loss (auto: negclip with hard negatives, clip with --negatives 0)")
     p.add_argument("--name", default=None, help="run name (folder under the runs folder; default OBJECTIVE-TIME)")
-    p.add_argument("--out", default=None, help="output folder instead of RUNS_DIR/NAME (e.g. assets/bundled)")
+    p.add_argument("--out", default=None, help="output folder instead of RUNS_DIR/NAME (e.g. mmexplore/assets/bundled)")
     p.add_argument("--resume", metavar="RUN", default=None, help="continue this run from its checkpoint")
     p.add_argument("--arch", default="mmexplore-shapes-s", help="model size: mmexplore-shapes-xs or mmexplore-shapes-s")
     p.add_argument("--steps", type=positive_int, default=2000, action=_StepsAction)
-    p.add_argument("--minutes", type=finite_float, default=None, help="wall-clock budget (the schedule ends with it)")
+    p.add_argument("--minutes", type=nonneg_float, default=None, help="wall-clock budget (the schedule ends with it)")
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=finite_float, default=1e-3)
+    p.add_argument("--lr", type=nonneg_float, default=1e-3)
     p.add_argument("--warmup-steps", type=nonneg_int, default=100)
     p.add_argument("--render-size", type=positive_int, default=128, help="side of the rendered training scenes, px")
     p.add_argument("--negatives", type=nonneg_int, default=None,
                    help="hard-negative captions per image (default: the objective's, 1 for negclip; 0: none)")
     p.add_argument("--negative-kinds", nargs="+", choices=list(NEGATIVE_WEIGHTS), default=None,
                    help="which hard negatives to draw (default: all)")
-    p.add_argument("--pair-fraction", type=finite_float, default=0.0,
+    p.add_argument("--pair-fraction", type=fraction, default=0.0,
                    help="share of each batch in counterfactual image pairs (swapped positions or colours)")
     p.add_argument("--positives", type=positive_int, default=None, help="true captions per image (multi-positive: 2)")
-    p.add_argument("--tau", type=finite_float, default=None, help="fix the temperature τ (default: learned)")
+    p.add_argument("--tau", type=nonneg_float, default=None, help="fix the temperature τ (default: learned)")
     p.add_argument("--regularizer", choices=list(REGULARIZERS), default=None)
-    p.add_argument("--reg-weight", type=finite_float, default=None)
+    p.add_argument("--reg-weight", type=nonneg_float, default=None)
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument("--eval-every", type=nonneg_int, default=500, help="held-out figures + checkpoint every N steps")
@@ -228,7 +195,7 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--snapshot-every", type=nonneg_int, default=0, help="replay snapshot at evals every N steps (0: none)")
     p.add_argument("--snapshot-scenes", type=positive_int, default=16, help="probe scenes in each replay snapshot")
     p.add_argument("--threads", type=positive_int, default=None)
-    p.add_argument("--dense-weight", type=finite_float, default=0.0,
+    p.add_argument("--dense-weight", type=nonneg_float, default=0.0,
                    help="weight of the dense phrase-patch alignment term from object masks (0: off)")
     p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
     p.add_argument("--log", metavar="FILE", default=None, help="also append every event as a JSON line to FILE")

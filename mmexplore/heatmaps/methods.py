@@ -426,6 +426,11 @@ def compute_heatmaps(
     grid = tuple(int(g) for g in encoder.facts.grid)
     resize_mode = (getattr(visual, "preprocess_cfg", None) or {}).get("resize_mode", "shortest")
     cfg = spec.resolve(cfg, encoder)
+    start_layer = getattr(cfg, "start_layer", None)
+    n_blocks = len(getattr(getattr(visual, "transformer", None), "resblocks", []))
+    if start_layer is not None and n_blocks and not -n_blocks <= int(start_layer) < n_blocks:
+        raise InputError(f"start layer {start_layer} is outside this model's image blocks: use "
+                         f"{-n_blocks} to {n_blocks - 1} (negative counts from the end)")
     params: dict[str, Any] = {"word_features": word_features, "phrase_features": phrase_features, **asdict(cfg)}
     text_parts = _text_vectors(encoder, [str(t) for t in texts], norm_phrases, word_features, phrase_features)
     results: list[HeatmapResult] = []

@@ -18,12 +18,13 @@ from mmexplore.settings import DEFAULT_SPEC
 if TYPE_CHECKING:  # pragma: no cover
     from mmexplore.models.encoder import Encoder
 
-__all__ = ["DEFAULT_SPEC", "Encoder", "ModelSpec", "clear_loaded_models", "forget_model", "load_model", "parse_spec"]
+__all__ = ["DEFAULT_SPEC", "Encoder", "ModelSpec", "clear_loaded_models", "folder_model_id", "forget_model", "load_model",
+           "parse_spec"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing the package must not import torch (Streamlit pages import it cheaply).
-    if name in {"load_model", "clear_loaded_models", "forget_model", "hub_reachable"}:
+    if name in {"load_model", "clear_loaded_models", "forget_model", "hub_reachable", "folder_model_id"}:
         from mmexplore.models import loader
 
         return getattr(loader, name)

@@ -270,7 +270,7 @@ class Encoder:
         todo: list[int] = []
         first_index: dict[str, int] = {}
         for i, key in enumerate(keys):
-            cached = self.cache.get(key) if use_cache else None
+            cached = self.cache.get(key, self.embed_dim) if use_cache else None
             if cached is not None:
                 out[i] = cached
             elif key in first_index:

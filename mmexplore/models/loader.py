@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -31,6 +32,7 @@ from mmexplore.settings import get_settings, hub_offline_now
 
 CONFIG_NAME = "open_clip_config.json"
 MAX_LOADED_MODELS = 3
+_log = logging.getLogger("mmexplore.models")
 HUB_PROBE_TIMEOUT_S = 3.0
 
 _loaded: OrderedDict[tuple[str, str], Encoder] = OrderedDict()
@@ -144,6 +146,49 @@ def _check_arch(arch: str, spec: str) -> None:
         raise ModelLoadError(f"model spec '{spec}': unknown architecture '{arch}'.{hint}")
 
 
+def architecture_params(arch: str) -> int | None:
+    """Parameters of open_clip architecture ``arch``, counted on the meta device (no memory allocated).
+
+    None when the configuration cannot be instantiated that way (e.g. a Hugging Face text tower,
+    which would fetch its own configuration).
+    """
+    import open_clip
+
+    return config_params(open_clip.get_model_config(arch))
+
+
+def config_params(cfg: dict[str, Any] | None) -> int | None:
+    """Parameters of the open_clip model configuration ``cfg`` (see :func:`architecture_params`)."""
+    import torch
+    from open_clip.model import CLIP, CustomTextCLIP
+
+    if not isinstance(cfg, dict) or "hf_model_name" in (cfg.get("text_cfg") or {}):
+        return None
+    cfg = dict(cfg)
+    custom = cfg.pop("custom_text", False)
+    if "multimodal_cfg" in cfg:
+        from open_clip.coca_model import CoCa as cls
+    else:
+        cls = CustomTextCLIP if custom else CLIP
+    try:
+        with torch.device("meta"):
+            model = cls(**cfg)
+    except Exception:  # an exotic config: unknown size, the caller decides
+        return None
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def _check_size(arch: str, spec: str, cfg: dict[str, Any] | None = None) -> None:
+    """Refuse architectures above ``Settings.max_model_params`` before any weights are allocated."""
+    limit = get_settings().max_model_params
+    n = architecture_params(arch) if cfg is None else config_params(cfg)
+    if n is not None and n > limit:
+        raise ModelLoadError(
+            f"model spec '{spec}': architecture '{arch}' has {n / 1e6:,.0f}M parameters, above the limit of "
+            f"{limit / 1e6:,.0f}M (set MMEXPLORE_MAX_MODEL_PARAMS to load larger models)"
+        )
+
+
 def _cached_hub_file(repo: str, filenames: list[str]) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
@@ -188,8 +233,21 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
                     "train it with `mmexplore train --out mmexplore/assets/bundled` (see README)"
                 )
             raise ModelLoadError(f"model spec '{spec.text}': no {CONFIG_NAME} in {folder}")
-        config = json.loads(config_path.read_text())
-        model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", device=device)
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelLoadError(f"model spec '{spec.text}': {CONFIG_NAME} in {folder} is not valid JSON") from None
+        if not isinstance(config, dict):
+            raise ModelLoadError(f"model spec '{spec.text}': {CONFIG_NAME} in {folder} is not an open_clip config")
+        _check_size(str(config.get("model_name", folder.name)), spec.text, config.get("model_cfg") or {})
+        try:
+            # open_clip reads .safetensors with safetensors and a .bin with torch.load(weights_only=True).
+            model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", device=device,
+                                                                         weights_only=True)
+        except Exception as exc:  # a refused pickle, a wrong shape: about the user's folder, one line
+            raise ModelLoadError(f"model spec '{spec.text}': could not load the weights in {folder} "
+                                 f"({type(exc).__name__}); only open_clip weights as .safetensors, or .bin "
+                                 "without pickled code, are read") from None
         weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
         digest = _file_digest(weights[0]) if weights else "noweights"
         tok_cfg = config.get("mmexplore", {}).get("tokenizer")
@@ -218,6 +276,7 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
 
     register_project_configs()
     _check_arch(spec.arch, spec.text)
+    _check_size(spec.arch, spec.text)
     tokenizer = _tokenizer_for_arch(spec.arch, spec.text)
     if getattr(tokenizer, "vocab_size", None) and spec.arch.startswith(PROJECT_ARCH_PREFIX):
         # The compact vocabulary decides the token-embedding size, as in training.
@@ -284,6 +343,19 @@ def _build(spec: ModelSpec, device: str) -> tuple[Any, Any, Any, str]:
     return model, preprocess, tokenizer, spec.text
 
 
+def folder_model_id(spec: str) -> str | None:
+    """The ``model_id`` that :func:`load_model` gives a ``bundled``/``local-dir`` spec, without loading it.
+
+    None for other kinds, or when the folder has no weights (results cached per model id can then be
+    looked up before paying for a model load).
+    """
+    parsed = parse_spec(spec)
+    if parsed.kind not in {"bundled", "local-dir"} or parsed.path is None:
+        return None
+    weights = sorted(parsed.path.glob("*.safetensors")) or sorted(parsed.path.glob("*.bin"))
+    return f"{parsed.text}@{_file_digest(weights[0])}" if weights else None
+
+
 def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | None = None) -> Encoder:
     """Load (or fetch from the in-process cache) the model named by ``spec`` on ``device``.
 
@@ -315,7 +387,12 @@ def load_model(spec: str = "bundled", device: str = "auto", *, cache_dir: str | 
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
+        import time
+
+        t0 = time.perf_counter()
         model, preprocess, tokenizer, model_id = _build(parsed, dev)
+        # One line per real load: a shared server's log shows each (spec, device) loaded once.
+        _log.info("model loaded: %s on %s in %.1f s", parsed.text, dev, time.perf_counter() - t0)
         cache = EmbeddingCache(directory=cache_dir or get_settings().cache_dir)
         encoder = Encoder(
             model.to(dev).eval(),

@@ -65,7 +65,7 @@ def parse_spec(spec: str) -> ModelSpec:
     if not text:
         raise ModelLoadError("empty model spec: use 'bundled', 'ARCH:TAG', 'ARCH:/path/weights' or 'hf-hub:org/name'")
     if text == "bundled" or text.startswith("bundled-"):
-        # "bundled" is the default model; "bundled-<variant>" names another model shipped in assets/.
+        # "bundled" is the default model; "bundled-<variant>" names another model shipped in mmexplore/assets/.
         return ModelSpec(text, "bundled", path=BUNDLED_DIR.parent / text)
     if text.startswith("hf-hub:"):
         repo = text[len("hf-hub:"):].strip("/")

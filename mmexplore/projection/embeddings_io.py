@@ -51,8 +51,11 @@ class EmbeddingSet:
 
 
 def _finish(image: Any, text: Any, pairs: Any, names: Any, captions: Any, source: str) -> EmbeddingSet:
-    img = np.asarray(image, dtype=np.float32)
-    txt = np.asarray(text, dtype=np.float32)
+    try:
+        img = np.asarray(image, dtype=np.float32)
+        txt = np.asarray(text, dtype=np.float32)
+    except (ValueError, TypeError):  # strings, bytes, ragged rows: the message would quote the data
+        raise InputError(f"{source}: 'image' and 'text' must hold numbers (rows × dims)") from None
     if img.ndim != 2 or txt.ndim != 2:
         raise InputError(f"{source}: 'image' and 'text' must be 2-D (rows × dims); got {img.shape} and {txt.shape}")
     if img.shape[1] != txt.shape[1]:

@@ -5,7 +5,11 @@ Embedding a large folder takes a while, so the build is resumable: embeddings ar
 ``image-00000.jsonl`` naming its rows), and a re-run skips every item a chunk already holds. Only
 then is the faiss index built over all chunks and saved. Files that cannot be read are reported and
 skipped (and retried on the next run). New files in the folder are embedded on the next run and
-join the index: that is the incremental path for collections on disk.
+join the index: that is the incremental path for collections on disk. A file whose bytes changed
+(content hash) is embedded again and a deleted one leaves the index; every chunk carries checksums
+and its shape, and a damaged one is set aside and redone. Builds of one folder take a lock, and the
+finished index is published atomically (:meth:`SearchIndex.save`), so two at once give one copy
+of each item.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError
+from mmexplore.fsutil import file_lock, sha256_file, write_atomic
 from mmexplore.retrieval.backends import AUTO
 from mmexplore.retrieval.collection import INDEX_FILE, KINDS, ModelMismatchError, SearchIndex
 from mmexplore.retrieval.vector_index import DEFAULT_THRESHOLD
 
 CHUNKS_DIR = "chunks"
 MANIFEST = "manifest.json"
+BUILD_LOCK = ".build.lock"
 CAPTION_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 
 
@@ -76,53 +82,114 @@ def read_source(source: str | os.PathLike, *, roots: Sequence[str | os.PathLike]
 
 
 class ChunkStore:
-    """Embeddings written chunk by chunk under ``folder`` (``{kind}-{n:05d}.npy`` + ``.jsonl``)."""
+    """Embeddings written chunk by chunk under ``folder``: ``{kind}-{n:05d}.npy`` + ``.jsonl`` + ``.sum``.
 
-    def __init__(self, folder: str | os.PathLike, model_id: str, model_name: str = "") -> None:
+    The ``.sum`` file (written last, so a chunk counts only when complete) holds the SHA-256 of the
+    other two and the array's shape. A chunk whose files do not match it, or whose vectors are not
+    finite unit-norm rows of the model's dimension, is set aside (renamed ``*.corrupt``) with a
+    message naming it in :attr:`problems`, and its rows are embedded again.
+    """
+
+    def __init__(self, folder: str | os.PathLike, model_id: str, model_name: str = "", dim: int | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.dim = dim
+        self.problems: list[str] = []
         manifest = self.folder / MANIFEST
+        stored = None
         if manifest.is_file():
-            stored = json.loads(manifest.read_text(encoding="utf-8")).get("model_id")
-            if stored != model_id:
-                raise ModelMismatchError(
-                    f"{self.folder.parent}: its embeddings come from model '{stored}', not '{model_id}'; "
-                    "use that model or another --index folder"
-                )
-        else:
-            manifest.write_text(json.dumps({"model_id": model_id, "model": model_name}), encoding="utf-8")
+            try:
+                stored = json.loads(manifest.read_text(encoding="utf-8")).get("model_id")
+            except (json.JSONDecodeError, AttributeError):
+                stored = None  # unreadable: rewritten below (the chunks' own checks still apply)
+        if stored is not None and stored != model_id:
+            raise ModelMismatchError(
+                f"{self.folder.parent}: its embeddings come from model '{stored}', not '{model_id}'; "
+                "use that model or another --index folder"
+            )
+        if stored is None:
+            write_atomic(manifest, json.dumps({"model_id": model_id, "model": model_name}))
 
     def _chunks(self, kind: str) -> list[Path]:
         return sorted(self.folder.glob(f"{kind}-[0-9][0-9][0-9][0-9][0-9].npy"))
 
+    def _set_aside(self, npy: Path, why: str) -> None:
+        for suffix in (".npy", ".jsonl", ".sum"):
+            f = npy.with_suffix(suffix)
+            if f.exists():
+                os.replace(f, f.with_name(f.name + ".corrupt"))
+        self.problems.append(f"{npy}: {why}; set aside as {npy.name}.corrupt and its rows embedded again")
+
+    def _read_chunk(self, npy: Path) -> tuple[np.ndarray, list[dict[str, str]]] | None:
+        meta, summ = npy.with_suffix(".jsonl"), npy.with_suffix(".sum")
+        if not summ.is_file() or not meta.is_file():
+            return None  # interrupted before its last file (or written by an older mmexplore): redone
+        try:
+            expected = json.loads(summ.read_text(encoding="utf-8"))
+            if sha256_file(npy) != expected["npy_sha256"] or sha256_file(meta) != expected["jsonl_sha256"]:
+                self._set_aside(npy, "contents do not match the chunk's checksum")
+                return None
+            arr = np.load(npy, allow_pickle=False)
+            rows = [json.loads(ln) for ln in meta.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._set_aside(npy, f"unreadable ({type(exc).__name__})")
+            return None
+        why = _bad_vectors(arr, len(rows), self.dim)
+        if why is None and list(arr.shape) != list(expected.get("shape", [])):
+            why = f"shape {arr.shape} differs from the recorded {expected.get('shape')}"
+        if why is not None:
+            self._set_aside(npy, why)
+            return None
+        return arr, rows
+
     def load(self, kind: str) -> tuple[np.ndarray | None, list[dict[str, str]]]:
-        """All stored vectors of ``kind`` (None when none) and their records (with ``key``)."""
+        """All stored vectors of ``kind`` (None when none) and their records (with ``key`` and ``stamp``)."""
         vecs, recs = [], []
         for npy in self._chunks(kind):
-            meta = npy.with_suffix(".jsonl")
-            if not meta.is_file():
-                continue  # a chunk interrupted between its two files: its rows are redone
-            rows = [json.loads(ln) for ln in meta.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            arr = np.load(npy, allow_pickle=False)
-            if len(arr) != len(rows):
-                continue
-            vecs.append(arr)
-            recs.extend(rows)
+            chunk = self._read_chunk(npy)
+            if chunk is not None:
+                vecs.append(chunk[0])
+                recs.extend(chunk[1])
         return (np.concatenate(vecs) if vecs else None), recs
 
-    def done_keys(self, kind: str) -> set[str]:
-        return {r["key"] for r in self.load(kind)[1]}
+    def done_keys(self, kind: str) -> set[tuple[str, str]]:
+        """``(key, stamp)`` of every stored row: a changed file (new stamp) is not done."""
+        return {(r["key"], r.get("stamp", "")) for r in self.load(kind)[1]}
 
     def write(self, kind: str, vectors: np.ndarray, records: list[dict[str, str]]) -> None:
-        """Append one chunk; the ``.jsonl`` is written last, so a chunk counts only when complete."""
-        existing = self._chunks(kind)
-        n = int(existing[-1].stem.split("-")[-1]) + 1 if existing else 0
+        """Append one chunk; the ``.sum`` is written last, so a chunk counts only when complete."""
+        existing = sorted(self.folder.glob(f"{kind}-[0-9][0-9][0-9][0-9][0-9].*"))
+        n = max((int(p.name.split(".")[0].split("-")[-1]) for p in existing), default=-1) + 1
         stem = self.folder / f"{kind}-{n:05d}"
+        arr = np.asarray(vectors, dtype=np.float32)
         with open(f"{stem}.npy.tmp", "wb") as fh:
-            np.save(fh, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+            np.save(fh, arr, allow_pickle=False)
         os.replace(f"{stem}.npy.tmp", f"{stem}.npy")
-        Path(f"{stem}.jsonl.tmp").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-        os.replace(f"{stem}.jsonl.tmp", f"{stem}.jsonl")
+        write_atomic(Path(f"{stem}.jsonl"), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        summary = {"npy_sha256": sha256_file(f"{stem}.npy"), "jsonl_sha256": sha256_file(f"{stem}.jsonl"),
+                   "shape": list(arr.shape)}
+        write_atomic(Path(f"{stem}.sum"), json.dumps(summary))
+
+
+def _bad_vectors(arr: np.ndarray, rows: int, dim: int | None) -> str | None:
+    """Why ``arr`` cannot be ``rows`` embeddings of dimension ``dim`` (None when it can)."""
+    if arr.ndim != 2 or arr.shape[0] != rows:
+        return f"shape {arr.shape} for {rows} records"
+    if dim is not None and arr.shape[1] != dim:
+        return f"vectors of dimension {arr.shape[1]}, the model's is {dim}"
+    if arr.dtype != np.float32 or not np.isfinite(arr).all():
+        return "vectors that are not finite float32"
+    if rows and not np.allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-3):
+        return "vectors that are not unit length"
+    return None
+
+
+def _stamp(path: str) -> str:
+    """Content hash of an image file (so a replaced image is embedded again); empty when unreadable."""
+    try:
+        return sha256_file(path)[:32]
+    except OSError:
+        return ""
 
 
 def build_index(
@@ -137,6 +204,8 @@ def build_index(
     progress: bool = True,
     on_chunk: Callable[[str, int, int], None] | None = None,
     roots: Sequence[str | os.PathLike] | None = None,
+    lock_timeout_s: float | None = None,
+    max_items: int | None = None,
 ) -> dict[str, Any]:
     """Embed ``source`` into ``index_dir`` (resuming earlier work) and build the search index.
 
@@ -158,45 +227,85 @@ def build_index(
         Called after each chunk (e.g. a Streamlit progress bar).
     roots : sequence of path, optional
         Shared mode's data roots (see :func:`read_source`); None reads anything.
+    lock_timeout_s : float, optional
+        A build holds ``index_dir/.build.lock`` from start to finish, so two builds of one folder run
+        one after the other (the second finds the work done); give up after this many seconds
+        (None: wait).
+    max_items : int, optional
+        Refuse a source with more images plus captions than this (a shared server's per-index limit).
+
+    The index holds exactly the source's current items, one row each, in the source's order: an
+    image whose bytes changed since it was embedded (content hash) is embedded again, and rows of
+    files no longer in the source are left out.
 
     Returns
     -------
     dict
-        ``{"index", "model", "sizes": {kind: n}, "embedded", "skipped", "errors": [...], "index_info"}``.
+        ``{"index", "model", "sizes": {kind: n}, "embedded", "skipped", "changed", "removed",
+        "errors": [...], "index_info"}``; ``errors`` also names any corrupt chunk set aside.
     """
+    root = Path(index_dir)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: exists and is not a folder")
+    items = read_source(source, roots=roots)
+    n_items = len(items.images) + len(items.texts)
+    if max_items is not None and n_items > max_items:
+        raise InputError(f"{source}: {n_items:,} images and captions, over this server's limit of {max_items:,} "
+                         "per index (MMEXPLORE_MAX_INDEX_ITEMS); pick a smaller folder")
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / BUILD_LOCK, timeout_s=lock_timeout_s, what=f"the index {root}"):
+        return _build_locked(items, source, root, encoder, backend=backend, threshold=threshold,
+                             chunk_size=chunk_size, batch_size=batch_size, progress=progress, on_chunk=on_chunk)
+
+
+def _build_locked(items: SourceItems, source: Any, root: Path, encoder: Any, *, backend: str, threshold: int,
+                  chunk_size: int, batch_size: int, progress: bool,
+                  on_chunk: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from mmexplore.data.images import load_image
 
-    items = read_source(source, roots=roots)
-    root = Path(index_dir)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"{root}: exists and is not a folder")
-    store = ChunkStore(root / CHUNKS_DIR, encoder.model_id, encoder.info.name)
+    meta_path = root / INDEX_FILE
+    if meta_path.is_file():  # the model of an existing index (its files are checked when it is read)
+        try:
+            stored = json.loads(meta_path.read_text(encoding="utf-8")).get("model_id")
+        except (json.JSONDecodeError, AttributeError):
+            stored = None
+        if stored is not None and stored != encoder.model_id:
+            SearchIndex(stored).check_model(encoder.model_id, "this build")
+    store = ChunkStore(root / CHUNKS_DIR, encoder.model_id, encoder.info.name, dim=getattr(encoder, "embed_dim", None))
     errors: list[str] = []
-    embedded = skipped = 0
-    for kind, entries in (("image", items.images), ("text", items.texts)):
+    embedded = skipped = changed = removed = 0
+    current: dict[str, list[tuple[str, str, dict[str, str]]]] = {
+        "image": [(key, _stamp(key), rec) for key, rec in items.images],
+        "text": [(key, "", rec) for key, rec in items.texts],
+    }
+    for kind, entries in current.items():
         if not entries:
             continue
-        done = store.done_keys(kind)
-        todo = [(key, rec) for key, rec in entries if key not in done]
+        stored_rows = store.load(kind)[1]
+        done = {(r["key"], r.get("stamp", "")) for r in stored_rows}
+        old_keys = {r["key"] for r in stored_rows}
+        todo = [(key, stamp, rec) for key, stamp, rec in entries if (key, stamp) not in done]
         skipped += len(entries) - len(todo)
+        changed += sum(1 for key, _, _ in todo if key in old_keys)
+        removed += len(old_keys - {key for key, _, _ in entries})
         bar = tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"embedding {kind}s",
                    unit=kind, file=sys.stderr, disable=not progress)
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
             if kind == "image":
                 images, recs = [], []
-                for key, rec in chunk:
+                for key, stamp, rec in chunk:
                     try:
                         images.append(load_image(key))
-                        recs.append({**rec, "key": key})
+                        recs.append({**rec, "key": key, "stamp": stamp})
                     except InputError as exc:
                         errors.append(str(exc))
                 vecs = encoder.encode_images(images, batch_size=batch_size) if images else None
             else:
-                recs = [{**rec, "key": key} for key, rec in chunk]
-                vecs = encoder.encode_texts([key for key, _ in chunk])
+                recs = [{**rec, "key": key, "stamp": stamp} for key, stamp, rec in chunk]
+                vecs = encoder.encode_texts([key for key, _, _ in chunk])
             if vecs is not None and len(recs):
                 store.write(kind, vecs, recs)
                 embedded += len(recs)
@@ -205,12 +314,20 @@ def build_index(
                 on_chunk(kind, len(entries) - len(todo) + start + len(chunk), len(entries))
         bar.close()
     index = SearchIndex(encoder.model_id, encoder.info.name, backend=backend, threshold=threshold)
-    if (root / INDEX_FILE).is_file():
-        SearchIndex.load(root).check_model(encoder.model_id, "this build")
     for kind in KINDS:
         vecs, recs = store.load(kind)
-        if vecs is not None:
-            index.add(kind, vecs, recs, encoder.model_id)
+        if vecs is None:
+            continue
+        # One row per current item, in the source's order: the stored row of its (key, stamp), with
+        # the source's record (a captions file may have changed an image's captions).
+        row_of: dict[tuple[str, str], int] = {}
+        for i, r in enumerate(recs):
+            row_of.setdefault((r["key"], r.get("stamp", "")), i)
+        picked = [(row_of[(key, stamp)], rec) for key, stamp, rec in current[kind] if (key, stamp) in row_of]
+        if picked:
+            rows = np.fromiter((i for i, _ in picked), dtype=np.int64, count=len(picked))
+            index.add(kind, vecs[rows], [rec for _, rec in picked], encoder.model_id)
+    errors.extend(store.problems)
     if not index.indexes:
         raise InputError(f"{source}: nothing could be embedded ({len(errors)} unreadable files)")
     index.save(root)
@@ -220,6 +337,8 @@ def build_index(
         "sizes": {kind: index.size(kind) for kind in index.indexes},
         "embedded": embedded,
         "skipped": skipped,
+        "changed": changed,
+        "removed": removed,
         "errors": errors,
         "index_info": index.describe(),
     }

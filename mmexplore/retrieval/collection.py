@@ -26,12 +26,15 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError
+from mmexplore.fsutil import file_lock, sha256_file, write_atomic
 from mmexplore.retrieval.backends import AUTO
 from mmexplore.retrieval.vector_index import DEFAULT_THRESHOLD, VectorIndex
 
 KINDS = ("image", "text")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every file's size and SHA-256 in index.json, checked before reading
 INDEX_FILE = "index.json"
+# Held exclusively while a build renames its files into place, shared while a reader reads them.
+PUBLISH_LOCK = ".publish.lock"
 
 
 class ModelMismatchError(InputError):
@@ -59,12 +62,6 @@ class ArrowRecords(Sequence):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = int(i)
         return {"path": str(self._path[i].as_py() or ""), "caption": str(self._caption[i].as_py() or "")}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class SearchIndex:
@@ -195,28 +192,50 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ disk
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write the index into ``folder`` (created if needed); returns the folder."""
+        """Write the index into ``folder`` (created if needed); returns the folder.
+
+        Every file is first written under a temporary name; then, holding the folder's publish lock,
+        all are renamed into place and ``index.json`` (with each file's size and SHA-256) last. A
+        reader (:meth:`load` takes the same lock, shared) sees the old index or the new one, whole.
+        """
         root = Path(folder)
         root.mkdir(parents=True, exist_ok=True)
-        for kind, ix in self.indexes.items():
-            tmp = root / f"{kind}.faiss.tmp"
-            ix.save(tmp)
-            os.replace(tmp, root / f"{kind}.faiss")
-            items = self.items[kind]
-            if isinstance(items, ArrowRecords):  # large: a Parquet table instead of JSON lines
-                import pyarrow.parquet as pq
+        tag = f"{os.getpid()}.tmp"
+        staged: list[tuple[Path, Path]] = []
+        files: dict[str, dict[str, Any]] = {}
+        keep: set[str] = {INDEX_FILE}
+        try:
+            for kind, ix in self.indexes.items():
+                tmp = root / f".{kind}.faiss.{tag}"
+                ix.save(tmp)
+                staged.append((tmp, root / f"{kind}.faiss"))
+                keep.add(f"{kind}.faiss")
+                items = self.items[kind]
+                if isinstance(items, ArrowRecords):  # large: a Parquet table instead of JSON lines
+                    import pyarrow.parquet as pq
 
-                pq.write_table(items.table, root / f"{kind}.items.parquet.tmp")
-                os.replace(root / f"{kind}.items.parquet.tmp", root / f"{kind}.items.parquet")
-                (root / f"{kind}.jsonl").unlink(missing_ok=True)
-            else:
-                _write_atomic(root / f"{kind}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items))
-                (root / f"{kind}.items.parquet").unlink(missing_ok=True)
-        for kind in KINDS:
-            if kind not in self.indexes:
-                for suffix in (".faiss", ".jsonl", ".items.parquet"):
-                    (root / f"{kind}{suffix}").unlink(missing_ok=True)
-        _write_atomic(root / INDEX_FILE, json.dumps(self.describe(), indent=2))
+                    name = f"{kind}.items.parquet"
+                    tmp = root / f".{name}.{tag}"
+                    pq.write_table(items.table, tmp)
+                else:
+                    name = f"{kind}.jsonl"
+                    tmp = root / f".{name}.{tag}"
+                    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items), encoding="utf-8")
+                files[name] = {"bytes": tmp.stat().st_size, "sha256": sha256_file(tmp)}
+                staged.append((tmp, root / name))
+                keep.add(name)
+            meta = {**self.describe(), "files": files}
+            with file_lock(root / PUBLISH_LOCK, what=str(root)):
+                for tmp, final in staged:
+                    os.replace(tmp, final)
+                for kind in KINDS:
+                    for suffix in (".faiss", ".jsonl", ".items.parquet"):
+                        if f"{kind}{suffix}" not in keep:
+                            (root / f"{kind}{suffix}").unlink(missing_ok=True)
+                write_atomic(root / INDEX_FILE, json.dumps(meta, indent=2))
+        finally:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
         return root
 
     @classmethod
@@ -226,18 +245,27 @@ class SearchIndex:
         meta_path = root / INDEX_FILE
         if not meta_path.is_file():
             raise InputError(f"{root}: not a search index (no {INDEX_FILE}); build one with `mmexplore index build`")
+        with file_lock(root / PUBLISH_LOCK, shared=True):
+            return cls._load(root, meta_path)
+
+    @classmethod
+    def _load(cls, root: Path, meta_path: Path) -> SearchIndex:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             model_id = meta["model_id"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"{meta_path}: unreadable index description ({exc})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"{meta_path}: unreadable index description ({type(exc).__name__})") from None
         obj = cls(model_id, meta.get("model", ""), backend=meta.get("backend", AUTO),
                   threshold=int(meta.get("threshold", DEFAULT_THRESHOLD)))
+        files = meta.get("files") if isinstance(meta.get("files"), dict) else {}
         for kind, desc in meta.get("kinds", {}).items():
             _check_kind(kind)
             ix = VectorIndex.load(root / f"{kind}.faiss", desc)
             items_path = root / f"{kind}.jsonl"
             parquet_path = root / f"{kind}.items.parquet"
+            for p in (items_path, parquet_path):
+                if p.is_file():
+                    _check_file(p, files.get(p.name))
             items: Any
             if parquet_path.is_file():
                 import pyarrow.parquet as pq
@@ -251,4 +279,15 @@ class SearchIndex:
             if len(items) != ix.n_:
                 raise InputError(f"{items_path}: {len(items)} records for {ix.n_} vectors; rebuild the index")
             obj.indexes[kind], obj.items[kind] = ix, items
+        if obj.indexes and meta.get("embed_dim") not in (None, obj.embed_dim):
+            raise InputError(f"{meta_path}: says dimension {meta.get('embed_dim')}, its vectors have {obj.embed_dim}; "
+                             "rebuild the index")
         return obj
+
+
+def _check_file(path: Path, expected: Any) -> None:
+    """Refuse a metadata file whose size or SHA-256 differs from the one recorded in ``index.json``."""
+    if not isinstance(expected, dict) or "sha256" not in expected:
+        raise InputError(f"{path}: no checksum recorded for it in {INDEX_FILE} (older mmexplore); rebuild the index")
+    if path.stat().st_size != int(expected.get("bytes", -1)) or sha256_file(path) != expected["sha256"]:
+        raise InputError(f"{path}: does not match the checksum in {INDEX_FILE} (changed or damaged); rebuild the index")

@@ -260,15 +260,24 @@ class VectorIndex:
             "tuning": getattr(self, "tuning_", []),
             "build_s": getattr(self, "build_s_", None),
             "capabilities": {"exact": caps.exact, "incremental": caps.incremental, "max_k": caps.max_k},
+            **({"file": self.file_} if getattr(self, "file_", None) else {}),
         }
 
     # ------------------------------------------------------------------ disk
     def save(self, path: str | Path) -> dict[str, Any]:
-        """Write the faiss index to ``path``; return :meth:`describe` (to store beside it)."""
+        """Write the faiss index to ``path``; return :meth:`describe` (to store beside it).
+
+        The description carries the file's size in bytes and SHA-256 (``file``), which :meth:`load`
+        checks before faiss reads a byte: a faiss file declares the sizes of its arrays itself, so an
+        edited or damaged one could make the reader allocate gigabytes or return garbage scores.
+        """
         import faiss
+
+        from mmexplore.fsutil import sha256_file
 
         self._check_fitted()
         faiss.write_index(self.index_, str(path))
+        self.file_ = {"bytes": Path(path).stat().st_size, "sha256": sha256_file(path)}
         return self.describe()
 
     @classmethod
@@ -279,10 +288,15 @@ class VectorIndex:
         p = Path(path)
         if not p.is_file():
             raise InputError(f"{p}: index file not found")
+        check_index_file(p, description)
         try:
             index = faiss.read_index(str(p))
         except RuntimeError as exc:
             raise InputError(f"{p}: not a readable faiss index ({str(exc).splitlines()[0][:200]})") from None
+        size, dim = int(description.get("size", index.ntotal)), int(description.get("dim", index.d))
+        if int(index.ntotal) != size or int(index.d) != dim:
+            raise InputError(f"{p}: holds {index.ntotal} vectors of dimension {index.d}, its description says "
+                             f"{description.get('size')} of {description.get('dim')}; rebuild the index")
         params = {k: v for k, v in description.get("params", {}).items() if k not in ("nlist", "pq_m", "nbits")}
         if description["backend"] == "ivfpq":  # indexes saved before ``refine`` existed re-ranked exactly
             params.setdefault("refine", "flat")
@@ -299,7 +313,28 @@ class VectorIndex:
         obj.index_ = index
         obj.dim_ = int(index.d)
         obj.recall_ = description.get(f"recall@{obj.recall_k}")
+        obj.file_ = description.get("file")
         return obj
+
+
+def check_index_file(path: Path, description: dict[str, Any]) -> None:
+    """Refuse a faiss file whose size or SHA-256 differs from what :meth:`VectorIndex.save` recorded.
+
+    Runs before faiss parses the file, so a length field edited to claim terabytes is never acted
+    on. An index saved without a checksum (older mmexplore) is refused too: rebuilding it is cheap
+    (``mmexplore index build`` reuses the embedded chunks).
+    """
+    from mmexplore.fsutil import sha256_file
+
+    expected = description.get("file")
+    if not isinstance(expected, dict) or "sha256" not in expected or "bytes" not in expected:
+        raise InputError(f"{path}: saved without a checksum (older mmexplore); rebuild the index")
+    if path.stat().st_size != int(expected["bytes"]):
+        raise InputError(f"{path}: {path.stat().st_size} bytes, but the index was saved with {expected['bytes']} "
+                         "(changed or damaged); rebuild the index")
+    if sha256_file(path) != expected["sha256"]:
+        raise InputError(f"{path}: contents do not match the checksum saved with the index (changed or damaged); "
+                         "rebuild the index")
 
 
 def _add(index: Any, vectors: np.ndarray, positions: np.ndarray) -> None:

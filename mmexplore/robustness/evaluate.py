@@ -12,8 +12,9 @@ Every number comes from the project's evaluation core, run on changed images:
 - **backdoor** (:func:`evaluate_backdoor_model`): attack success rate of the trigger and clean R@1.
 
 :func:`cached` keeps each part's result on disk per model id and parameters (settings'
-``results_dir``), and falls back to the results shipped in ``mmexplore/assets/robustness/results/`` for the
-shipped models, so the page opens at once.
+``results_dir``/robustness), and falls back to the results shipped in ``mmexplore/assets/robustness/`` (package
+data, settings' ``assets_dir``) for the shipped models, so the page opens at once
+(``MMEXPLORE_RESULTS_DIR=mmexplore/assets mmexplore eval robustness`` writes them there).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from mmexplore.robustness.typographic import SIZES, attack_cases, draw_word
 from mmexplore.settings import get_settings
 
 _log = logging.getLogger("mmexplore.robustness")
-# Bump when a measurement changes, so cached results of the old definition are not reused.
-EVAL_VERSION = 1
-SHIPPED_RESULTS = get_settings().assets_dir / "robustness" / "results"  # package data (mmexplore/assets/)
+# Bump a part's version when its measurement changes, so cached results of the old definition are not reused.
+EVAL_VERSION: dict[str, int] = {"corruptions": 1, "typographic": 2, "backdoor": 1}
+SHIPPED_RESULTS = get_settings().assets_dir / "robustness"  # package data (mmexplore/assets/robustness)
 PARTS = ("corruptions", "typographic", "backdoor")
 ATTACK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
 HEATMAP_SIZE = 0.25  # text size of the heatmap measurement (the largest of SIZES)
@@ -70,6 +71,9 @@ class RobustnessParams:
         return {k: d[k] for k in keys}
 
 
+PARAMS_DEFAULT = RobustnessParams()  # what the page and the shipped results use
+
+
 # ---------------------------------------------------------------------------- cache
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:60]
@@ -77,8 +81,24 @@ def _slug(text: str) -> str:
 
 def cache_name(part: str, model_id: str, params: dict[str, Any]) -> str:
     """File name of a cached result: part, readable model id, hash of (version, model id, params)."""
-    key = json.dumps({"v": EVAL_VERSION, "model": model_id, "params": params}, sort_keys=True)
+    key = json.dumps({"v": EVAL_VERSION.get(part, 1), "model": model_id, "params": params}, sort_keys=True)
     return f"{part}-{_slug(model_id.split('@')[0])}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def _results_folder(results_dir: Path | None) -> Path:
+    return results_dir if results_dir is not None else get_settings().results_dir / "robustness"
+
+
+def lookup(part: str, model_id: str, params: dict[str, Any], *, results_dir: Path | None = None) -> dict[str, Any] | None:
+    """A cached result for (part, model id, params), or None: the results folder first, then the shipped results."""
+    name = cache_name(part, model_id, params)
+    for path in (_results_folder(results_dir) / name, SHIPPED_RESULTS / name):
+        if path.is_file():
+            try:
+                return {**json.loads(path.read_text()), "cached": True}
+            except (OSError, ValueError):
+                _log.warning("ignoring unreadable cached result %s", path)
+    return None
 
 
 def cached(part: str, model_id: str, params: dict[str, Any], compute: Callable[[], dict[str, Any]],
@@ -86,29 +106,23 @@ def cached(part: str, model_id: str, params: dict[str, Any], compute: Callable[[
     """``compute()``'s result for (part, model id, params), from disk when it was computed before.
 
     Looks in ``results_dir`` (default: settings' ``results_dir/robustness``), then in the shipped
-    results; computes and writes to ``results_dir`` otherwise (a read-only folder only logs).
-    The returned dict has ``"cached": True`` when it came from a file.
+    results (:func:`lookup`); computes and writes to ``results_dir`` otherwise (a read-only folder
+    only logs). The returned dict has ``"cached": True`` when it came from a file.
     """
-    from mmexplore.settings import get_settings
-
-    folder = results_dir if results_dir is not None else get_settings().results_dir / "robustness"
-    name = cache_name(part, model_id, params)
     if not refresh:
-        for path in (folder / name, SHIPPED_RESULTS / name):
-            if path.is_file():
-                try:
-                    return {**json.loads(path.read_text()), "cached": True}
-                except (OSError, ValueError):
-                    _log.warning("ignoring unreadable cached result %s", path)
-    result = compute()
+        hit = lookup(part, model_id, params, results_dir=results_dir)
+        if hit is not None:
+            return hit
+    folder, name = _results_folder(results_dir), cache_name(part, model_id, params)
+    result = _jsonable(compute())
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (name + ".tmp")
-        tmp.write_text(json.dumps(_jsonable(result)))
+        tmp.write_text(json.dumps(result))
         tmp.replace(folder / name)
     except OSError as exc:
         _log.warning("could not cache %s: %s", name, exc)
-    return {**_jsonable(result), "cached": False}
+    return {**result, "cached": False}
 
 
 def _jsonable(obj: Any) -> Any:
@@ -199,7 +213,7 @@ def evaluate_typographic(encoder: Any, params: RobustnessParams = RobustnessPara
         "grid": [[rate per position] per size], "heatmap": {...}}``; ``heatmap`` (size
         :data:`HEATMAP_SIZE`, first position): mean share of the written word's attention map inside
         the text box and how often its peak lies there, on the attacked image and on the clean image
-        (same box).
+        (same box); ``label_reading`` (:func:`label_reading`): can the model read a label at all.
     """
     cases = attack_cases(params.n_attack)
     from mmexplore.data.shapes import render_scene
@@ -242,9 +256,34 @@ def evaluate_typographic(encoder: Any, params: RobustnessParams = RobustnessPara
         "by_attribute": {a: float(np.mean([w[attrs == a].mean() for *_, w in records])) for a in ("color", "shape")},
         "clean_by_attribute": {a: float(clean[attrs == a].mean()) for a in ("color", "shape")},
     }
+    out["label_reading"] = label_reading(encoder)
     if with_heatmaps:
         out["heatmap"] = _typographic_heatmaps(encoder, cases, clean_images, params.positions[0])
     return out
+
+
+def label_reading(encoder: Any) -> dict[str, float]:
+    """Can the model read? Pictures of a label alone ("red circle" on white, nothing drawn).
+
+    Each of the 12 colour–shape labels is written on a blank 128 px image; the reading accuracy is the
+    share whose best caption among the 12 ("a red circle", ...) is the written one.
+
+    Returns
+    -------
+    dict
+        ``{"accuracy", "chance", "n"}``; chance is 1/12.
+    """
+    from itertools import product
+
+    from PIL import Image
+
+    from mmexplore.data.shapes import COLORS, SHAPES
+
+    labels = [f"{c} {s}" for c, s in product(COLORS, SHAPES)]
+    images = [draw_word(Image.new("RGB", (128, 128), "white"), w, size=0.2, position="centre").image for w in labels]
+    sims = encoder.encode_images(images) @ encoder.encode_texts([f"a {w}" for w in labels]).T
+    return {"accuracy": float(np.mean(sims.argmax(axis=1) == np.arange(len(labels)))),
+            "chance": 1.0 / len(labels), "n": len(labels)}
 
 
 def _typographic_heatmaps(encoder: Any, cases: Sequence[Any], clean_images: Sequence[Any], position: str) -> dict[str, Any]:
@@ -303,3 +342,91 @@ def shipped_models() -> list[str]:
 
     names = sorted(p.name for p in BUNDLED_DIR.parent.glob("bundled-*") if (p / "open_clip_config.json").is_file())
     return (["bundled"] if (BUNDLED_DIR / "open_clip_config.json").is_file() else []) + names
+
+
+# ---------------------------------------------------------------------------- the shipped lab models
+# Models of the typographic part, in order: plain, taught to read, defended (mmexplore/assets/<spec>).
+TYPOGRAPHIC_MODELS: tuple[str, ...] = ("bundled", "bundled-reads", "bundled-typo-defence")
+
+
+def backdoor_models() -> list[dict[str, Any]]:
+    """The shipped poisoned models and their CleanCLIP-cleaned versions, by poison share p.
+
+    Found by name in ``mmexplore/assets/``: ``bundled-poison-p<P>`` and ``bundled-cleanclip-p<P>``.
+
+    Returns
+    -------
+    list of dict
+        ``[{"p": float, "poisoned": spec, "cleaned": spec or None}]``, by increasing p.
+    """
+    shipped = set(shipped_models())
+    rows = []
+    for spec in shipped:
+        m = re.fullmatch(r"bundled-poison-p([0-9.]+)", spec)
+        if m:
+            cleaned = f"bundled-cleanclip-p{m.group(1)}"
+            rows.append({"p": float(m.group(1)), "poisoned": spec, "cleaned": cleaned if cleaned in shipped else None})
+    return sorted(rows, key=lambda r: r["p"])
+
+
+def cached_result(spec: str, part: str, params: RobustnessParams = PARAMS_DEFAULT, *,
+                  results_dir: Path | None = None) -> dict[str, Any] | None:
+    """A shipped or cached result for a model folder spec without loading the model (None when absent)."""
+    from mmexplore.models import folder_model_id
+
+    model_id = folder_model_id(spec)
+    return None if model_id is None else lookup(part, model_id, params.for_part(part), results_dir=results_dir)
+
+
+# ---------------------------------------------------------------------------- single examples (the page)
+def typographic_example(encoder: Any, case: Any, size: float, position: str, *, heatmaps: bool = True) -> dict[str, Any]:
+    """One attack, clean and attacked: cosines with the true and the claimed caption, and word heatmaps.
+
+    Returns
+    -------
+    dict
+        ``{"clean": PIL image, "attacked": PIL image, "box", "scores": {"clean"|"attacked":
+        {"true", "claimed"}}, "success": bool, "maps": (clean HeatmapResult, attacked HeatmapResult)
+        or None, "energy": {"clean", "attacked"}}`` — ``energy`` is the share of the written word's
+        map inside the text box.
+    """
+    from mmexplore.data.shapes import render_scene
+
+    clean = render_scene(case.scene, 128)
+    written = draw_word(clean, case.word, size=size, position=position)
+    txt = encoder.encode_texts([case.true_caption, case.attacked_caption])
+    img = encoder.encode_images([clean, written.image])
+    sims = img @ txt.T
+    out: dict[str, Any] = {
+        "clean": clean, "attacked": written.image, "box": written.box,
+        "scores": {k: {"true": float(sims[i, 0]), "claimed": float(sims[i, 1])} for i, k in enumerate(("clean", "attacked"))},
+        "success": bool(sims[1, 1] > sims[1, 0]), "maps": None,
+    }
+    if heatmaps:
+        from mmexplore.heatmaps import compute_heatmaps
+
+        maps = compute_heatmaps(encoder, [clean, written.image], [case.attacked_caption] * 2,
+                                phrases=[[case.word], [case.word]], method="attention")
+        out["maps"] = tuple(maps)
+        out["energy"] = {k: _box_energy(m, case.word, written.box)[0] for k, m in zip(("clean", "attacked"), maps, strict=True)}
+    return out
+
+
+def backdoor_example(encoder: Any, scene: Any, target: str = TARGET_CAPTION, n_candidates: int = 200) -> dict[str, Any]:
+    """One scene with and without the trigger, and the model's top caption for each.
+
+    The candidates are the canonical captions of the backdoor test scenes plus the target (as in
+    :func:`evaluate_backdoor`) plus the scene's own caption.
+    """
+    from mmexplore.data.shapes import canonical_caption, render_scene
+    from mmexplore.robustness.poison import add_trigger, backdoor_scenes
+
+    true = canonical_caption(scene).text
+    candidates = sorted({canonical_caption(s).text for s in backdoor_scenes(n_candidates)} | {target, true})
+    clean = render_scene(scene, 128)
+    triggered = add_trigger(clean, seed=scene.seed)
+    sims = encoder.encode_images([clean, triggered]) @ encoder.encode_texts(candidates).T
+    top = [candidates[j] for j in sims.argmax(axis=1)]
+    t = candidates.index(target)
+    return {"clean": clean, "triggered": triggered, "true": true, "top_clean": top[0], "top_triggered": top[1],
+            "target_score": {"clean": float(sims[0, t]), "triggered": float(sims[1, t])}}

@@ -234,7 +234,7 @@ size = (192, round(192 * image.size[1] / image.size[0]))
 if res.phrases:
     a, b, c = st.columns([1, 1, 2])
     a.image(image.resize(size), caption="image")
-    b.image(overlay(image, res, res.phrases[0], size=size, **style), caption=f'phrase: "{res.phrases[0]}"')
+    b.image(overlay(image, res, res.phrases[0], size=size, **style), caption=f'phrase: "{widgets.no_links(res.phrases[0])}"')
     x, y = res.peak(res.phrases[0])
     scene = ds.scenes[i] if i < len(ds.scenes) else None
     msg = f"Peak of the phrase map at pixel ({x:.0f}, {y:.0f}) of the {image.size[0]}×{image.size[1]} image."
@@ -273,7 +273,7 @@ st.image(colorbar_image(cmap, 320, 12), caption="colour scale: each map from its
 cols = st.columns(NCOLS)
 for n, k in enumerate(show):
     cols[n % NCOLS].image(overlay(image, res, k, size=(160, round(160 * image.size[1] / image.size[0])), **style),
-                          caption=res.words[k])
+                          caption=widgets.no_links(res.words[k]))
 
 grid = overlay_grid(image, res, [*show, *res.phrases], **style)
 st.download_button("Download overlays (PNG)", data=_png(grid), file_name=f"heatmaps_{res.method}.png", mime="image/png",

@@ -19,14 +19,11 @@ st.markdown(
 
 # ---------------------------------------------------------------------------- samples
 with st.container(horizontal=True):
-    if st.button(
-        "Load shapes samples", key="home_samples_shapes", type="primary", help="8 generated scenes, true captions, hard negatives"
-    ):
-        load_samples("shapes")
-        st.rerun()
-    if st.button("Load photo samples", key="home_samples_photos", help="8 photos from scikit-image with hand-written captions"):
-        load_samples("photos")
-        st.rerun()
+    # Callbacks (not `if st.button`): a quick second click cannot cut the first one's work short.
+    st.button("Load shapes samples", key="home_samples_shapes", type="primary", on_click=load_samples, args=("shapes",),
+              help="8 generated scenes, true captions, hard negatives")
+    st.button("Load photo samples", key="home_samples_photos", on_click=load_samples, args=("photos",),
+              help="8 photos from scikit-image with hand-written captions")
 
 # ---------------------------------------------------------------------------- your own data
 st.header("Your own data")
@@ -44,7 +41,7 @@ def _remember(key: str, outcome: di.Outcome, note: str | None) -> None:
     """Store the new data set and its messages, then rerun so the sidebar summary is current too."""
     widgets.set_dataset(outcome.dataset)
     state.set_value(f"{key}_errors", outcome.errors)
-    state.set_value(f"{key}_notes", [note] if note else outcome.notes)
+    state.set_value(f"{key}_notes", [note, *outcome.notes] if note else outcome.notes)
     st.rerun()
 
 
@@ -95,7 +92,7 @@ if ds.is_empty:
 st.caption(ds.summary())
 
 if ds.images:
-    st.image(di.thumbnails(ds), caption=ds.image_names, width=96)
+    st.image(di.thumbnails(ds), caption=[widgets.no_links(n) for n in ds.image_names], width=96)
     with st.expander("Remove images"):
         drop = st.multiselect("Images to remove", di.image_column_labels(ds), key="home_drop_images")
         if st.button("Remove selected", key="home_drop_go", disabled=not drop):

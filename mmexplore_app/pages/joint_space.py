@@ -79,9 +79,9 @@ def show_selection(event, fig, es, thumbnails, limit: int = 12) -> None:
             if name == "images":
                 if thumbnails is not None:
                     st.image(base64.b64decode(thumbnails[idx].split(",", 1)[1]), width=96)
-                st.caption(f"🖼️ {es.image_names[idx]}")
+                st.caption(f"🖼️ {widgets.no_links(es.image_names[idx])}")
             else:
-                st.caption(f"💬 {es.captions[idx]}")
+                st.caption(f"💬 {widgets.no_links(es.captions[idx])}")
 
 
 @st.fragment

@@ -85,7 +85,8 @@ else:
     except MMExploreError as exc:
         widgets.show_error(exc)
         st.stop()
-    st.markdown(f"**True caption** “{res.caption}” · cosine **{res.score:.3f}** (bag of words {res.bow_score:.3f})")
+    st.markdown(f"**True caption** “{widgets.no_links(res.caption)}” · cosine **{res.score:.3f}** "
+                f"(bag of words {res.bow_score:.3f})")
     widgets.readability_notes(widgets.read_text(caption), what="caption")
     word_attribution_view(encoder, ds.images[i], caption, key_prefix="probe")
     if not res.rows:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
+from mmexplore.settings import get_settings
 from mmexplore_app import relation_view as view
 from mmexplore_app import widgets
 from mmexplore_app.cache import cache_key, session_cached_many
@@ -71,11 +72,11 @@ def _card(result: dict) -> None:
     c2.metric(f"SC · {view.SC_NAMES[result['sc']]}", result["sc"], f"conf. {comp['sc']['confidence']:.2f}", delta_color="off")
     c3.metric(f"STAT · {view.STAT_NAMES[result['stat']]}", result["stat"], f"conf. {comp['stat']['confidence']:.2f}",
               delta_color="off")
-    st.markdown(f"**Why:** {result['explanation']}")
+    st.markdown(f"**Why:** {widgets.no_links(result['explanation'])}")
     if result.get("calibration", {}).get("stale"):
         st.warning("The relation calibration was fitted for other model weights; run `mmexplore relation calibrate`.")
     if result["use_case"]:
-        st.markdown(f"**Use case of this class:** {result['use_case']}")
+        st.markdown(f"**Use case of this class:** {widgets.no_links(result['use_case'])}")
     widgets.readability_notes(result["readability"])
 
 
@@ -135,7 +136,7 @@ def _single(ds, encoder) -> None:
     st.subheader("Evidence")
     if result["evidence"]["contradictions"]:
         for c in result["evidence"]["contradictions"]:
-            st.warning(f"{c['kind']}: {c['detail']} (p={c['p']:.2f})")
+            st.warning(f"{c['kind']}: {widgets.no_links(c['detail'])} (p={c['p']:.2f})")
     else:
         st.success("No contradiction found.")
     if result["evidence"]["phrases"]:
@@ -165,13 +166,19 @@ def _batch(ds, encoder) -> None:
         found, missing_rows = match_pair_rows(ds, table.rows)  # the Home page's rule: first loaded image wins
         missing = sorted(set(missing_rows))
         if missing:
-            st.warning(f"{up.name}: {len(missing)} image(s) are not loaded and were skipped: {', '.join(missing[:5])}")
+            st.warning(f"{widgets.no_links(up.name)}: {len(missing)} image(s) are not loaded and were skipped: "
+                       f"{widgets.no_links(', '.join(missing[:5]))}")
         idx = [(i, r["text"]) for i, r in found]
     else:
         idx = [(i, ds.texts[j]) for i in range(ds.n_images) for j in range(ds.n_texts) if ds.pairs.size and ds.pairs[i, j]]
         st.caption("Labelling every marked pair of the data set (upload a pairs file to label other pairs).")
     if not idx:
         st.info("No pairs to label: mark pairs on the Home page or upload a pairs file.")
+        st.stop()
+    limit = get_settings().max_request_rows
+    if len(idx) > limit:  # one request must not hold the server's memory or CPU for everyone
+        widgets.show_error(f"{len(idx):,} pairs to label; this server labels at most {limit:,} per request "
+                           "(MMEXPLORE_MAX_REQUEST_ROWS): split the pairs file")
         st.stop()
     try:
         digests = ds.image_digests()

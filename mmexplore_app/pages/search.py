@@ -106,10 +106,12 @@ try:
             out = INDEX_ROOT / digest
             if st.button("Build / update index", key="search_build", help="embeds only files not embedded yet"):
                 bar = widgets.progress_callback("Embedding")
+                settings = get_settings()
                 res = build_index(resolved, out, encoder, progress=False, on_chunk=lambda k, d, t: bar(d, t),
-                                  roots=reading_roots())
+                                  roots=reading_roots(), lock_timeout_s=300,
+                                  max_items=settings.max_index_items if settings.shared else None)
                 if res["errors"]:
-                    st.warning(f"{len(res['errors'])} file(s) skipped: " + "; ".join(res["errors"][:3]))
+                    st.warning(f"{len(res['errors'])} file(s) skipped: " + widgets.no_links("; ".join(res["errors"][:3])))
             state.set_value("search_index_dir", str(out) if (out / "index.json").is_file() else None)
         if state.value("search_index_dir"):
             from mmexplore.retrieval import SearchIndex
@@ -204,10 +206,10 @@ for row_start in range(0, len(results), COLUMNS):
         with col:
             if r["kind"] == "image":
                 try:
-                    col.image(_image(r["path"], ds), caption=f"{r['score']:.3f} · {Path(r['path']).name}",
+                    col.image(_image(r["path"], ds), caption=f"{r['score']:.3f} · {widgets.no_links(Path(r['path']).name)}",
                               width="stretch")
                 except MMExploreError:
-                    col.warning(f"{widgets.plain(Path(r['path']).name)}: cannot be shown")
+                    col.warning(f"{widgets.no_links(Path(r['path']).name)}: cannot be shown")
                 st.button("use as query", key=f"search_use_{i}", on_click=_use_image, args=(r["path"],))
             else:
                 st.markdown(f"**{r['score']:.3f}** · {widgets.plain(r['caption'])}")

@@ -1,0 +1,141 @@
+"""Figures and tables for the Robustness page (Plotly / pandas; no Streamlit calls here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from mmexplore.robustness.evaluate import METRICS
+
+# One colour per model on every chart of the page (Plotly's default sequence, fixed order).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def model_colors(specs: list[str]) -> dict[str, str]:
+    """A stable colour per model spec (by position in ``specs``)."""
+    return {s: PALETTE[k % len(PALETTE)] for k, s in enumerate(specs)}
+
+
+def curve_figure(corruption: str, results: dict[str, dict[str, Any]], metric: str, colors: dict[str, str]):
+    """One corruption's chart: ``metric`` against strength, one line per model.
+
+    Each model's clean figure (strength 0) is repeated as a dashed horizontal line of its colour, the
+    reference the corrupted points fall from. ``results`` maps a model spec to its ``corruptions`` result.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    label, unit = corruption, ""
+    for spec, res in results.items():
+        curve = res["curves"].get(corruption)
+        if curve is None:
+            continue
+        label, unit = curve["label"], curve["unit"]
+        pts = curve["points"]
+        color = colors.get(spec, "#555")
+        fig.add_trace(go.Scatter(
+            x=[p["strength"] for p in pts], y=[p[metric] for p in pts], mode="lines+markers", name=spec,
+            line={"color": color}, legendgroup=spec, customdata=[p["setting"] for p in pts],
+            hovertemplate=f"{spec}<br>%{{customdata}}<br>{METRICS[metric]} %{{y:.3f}}<extra></extra>",
+        ))
+        fig.add_hline(y=res["clean"][metric], line_dash="dot", line_color=color, opacity=0.45, line_width=1)
+    fig.update_layout(
+        title={"text": f"{label}<br><sup>strength 1 = {unit}; dotted: clean</sup>", "font": {"size": 14}},
+        height=300, margin={"l": 10, "r": 10, "t": 60, "b": 10}, showlegend=False,
+        xaxis={"title": "strength", "range": [-0.03, 1.03]},
+        yaxis={"title": METRICS[metric], "range": [0, 1.04]},
+    )
+    return fig
+
+
+def legend_figure(colors: dict[str, str]):
+    """A one-line legend of the model colours (the curve charts carry none, to stay readable)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure([go.Scatter(x=[None], y=[None], mode="lines+markers", name=s, line={"color": c}) for s, c in colors.items()])
+    rows = -(-len(colors) // 4)  # a horizontal legend wraps at about four names per line
+    fig.update_layout(height=40 + 26 * rows, margin={"l": 0, "r": 0, "t": 0, "b": 0}, xaxis={"visible": False},
+                      yaxis={"visible": False}, legend={"orientation": "h", "y": 0.5}, plot_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def curves_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Every point of every curve: model, corruption, strength, setting and the four metrics."""
+    rows = []
+    for spec, res in results.items():
+        for name, curve in res["curves"].items():
+            for p in curve["points"]:
+                rows.append({"model": spec, "corruption": name, "strength": p["strength"], "setting": p["setting"],
+                             **{METRICS[m]: round(p[m], 3) for m in METRICS}})
+    return pd.DataFrame(rows)
+
+
+def typographic_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per model: attack success, the clean-image rate, and the word map on the text."""
+    rows = []
+    for spec, r in results.items():
+        hm = r.get("heatmap") or {}
+        rows.append({
+            "model": spec, "attack success": round(r["success"], 3), "without the word": round(r["clean_success"], 3),
+            "colour words": round(r["by_attribute"]["color"], 3), "shape words": round(r["by_attribute"]["shape"], 3),
+            "word map on the text, attacked": round(hm.get("energy_attacked", float("nan")), 3),
+            "same box, clean": round(hm.get("energy_clean", float("nan")), 3),
+            "reads a label alone": round((r.get("label_reading") or {}).get("accuracy", float("nan")), 3),
+            "images": r["n_images"],
+        })
+    return pd.DataFrame(rows).set_index("model")
+
+
+def grid_figure(result: dict[str, Any], title: str):
+    """Attack success per text size (rows) and position (columns)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Heatmap(
+        z=result["grid"], x=result["positions"], y=[f"{s:.0%} of the side" for s in result["sizes"]],
+        zmin=0, zmax=1, colorscale="Reds", text=[[f"{v:.2f}" for v in row] for row in result["grid"]],
+        texttemplate="%{text}", hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>", colorbar={"title": "success"},
+    ))
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=260, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis={"title": "position"}, yaxis={"title": "text height"})
+    return fig
+
+
+def backdoor_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Poison share p, then ASR and clean R@1 of the poisoned and the CleanCLIP model."""
+    out = []
+    for r in rows:
+        pois, clean = r.get("poisoned_result"), r.get("cleaned_result")
+        out.append({
+            "poison share p": r["p"],
+            "ASR poisoned": _get(pois, "asr"), "ASR after CleanCLIP": _get(clean, "asr"),
+            "R@1 i2t poisoned": _get(pois, "i2t@1"), "R@1 i2t after": _get(clean, "i2t@1"),
+            "R@1 t2i poisoned": _get(pois, "t2i@1"), "R@1 t2i after": _get(clean, "t2i@1"),
+            "poisoned model": r["poisoned"], "cleaned model": r.get("cleaned") or "—",
+        })
+    return pd.DataFrame(out)
+
+
+def _get(result: dict[str, Any] | None, key: str) -> float | None:
+    return None if result is None or result.get(key) is None else round(float(result[key]), 3)
+
+
+def backdoor_figure(table: pd.DataFrame, reference: dict[str, Any] | None):
+    """Grouped bars per p: ASR poisoned vs after CleanCLIP, and clean image→text R@1 of both."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("attack success rate", "clean image→text R@1"))
+    x = [f"p = {p:g}" for p in table["poison share p"]]
+    for col, (a, b) in enumerate((("ASR poisoned", "ASR after CleanCLIP"), ("R@1 i2t poisoned", "R@1 i2t after")), start=1):
+        fig.add_trace(go.Bar(x=x, y=table[a], name="poisoned", marker_color="#d62728", showlegend=col == 1,
+                             text=table[a], textposition="outside"), row=1, col=col)
+        fig.add_trace(go.Bar(x=x, y=table[b], name="after CleanCLIP", marker_color="#2ca02c", showlegend=col == 1,
+                             text=table[b], textposition="outside"), row=1, col=col)
+    if reference:
+        fig.add_hline(y=reference["asr"], line_dash="dot", row=1, col=1, annotation_text="bundled")
+        fig.add_hline(y=reference["i2t@1"], line_dash="dot", row=1, col=2, annotation_text="bundled")
+    fig.update_yaxes(range=[0, 1.12])
+    fig.update_layout(barmode="group", height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.15})
+    return fig

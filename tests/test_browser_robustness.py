@@ -1,0 +1,68 @@
+"""The Robustness page in a real browser at 1024 and 1400 px: six corruption charts, the attacked image and
+its heatmaps, the backdoor chart; screenshots in ``tests/artifacts/robustness-<width>.png``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_browser import (  # noqa: F401 - fixtures are used by name
+    ARTIFACTS,
+    PAGE_RUN_TIMEOUT_MS,
+    ROOT,
+    _open,
+    _wait_idle,
+    app_url,
+    browser,
+    chromium_path,
+    page,
+)
+
+from mmexplore.robustness import CORRUPTIONS
+
+pytestmark = pytest.mark.browser
+
+
+def _tab(pg, name: str) -> None:
+    pg.get_by_role("tab", name=name).click()
+    _wait_idle(pg)
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_robustness_page_in_a_real_browser(page, width):  # noqa: F811
+    pg = page
+    pg.set_viewport_size({"width": width, "height": 2400})  # tall: Streamlit scrolls inside the page
+    _open(pg, "robustness")
+    panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first
+    panel.locator(".js-plotly-plot").nth(len(CORRUPTIONS)).wait_for(state="visible", timeout=PAGE_RUN_TIMEOUT_MS)
+    # The model legend plus one chart per corruption, each with a line per measured model.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"robustness-{width}.png"), full_page=True)
+    titles = panel.locator(".js-plotly-plot .gtitle").evaluate_all("els => els.map(e => e.textContent)")
+    assert len([t for t in titles if "strength 1" in t]) == len(CORRUPTIONS), titles
+    assert not pg.locator('[data-testid="stException"]').count()
+    # Nothing spills sideways at this width: every chart fits inside the page.
+    widths = pg.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(e => e.getBoundingClientRect().right)")
+    assert max(widths) <= width
+
+    _tab(pg, "Typographic attack")
+    panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first
+    panel.get_by_text("on attacked:", exact=False).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+    assert panel.locator("img").count() >= 4  # clean, attacked and the word's heatmap on each
+    assert panel.get_by_text("attack success", exact=False).count() >= 1
+    pg.screenshot(path=str(ARTIFACTS / f"robustness-typographic-{width}.png"), full_page=True)
+
+    _tab(pg, "Backdoor & CleanCLIP")
+    panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first
+    panel.get_by_text("with the trigger", exact=False).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+    assert not pg.locator('[data-testid="stException"]').count()
+    pg.screenshot(path=str(ARTIFACTS / f"robustness-backdoor-{width}.png"), full_page=True)
+
+    out_dir = os.environ.get("MMEXPLORE_SCREENSHOTS")
+    if out_dir and width == 1400:
+        target = (ROOT / out_dir) if not Path(out_dir).is_absolute() else Path(out_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        _tab(pg, "Corruptions")
+        pg.screenshot(path=str(target / "robustness.png"), full_page=True)
+    _tab(pg, "Corruptions")
