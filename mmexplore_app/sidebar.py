@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
-from mmexplore_app import widgets
+from mmexplore_app import state, widgets
 from mmexplore_app.state import Dataset
 
 # Model sources offered in the picker: label -> (spec prefix hint, placeholder).
@@ -61,15 +61,15 @@ def _picked_spec() -> tuple[str, str]:
     """(spec, source label) as the picker's widgets hold them now (read in the button's callback)."""
     allowed = widgets.allowed_models()
     if allowed is not None:
-        return str(st.session_state.get("sb_model_allowed") or allowed[0]), "allowed"
-    source = str(st.session_state.get("sb_model_source") or next(iter(MODEL_SOURCES)))
+        return str(state.value("sb_model_allowed") or allowed[0]), "allowed"
+    source = str(state.value("sb_model_source") or next(iter(MODEL_SOURCES)))
     hint = MODEL_SOURCES.get(source, "bundled")
     if hint.startswith("bundled"):
         return hint, source
     if hint == "run:":
-        run = st.session_state.get("sb_model_run")
+        run = state.value("sb_model_run")
         return (f"run:{run}" if run else ""), source
-    return str(st.session_state.get("sb_model_spec") or ""), source
+    return str(state.value("sb_model_spec") or ""), source
 
 
 def _load_clicked() -> None:
@@ -80,19 +80,19 @@ def _load_clicked() -> None:
     """
     spec, source = _picked_spec()
     if not spec.strip():
-        st.session_state[widgets.MODEL_ERROR_KEY] = f"enter a model spec, e.g. {MODEL_SOURCES.get(source, 'bundled')}"
+        state.set_value(widgets.MODEL_ERROR_KEY, f"enter a model spec, e.g. {MODEL_SOURCES.get(source, 'bundled')}")
         return
-    st.session_state[PENDING_KEY] = (spec, str(st.session_state.get("sb_model_device") or widgets.DEFAULT_DEVICE))
+    state.set_value(PENDING_KEY, (spec, str(state.value("sb_model_device") or widgets.DEFAULT_DEVICE)))
 
 
 def _model_picker() -> None:
     st.subheader("Model")
-    pending = st.session_state.get(PENDING_KEY)
+    pending = state.value(PENDING_KEY)
     if pending:
         if str(pending[0]).startswith("run:"):
             widgets.forget_model(pending[0])  # a run may have trained on since it was last loaded
         widgets.switch_model(*pending)
-        st.session_state.pop(PENDING_KEY, None)  # only once done: an interrupted run retries it
+        state.forget(PENDING_KEY)  # only once done: an interrupted run retries it
     spec, device = widgets.active_model_choice()
     allowed = widgets.allowed_models()
     if allowed is not None:
@@ -110,7 +110,7 @@ def _model_picker() -> None:
 
     st.selectbox("Device", DEVICE_CHOICES, key="sb_model_device", index=DEVICE_CHOICES.index("auto"))
     st.button("Load model", key="sb_model_load", width="stretch", on_click=_load_clicked)
-    err = st.session_state.get(widgets.MODEL_ERROR_KEY)
+    err = state.value(widgets.MODEL_ERROR_KEY)
     if err:
         st.error(widgets.no_links(f"{err}\n\nStill using: {spec}"), icon=":material/error:")
     spec, device = widgets.active_model_choice()

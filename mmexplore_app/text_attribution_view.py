@@ -1,7 +1,8 @@
 """Highlighted words: which words of a caption drive its score with an image (Heatmaps and Probes pages).
 
 The numbers come from :func:`mmexplore.heatmaps.text_attribution.word_attribution`, the same call as
-``mmexplore heatmap --json``. Session-state keys: ``<prefix>_text_method`` and ``text_attr_memo``.
+``mmexplore heatmap --json``. Session state: the ``<prefix>_text_method`` widget; results go through
+the cache seam (namespace ``word_attribution``).
 """
 
 from __future__ import annotations

@@ -75,3 +75,15 @@ def test_installed_wheel_runs_the_bundled_model(installed, tmp_path):
     sim = _run(installed, "similarity", "--captions", str(tmp_path / "s" / "pairs.csv"), "--device", "cpu", cwd=tmp_path)
     cos = sim["cosine"]
     assert len(cos) == 2 and all(cos[k][k] > 0 for k in range(2))
+    # Every other kind of package data came along too: the lab's models and figures, replays, calibrations.
+    check = ("import json; from mmexplore.robustness.evaluate import SHIPPED_RESULTS, cached_result, shipped_models; "
+             "from mmexplore.relation.calibration import calibration_path; from mmexplore.settings import get_settings; "
+             "print(json.dumps({'models': shipped_models(), 'results': len(list(SHIPPED_RESULTS.glob('*.json'))), "
+             "'asr': cached_result('bundled-poison-p0.1', 'backdoor')['asr'], "
+             "'replays': sorted(p.name for p in (get_settings().assets_dir / 'replays').iterdir()), "
+             "'calibration': calibration_path('bundled').is_file()}))")
+    shipped = json.loads(subprocess.run([str(py), "-c", check], cwd=tmp_path, capture_output=True, text=True, check=True,
+                                        env={"HF_HUB_OFFLINE": "1"}).stdout)
+    assert {"bundled", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-reads"} <= set(shipped["models"])
+    assert shipped["results"] >= 24 and shipped["asr"] > 0.5 and shipped["calibration"]
+    assert "clip" in shipped["replays"]

@@ -21,7 +21,8 @@ from mmexplore.robustness.evaluate import (
 from mmexplore.robustness.poison import TARGET_CAPTION, backdoor_scenes
 from mmexplore.robustness.typographic import POSITIONS, SIZES, attack_cases
 from mmexplore_app import robustness_view as view
-from mmexplore_app import widgets
+from mmexplore_app import state, widgets
+from mmexplore_app.cache import cache_key, session_cached
 
 PARAMS = PARAMS_DEFAULT
 
@@ -107,7 +108,7 @@ def _switch(specs: list[str], key: str) -> None:
     if b.button("Use this model", key=f"rb_switch_btn_{key}"):
         if widgets.switch_model(choice, widgets.active_model_choice()[1]):
             st.rerun()
-        widgets.show_error(st.session_state.get(widgets.MODEL_ERROR_KEY) or f"could not load {choice}")
+        widgets.show_error(state.value(widgets.MODEL_ERROR_KEY) or f"could not load {choice}")
 
 
 def _corruptions(encoder) -> None:
@@ -120,11 +121,16 @@ def _corruptions(encoder) -> None:
     from mmexplore.data.shapes import canonical_caption, render_scene
     from mmexplore.evaluation.retrieval import held_out_scenes
 
-    scene = held_out_scenes(int(scene_k) + 1)[-1]
-    clean = render_scene(scene, 128)
-    bad = corrupt(clean, name, strength, seed=int(scene_k))
-    caption = canonical_caption(scene).text
-    sims = encoder.encode_images([clean, bad]) @ encoder.encode_texts([caption]).T
+    def example():
+        scene = held_out_scenes(int(scene_k) + 1)[-1]
+        clean = render_scene(scene, 128)
+        bad = corrupt(clean, name, strength, seed=int(scene_k))
+        caption = canonical_caption(scene).text
+        return clean, bad, caption, encoder.encode_images([clean, bad]) @ encoder.encode_texts([caption]).T
+
+    # The scene is a pure function of its index, so the key is the model and the widgets' values.
+    clean, bad, caption, sims = session_cached(
+        "robustness", cache_key(encoder.model_id, "corruption", name, strength, int(scene_k)), example, max_entries=8)
     with right:
         a, b, _ = st.columns(3)
         a.image(clean, caption=f"clean · cosine with its caption {sims[0, 0]:.3f}", width="stretch")
@@ -170,7 +176,8 @@ def _typographic(encoder) -> None:
         position = st.selectbox("Position", list(POSITIONS), key="rb_typo_pos")
     case = cases[int(k)]
     try:
-        ex = typographic_example(encoder, case, size, position)
+        ex = session_cached("robustness", cache_key(encoder.model_id, "typographic", int(k), size, position),
+                            lambda: typographic_example(encoder, case, size, position), max_entries=8)
     except MMExploreError as exc:
         widgets.show_error(exc)
         return
@@ -215,7 +222,8 @@ def _backdoor(encoder) -> None:
     left, right = st.columns([1, 2], gap="medium")
     with left:
         k = st.number_input("Test scene", 0, len(scenes) - 1, 0, key="rb_bd_scene")
-    ex = backdoor_example(encoder, scenes[int(k)])
+    ex = session_cached("robustness", cache_key(encoder.model_id, "backdoor", int(k)),
+                        lambda: backdoor_example(encoder, scenes[int(k)]), max_entries=8)
     with right:
         c1, c2, _ = st.columns(3)
         c1.image(ex["clean"], caption=f"clean → “{ex['top_clean']}”", width="stretch")
