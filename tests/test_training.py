@@ -194,3 +194,76 @@ def test_fixed_tau_stays_fixed_and_the_regulariser_is_reported(tmp_path):
     steps = [e for e in events if e["event"] == "step"]
     assert all(e["logit_scale"] == pytest.approx(20.0, rel=1e-3) for e in steps)
     assert all("decorrelation" in e["terms"] and e["hard_neg_acc"] is None for e in steps)
+
+
+def test_order_twins_are_the_same_objects_in_swapped_places():
+    import random
+
+    from mmexplore.data.shapes import canonical_caption, hard_negative, make_scene, relation_between
+    from mmexplore.training.data import counterfactual_pair, make_batch, twin_weights_for
+
+    weights = twin_weights_for(["relation_swap"])
+    rng = random.Random(4)
+    for seed in range(40):
+        pair = counterfactual_pair(make_scene(seed, n_objects=2), rng, weights)
+        if pair is None:
+            continue
+        scene, text, twin, twin_text = pair
+        cap = canonical_caption(scene)
+        assert text == cap.text
+        i, rel, j = cap.relation
+        # Same objects (shape, colour, size), places exchanged; the twin's caption is the order swap.
+        assert [(o.shape, o.color, o.size) for o in twin.objects] == [(o.shape, o.color, o.size) for o in scene.objects]
+        assert (twin.objects[i].cx, twin.objects[i].cy) == (scene.objects[j].cx, scene.objects[j].cy)
+        assert (twin.objects[j].cx, twin.objects[j].cy) == (scene.objects[i].cx, scene.objects[i].cy)
+        assert relation_between(twin.objects[j], twin.objects[i]) == rel
+        assert twin_text == hard_negative(cap, "relation_swap", random.Random(0)).text
+    batch = make_batch(random.Random(5), 16, 1, 32, True, 1.0, twin_weights=weights)
+    for k in range(0, 16, 2):
+        a, b = batch.scenes[k], batch.scenes[k + 1]
+        assert [o.color for o in a.objects] == [o.color for o in b.objects]  # never a colour twin
+        assert batch.negatives[k] == [batch.captions[k + 1]] and batch.negatives[k + 1] == [batch.captions[k]]
+    colour = make_batch(random.Random(5), 8, 1, 32, True, 1.0, twin_weights=twin_weights_for(["color_swap"]))
+    assert all([o.color for o in colour.scenes[k].objects] != [o.color for o in colour.scenes[k + 1].objects]
+               for k in range(0, 8, 2))
+    with pytest.raises(ValueError, match="unknown counterfactual-twin kind"):
+        twin_weights_for(["size_swap"])
+
+
+def test_order_negatives_are_object_order_swaps():
+    import random
+
+    from mmexplore.data.shapes import canonical_caption
+    from mmexplore.training.data import make_batch, negative_weights_for
+
+    batch = make_batch(random.Random(6), 32, 2, 32, True, negative_weights=negative_weights_for(["relation_swap"]))
+    swapped = 0
+    for scene, cap, negs in zip(batch.scenes, batch.captions, batch.negatives, strict=True):
+        if len(scene.objects) < 2:
+            continue
+        canon = canonical_caption(scene)
+        first, second = (scene.objects[k] for k in (canon.relation[0], canon.relation[2]))
+        for neg in negs:
+            # The same words, the two related objects named in each other's place.
+            if neg == cap:  # two identical objects: no swap exists, and the loss masks the copy
+                continue
+            assert sorted(neg.replace(",", " ").split()) == sorted(cap.replace(",", " ").split())
+            assert neg.index(second.color) < neg.index(first.color) or first.color == second.color
+            swapped += 1
+    assert swapped >= 30
+
+
+def test_curriculum_draws_two_object_relation_scenes_first(tmp_path):
+    from mmexplore.data.shapes import canonical_caption
+    from mmexplore.training.data import ShapesStream
+
+    stream = ShapesStream(seed=1, batch_size=24, negatives=1, render_size=32, with_scenes=True, curriculum_steps=3)
+    early, late = stream(2), stream(3)
+    assert all(len(s.objects) == 2 for s in early.scenes)
+    # Every early caption is the scene's relation caption (with or without sizes; maybe an unknown lead-in).
+    for scene, cap in zip(early.scenes, early.captions, strict=True):
+        assert any(cap.endswith(canonical_caption(scene, with_size=w).text) for w in (True, False))
+        assert canonical_caption(scene).relation is not None
+    assert {len(s.objects) for s in late.scenes} != {2}
+    with pytest.raises(Exception, match="curriculum_steps"):
+        _run_cfg(tmp_path, curriculum_steps=-1).validate()

@@ -47,3 +47,30 @@ def test_bad_train_options_are_refused(runs_dir, capsys):
     assert main(["runs", "show", "nope"]) == 2
     assert "no training run named 'nope'" in capsys.readouterr().err
     assert main(["train", "--resume", "nope"]) == 2
+
+
+def test_order_options_reach_the_run_and_the_inductive_bias_configs_load(runs_dir, capsys):
+    """--twin-kinds, --curriculum-steps and the spatial-bias architectures: a 2-step run of each loads."""
+    import numpy as np
+    from open_clip.pos_embed import get_2d_sincos_pos_embed
+
+    from mmexplore.models import load_model
+
+    argv = ["train", "--arch", "mmexplore-shapes-o64-sincos-avg", "--steps", "2", "--batch-size", "8",
+            "--render-size", "32", "--eval-every", "0", "--eval-scenes", "4", "--device", "cpu", "--name", "o",
+            "--negative-kinds", "relation_swap", "--pair-fraction", "0.5", "--twin-kinds", "relation_swap",
+            "--curriculum-steps", "1", "--json"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    run = json.loads((runs_dir / "o" / "run.json").read_text())
+    assert run["config"]["twin_kinds"] == ["relation_swap"] and run["config"]["curriculum_steps"] == 1
+    enc = load_model("run:o", "cpu")
+    visual = enc.model.visual
+    # Fixed 2-D sin-cos positions (not trained: still the table after two steps) and the patch tokens'
+    # mean as the pooled embedding; the facts the pages read say so.
+    assert not visual.positional_embedding.requires_grad
+    table = get_2d_sincos_pos_embed(visual.positional_embedding.shape[1], 8, cls_token=True)
+    np.testing.assert_allclose(visual.positional_embedding.detach().numpy(), table, atol=1e-6)
+    assert visual.pool_type == "avg" and enc.facts.pooling == "average"
+    assert main(["train", "--twin-kinds", "size_swap", "--steps", "1"]) == 2
+    assert main(["train", "--curriculum-steps", "-3", "--steps", "1"]) == 2

@@ -44,7 +44,8 @@ def _config_from_args(args: argparse.Namespace):
     return TrainConfig(
         out=str(out), name=name, arch=args.arch, objective=args.objective, steps=args.steps, minutes=args.minutes,
         batch_size=args.batch_size, lr=args.lr, negatives=args.negatives, negative_kinds=list(args.negative_kinds or []),
-        pair_fraction=args.pair_fraction, positives=args.positives, tau=args.tau, regularizer=args.regularizer,
+        pair_fraction=args.pair_fraction, twin_kinds=list(args.twin_kinds or []),
+        curriculum_steps=args.curriculum_steps, positives=args.positives, tau=args.tau, regularizer=args.regularizer,
         reg_weight=args.reg_weight, seed=args.seed, device=args.device, eval_every=args.eval_every,
         eval_scenes=args.eval_scenes, probe_scenes=args.probe_scenes, snapshot_every=args.snapshot_every,
         threads=args.threads, dense_weight=args.dense_weight, init=args.init, warmup_steps=args.warmup_steps,
@@ -153,7 +154,7 @@ def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def register(commands: Any, evals: Any) -> None:
-    from mmexplore.training.data import NEGATIVE_WEIGHTS
+    from mmexplore.training.data import NEGATIVE_WEIGHTS, TWIN_WEIGHTS
     from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
 
     objectives = "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values())
@@ -183,6 +184,12 @@ def register(commands: Any, evals: Any) -> None:
                    help="which hard negatives to draw (default: all)")
     p.add_argument("--pair-fraction", type=fraction, default=0.0,
                    help="share of each batch in counterfactual image pairs (swapped positions or colours)")
+    p.add_argument("--twin-kinds", nargs="+", choices=list(TWIN_WEIGHTS), default=None,
+                   help="which counterfactual twins to make (default: both, 3 position swaps to 1 colour swap; "
+                        "relation_swap alone: only object-order twins)")
+    p.add_argument("--curriculum-steps", type=nonneg_int, default=0, metavar="N",
+                   help="curriculum: the first N steps draw only two-object scenes with relation captions "
+                        "(one relation per scene), then the full mix")
     p.add_argument("--positives", type=positive_int, default=None, help="true captions per image (multi-positive: 2)")
     p.add_argument("--tau", type=nonneg_float, default=None, help="fix the temperature τ (default: learned)")
     p.add_argument("--regularizer", choices=list(REGULARIZERS), default=None)

@@ -29,6 +29,8 @@ from mmexplore.data.shapes import (
 UNK_PREFIXES = ("here is ", "look at this: ", "we see ")
 # How often each hard-negative kind is drawn (relation order most: it is the hardest to learn).
 NEGATIVE_WEIGHTS = {"relation_swap": 0.45, "color_swap": 0.25, "shape_change": 0.1, "size_swap": 0.1, "count_change": 0.1}
+# Counterfactual twins: how often the twin swaps the two objects' places (relation order) or their colours.
+TWIN_WEIGHTS = {"relation_swap": 0.75, "color_swap": 0.25}
 # The kinds under the names the page uses.
 NEGATIVE_LABELS = {"relation_swap": "relation order", "color_swap": "colour binding", "shape_change": "attribute: shape",
                    "size_swap": "attribute: size", "count_change": "count"}
@@ -61,22 +63,28 @@ class Batch:
         return len(self.images)
 
 
-def counterfactual_pair(scene: Scene, rng: random.Random) -> tuple[Scene, str, Scene, str] | None:
+def counterfactual_pair(
+    scene: Scene, rng: random.Random, weights: dict[str, float] | None = None,
+) -> tuple[Scene, str, Scene, str] | None:
     """A scene and its counterfactual twin that differ only in layout or in colour binding.
 
-    ``relation`` (3 in 4): the two related objects trade places, so "a A left of a B" becomes true
-    of the twin as "a B left of a A" (the original's relation-swap negative). ``color``: two objects
-    of different shapes trade colours, and the twin's caption is the original's colour-swap negative.
-    Both images and both captions go into the same batch, so each is the other's hard negative in
-    both directions (images as well as texts), which a text-only negative cannot do.
+    ``relation_swap`` (3 in 4 by default): the two related objects trade places, so "a A left of a B"
+    becomes true of the twin as "a B left of a A" (the original's relation-swap negative).
+    ``color_swap``: two objects of different shapes trade colours, and the twin's caption is the
+    original's colour-swap negative. ``weights`` (default :data:`TWIN_WEIGHTS`) sets how often each
+    kind is made; ``{"relation_swap": 1.0}`` makes only order twins. Both images and both captions go
+    into the same batch, so each is the other's hard negative in both directions (images as well as
+    texts), which a text-only negative cannot do.
     """
+    weights = weights or TWIN_WEIGHTS
+    relation_share = weights.get("relation_swap", 0.0) / max(1e-12, sum(weights.values()))
     cap = canonical_caption(scene)
     if cap.relation is None:
         return None
     i, _, j = cap.relation
     objs = list(scene.objects)
     a, b = objs[i], objs[j]
-    if rng.random() < 0.75:
+    if rng.random() < relation_share:
         objs[i], objs[j] = replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)
         kind = "relation_swap"
     else:
@@ -111,6 +119,8 @@ def make_batch(
     *,
     negative_weights: dict[str, float] | None = None,
     positives: int = 1,
+    twin_weights: dict[str, float] | None = None,
+    relations_only: bool = False,
 ) -> Batch:
     """One training batch of shapes scenes.
 
@@ -119,13 +129,15 @@ def make_batch(
     pairs (:func:`counterfactual_pair`), each image's negative being its twin's caption.
     ``negative_weights`` picks the kinds of hard negative (default :data:`NEGATIVE_WEIGHTS`); when the
     drawn kind does not apply to the caption another kind is used. ``positives`` > 1 adds that many
-    − 1 further true captions per image.
+    − 1 further true captions per image. ``twin_weights`` picks the kinds of counterfactual twin
+    (default :data:`TWIN_WEIGHTS`). ``relations_only`` (a curriculum's first phase) makes every scene a
+    two-object scene described by its relation caption ("a A left of a B").
     """
     weights = negative_weights or NEGATIVE_WEIGHTS
     images, captions, negs, scenes = [], [], [], []
     n_pairs = int(batch_size * pair_fraction) // 2 if negatives > 0 else 0
     while len(images) < 2 * n_pairs:
-        pair = counterfactual_pair(make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=2), rng)
+        pair = counterfactual_pair(make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=2), rng, twin_weights)
         if pair is None:
             continue
         for scene, text, other in ((pair[0], pair[1], pair[3]), (pair[2], pair[3], pair[1])):
@@ -134,18 +146,19 @@ def make_batch(
             negs.append([other] * negatives)
             scenes.append(scene)
     while len(images) < batch_size:
-        n = rng.choices([1, 2, 3, 4], weights=[0.15, 0.45, 0.25, 0.15])[0]
+        n = 2 if relations_only else rng.choices([1, 2, 3, 4], weights=[0.15, 0.45, 0.25, 0.15])[0]
         scene = make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=n)
         kinds = rng.choices(list(weights), weights=list(weights.values()), k=negatives)
-        if "relation_swap" in kinds and n > 1:
+        if relations_only or ("relation_swap" in kinds and n > 1):
             caption = canonical_caption(scene, with_size=rng.random() < 0.8)
         elif "count_change" in kinds:
             caption = count_caption(scene)
         else:
             caption = sample_caption(scene, rng)
-        text = caption.text
-        if rng.random() < 0.05:
-            text = rng.choice(UNK_PREFIXES) + text
+        # An unknown lead-in goes on the negatives too: a negative differs from its caption only in
+        # what its kind changes, never in a prefix the image cannot show.
+        lead = rng.choice(UNK_PREFIXES) if rng.random() < 0.05 else ""
+        text = lead + caption.text
         mine = []
         for kind in kinds:
             neg = hard_negative(caption, kind, rng)
@@ -153,7 +166,7 @@ def make_batch(
                 if neg is not None:
                     break
                 neg = hard_negative(caption, other, rng)
-            mine.append(neg.text if neg is not None else text)  # masked by the loss when equal
+            mine.append(lead + neg.text if neg is not None else text)  # masked by the loss when equal
         images.append(render_scene(scene, render_size))
         captions.append(text)
         negs.append(mine)
@@ -178,12 +191,15 @@ class ShapesStream:
     pair_fraction: float = 0.0
     negative_weights: dict[str, float] | None = None
     positives: int = 1
+    twin_weights: dict[str, float] | None = None
+    curriculum_steps: int = 0  # steps < this draw only two-object scenes with relation captions
 
     def __call__(self, step: int) -> Batch:
         """The batch of ``step`` (the same for the same seed and step, in any process)."""
         rng = random.Random(f"{self.seed}:{step}")
         return make_batch(rng, self.batch_size, self.negatives, self.render_size, self.with_scenes,
-                          self.pair_fraction, negative_weights=self.negative_weights, positives=self.positives)
+                          self.pair_fraction, negative_weights=self.negative_weights, positives=self.positives,
+                          twin_weights=self.twin_weights, relations_only=step < self.curriculum_steps)
 
 
 def negative_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str, float] | None:
@@ -194,3 +210,13 @@ def negative_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str,
     if unknown:
         raise ValueError(f"unknown hard-negative kind(s) {', '.join(unknown)}; choose from {', '.join(NEGATIVE_WEIGHTS)}")
     return {k: NEGATIVE_WEIGHTS[k] for k in kinds}
+
+
+def twin_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str, float] | None:
+    """The counterfactual-twin weights restricted to ``kinds`` (None or empty: both kinds, 3 : 1)."""
+    if not kinds:
+        return None
+    unknown = [k for k in kinds if k not in TWIN_WEIGHTS]
+    if unknown:
+        raise ValueError(f"unknown counterfactual-twin kind(s) {', '.join(unknown)}; choose from {', '.join(TWIN_WEIGHTS)}")
+    return {k: TWIN_WEIGHTS[k] for k in kinds}

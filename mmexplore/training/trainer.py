@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError
-from mmexplore.training.data import Batch, ShapesStream, negative_weights_for
+from mmexplore.training.data import Batch, ShapesStream, negative_weights_for, twin_weights_for
 from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS, LossInputs, Objective
 from mmexplore.training.probeset import LIVE_METRICS, ProbeSet, write_snapshot
 
@@ -78,6 +78,8 @@ class TrainConfig:
     negatives: int | None = 1  # hard negatives per image (0: none)
     negative_kinds: list[str] = field(default_factory=list)  # empty: all kinds
     pair_fraction: float = 0.0  # share of the batch in counterfactual image pairs (used when negatives > 0)
+    twin_kinds: list[str] = field(default_factory=list)  # kinds of counterfactual twin; empty: both (3 order : 1 colour)
+    curriculum_steps: int = 0  # a curriculum: the first N steps draw only two-object scenes with relation captions
     positives: int | None = None  # true captions per image (multi-positive)
     tau: float | None = None  # fixed temperature; None: learned
     regularizer: str | None = None
@@ -126,6 +128,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`InputError` naming the first bad setting."""
         self.resolved_objective()
+        if int(self.curriculum_steps) < 0:
+            raise InputError(f"curriculum_steps must be a whole number ≥ 0, got {self.curriculum_steps}")
         for name in ("steps", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be a positive whole number, got {getattr(self, name)}")
@@ -145,6 +149,7 @@ class TrainConfig:
             raise InputError("batch_size must be at least 2 (a contrastive batch needs negatives)")
         try:
             negative_weights_for(self.negative_kinds)
+            twin_weights_for(self.twin_kinds)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         from mmexplore.models.loader import check_trainable_arch
@@ -487,6 +492,7 @@ class Trainer:
             with_scenes=cfg.dense_weight > 0 or self.batch_transform is not None,
             pair_fraction=cfg.pair_fraction if self.negatives > 0 else 0.0,
             negative_weights=negative_weights_for(cfg.negative_kinds), positives=self.positives,
+            twin_weights=twin_weights_for(cfg.twin_kinds), curriculum_steps=int(cfg.curriculum_steps),
         )
         self.data = stream if self.batch_transform is None else _Transformed(stream, self.batch_transform)
         self.probe = ProbeSet.build(cfg.probe_scenes, cfg.snapshot_scenes, self.preprocess, self.tokenizer,
