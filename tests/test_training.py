@@ -267,3 +267,23 @@ def test_curriculum_draws_two_object_relation_scenes_first(tmp_path):
     assert {len(s.objects) for s in late.scenes} != {2}
     with pytest.raises(Exception, match="curriculum_steps"):
         _run_cfg(tmp_path, curriculum_steps=-1).validate()
+
+
+def test_relation_word_negatives_flip_the_relation_and_keep_the_order():
+    import random
+
+    from mmexplore.data.shapes import OPPOSITE_RELATION, canonical_caption, hard_negative, hard_negatives, make_scene
+
+    made = 0
+    for seed in range(30):
+        cap = canonical_caption(make_scene(seed, n_objects=3), prefix="a picture of ")
+        neg = hard_negative(cap, "relation_word", random.Random(0))
+        rel = cap.relation[1]
+        assert neg is not None and neg.kind == "relation_word"
+        # The same two phrases in the same places, the relation replaced by its opposite, once.
+        assert neg.text == cap.text.replace(f" {rel} ", f" {OPPOSITE_RELATION[rel]} ", 1)
+        made += 1
+        # Opt-in: never among the kinds every evaluation reports.
+        assert "relation_word" not in {n.kind for n in hard_negatives(cap)}
+    assert made == 30
+    assert hard_negative(canonical_caption(make_scene(3, n_objects=1)), "relation_word", random.Random(0)) is None

@@ -154,7 +154,7 @@ def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def register(commands: Any, evals: Any) -> None:
-    from mmexplore.training.data import NEGATIVE_WEIGHTS, TWIN_WEIGHTS
+    from mmexplore.training.data import NEGATIVE_WEIGHTS, OPT_IN_NEGATIVE_WEIGHTS, TWIN_WEIGHTS
     from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
 
     objectives = "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values())
@@ -180,8 +180,8 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--render-size", type=positive_int, default=128, help="side of the rendered training scenes, px")
     p.add_argument("--negatives", type=nonneg_int, default=None,
                    help="hard-negative captions per image (default: the objective's, 1 for negclip; 0: none)")
-    p.add_argument("--negative-kinds", nargs="+", choices=list(NEGATIVE_WEIGHTS), default=None,
-                   help="which hard negatives to draw (default: all)")
+    p.add_argument("--negative-kinds", nargs="+", choices=[*NEGATIVE_WEIGHTS, *OPT_IN_NEGATIVE_WEIGHTS], default=None,
+                   help="which hard negatives to draw (default: all but relation_word, the opposite relation word)")
     p.add_argument("--pair-fraction", type=fraction, default=0.0,
                    help="share of each batch in counterfactual image pairs (swapped positions or colours)")
     p.add_argument("--twin-kinds", nargs="+", choices=list(TWIN_WEIGHTS), default=None,

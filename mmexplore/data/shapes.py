@@ -57,6 +57,10 @@ NEGATIVE_KINDS: tuple[str, ...] = (
     "size_swap",
     "count_change",
 )
+# Opt-in kinds (training only; not among the kinds every evaluation reports): ``relation_word``
+# replaces the relation by its opposite ("A left of B" → "A right of B"), so the negative's bag of
+# words differs from the caption's and a text tower tells them apart without reading word order.
+EXTRA_NEGATIVE_KINDS: tuple[str, ...] = ("relation_word",)
 # Held-out scenes use seeds at or above this value; training never draws them.
 HELD_OUT_SEED_START = 1_000_000_000
 
@@ -457,6 +461,12 @@ def hard_negative(caption: Caption, kind: str, rng: random.Random) -> Negative |
     new: str | None = None
     if kind == "relation_swap" and caption.relation is not None and len(ph) >= 2:
         new = _replace_spans(text, [(ph[0].char_span, ph[1].text), (ph[1].char_span, ph[0].text)])
+    elif kind == "relation_word" and caption.relation is not None and len(ph) >= 2:
+        rel = caption.relation[1]
+        start, end = ph[0].char_span[1], ph[1].char_span[0]  # the words between the two phrases
+        between = text[start:end]
+        if f" {rel} " in between:
+            new = text[:start] + between.replace(f" {rel} ", f" {OPPOSITE_RELATION[rel]} ", 1) + text[end:]
     elif kind == "color_swap" and len(ph) >= 2:
         pairs = [(a, b) for a in range(len(ph)) for b in range(a + 1, len(ph))]
         rng.shuffle(pairs)

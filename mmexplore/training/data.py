@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 from mmexplore.data.shapes import (
+    EXTRA_NEGATIVE_KINDS,
     HELD_OUT_SEED_START,
     NEGATIVE_KINDS,
     Scene,
@@ -29,6 +30,8 @@ from mmexplore.data.shapes import (
 UNK_PREFIXES = ("here is ", "look at this: ", "we see ")
 # How often each hard-negative kind is drawn (relation order most: it is the hardest to learn).
 NEGATIVE_WEIGHTS = {"relation_swap": 0.45, "color_swap": 0.25, "shape_change": 0.1, "size_swap": 0.1, "count_change": 0.1}
+# Kinds drawn only when asked for (``--negative-kinds``), with their weight among the chosen ones.
+OPT_IN_NEGATIVE_WEIGHTS = {"relation_word": 0.45}
 # Counterfactual twins: how often the twin swaps the two objects' places (relation order) or their colours.
 TWIN_WEIGHTS = {"relation_swap": 0.75, "color_swap": 0.25}
 # The kinds under the names the page uses.
@@ -149,7 +152,7 @@ def make_batch(
         n = 2 if relations_only else rng.choices([1, 2, 3, 4], weights=[0.15, 0.45, 0.25, 0.15])[0]
         scene = make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=n)
         kinds = rng.choices(list(weights), weights=list(weights.values()), k=negatives)
-        if relations_only or ("relation_swap" in kinds and n > 1):
+        if relations_only or (("relation_swap" in kinds or "relation_word" in kinds) and n > 1):
             caption = canonical_caption(scene, with_size=rng.random() < 0.8)
         elif "count_change" in kinds:
             caption = count_caption(scene)
@@ -162,7 +165,7 @@ def make_batch(
         mine = []
         for kind in kinds:
             neg = hard_negative(caption, kind, rng)
-            for other in (k for k in NEGATIVE_KINDS if k in weights):
+            for other in (k for k in (*NEGATIVE_KINDS, *EXTRA_NEGATIVE_KINDS) if k in weights):
                 if neg is not None:
                     break
                 neg = hard_negative(caption, other, rng)
@@ -206,10 +209,11 @@ def negative_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str,
     """The drawing weights restricted to ``kinds`` (None or empty: all kinds, default weights)."""
     if not kinds:
         return None
-    unknown = [k for k in kinds if k not in NEGATIVE_WEIGHTS]
+    every = {**NEGATIVE_WEIGHTS, **OPT_IN_NEGATIVE_WEIGHTS}
+    unknown = [k for k in kinds if k not in every]
     if unknown:
-        raise ValueError(f"unknown hard-negative kind(s) {', '.join(unknown)}; choose from {', '.join(NEGATIVE_WEIGHTS)}")
-    return {k: NEGATIVE_WEIGHTS[k] for k in kinds}
+        raise ValueError(f"unknown hard-negative kind(s) {', '.join(unknown)}; choose from {', '.join(every)}")
+    return {k: every[k] for k in kinds}
 
 
 def twin_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str, float] | None:

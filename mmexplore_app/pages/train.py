@@ -12,7 +12,7 @@ import streamlit as st
 
 from mmexplore.errors import MMExploreError
 from mmexplore.training import runs as runs_lib
-from mmexplore.training.data import NEGATIVE_LABELS
+from mmexplore.training.data import NEGATIVE_LABELS, NEGATIVE_WEIGHTS
 from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
 from mmexplore.training.presets import PRESETS, QUICK, preset_config
 from mmexplore_app import state, widgets
@@ -91,7 +91,7 @@ def _settings_form() -> None:
     with c2:
         negatives = st.number_input("Hard negatives per image", 0, 3, key="tr_negatives",
                                     disabled=objective == "clip", help="text swaps added to each image's softmax")
-        kinds = st.multiselect("Hard-negative kinds", list(NEGATIVE_LABELS), default=list(NEGATIVE_LABELS),
+        kinds = st.multiselect("Hard-negative kinds", list(NEGATIVE_LABELS), default=list(NEGATIVE_WEIGHTS),
                                format_func=NEGATIVE_LABELS.get, key="tr_kinds")
         pair_fraction = st.slider("Counterfactual image twins (share of the batch)", 0.0, 0.5, key="tr_pair_fraction",
                                   step=0.05, help="pairs of scenes with positions or colours swapped (needs negatives)")
