@@ -99,6 +99,14 @@ def test_rebuild_notices_changed_and_deleted_files(tmp_path):
     new_vec = enc.encode_images([Image.open(files[0])])[0]
     top = si.search(new_vec, "image", 1)[0]
     assert top["path"] == str(files[0].resolve()) and top["score"] == pytest.approx(1.0, abs=1e-5)
+    # the chunks were compacted: the replaced image's old row and the deleted image's row are gone
+    # (rewritten as one new chunk: the two old ones, the first build's and the re-embedded image's, went)
+    assert res["compacted"] == {"rows": 2, "files": 6}
+    assert len(list((tmp_path / "ix" / CHUNKS_DIR).glob("image-*"))) == 3  # one chunk: .npy, .jsonl, .sum
+    _, recs = ChunkStore(tmp_path / "ix" / CHUNKS_DIR, "fake@1").load("image")
+    assert sorted(r["key"] for r in recs) == sorted(str(f.resolve()) for f in files if f.exists())
+    again = build_index(tmp_path / "imgs", tmp_path / "ix", enc, progress=False)
+    assert (again["embedded"], again["skipped"], again["compacted"]) == (0, 7, {"rows": 0, "files": 0})
 
 
 def test_damaged_or_wrong_chunks_are_set_aside_and_redone(tmp_path):
@@ -121,7 +129,18 @@ def test_damaged_or_wrong_chunks_are_set_aside_and_redone(tmp_path):
     assert "dimension 16" in problems and "not finite" in problems
     assert res["embedded"] == 4  # the damaged chunk's rows, again
     assert sorted(image_paths(tmp_path / "ix")) == sorted(str(f.resolve()) for f in files)
-    assert (chunks / "image-00000.npy.corrupt").is_file()
+    assert (chunks / "image-00000.npy.corrupt").is_file()  # kept for one build, to look at
+    # leftovers of an interrupted write: a chunk without its .sum, a temporary file
+    (chunks / "image-00090.npy").write_bytes(b"half a chunk")
+    (chunks / ".image-00091.jsonl.4242.tmp").write_text("{}")
+    again = build_index(tmp_path / "imgs", tmp_path / "ix", enc, chunk_size=4, progress=False)
+    assert again["embedded"] == 0 and again["errors"] == []
+    left = sorted(p.name for p in chunks.iterdir() if p.name.startswith(("image-", ".image-")))
+    assert not [n for n in left if n.endswith((".corrupt", ".tmp")) or "00090" in n], left
+    assert len(left) % 3 == 0 and len(ChunkStore(chunks, "fake@1").load("image")[1]) == 8  # complete chunks only
+    # three chunks set aside by the build before (.npy, .jsonl, .sum each) and the two leftovers
+    assert again["compacted"] == {"rows": 0, "files": 11}
+    assert sorted(image_paths(tmp_path / "ix")) == sorted(str(f.resolve()) for f in files)
 
 
 @pytest.fixture()

@@ -7,7 +7,9 @@ then is the faiss index built over all chunks and saved. Files that cannot be re
 skipped (and retried on the next run). New files in the folder are embedded on the next run and
 join the index: that is the incremental path for collections on disk. A file whose bytes changed
 (content hash) is embedded again and a deleted one leaves the index; every chunk carries checksums
-and its shape, and a damaged one is set aside and redone. Builds of one folder take a lock, and the
+and its shape, and a damaged one is set aside and redone. Once the index is published, the chunks
+are compacted: rows of changed and deleted files, pieces of an interrupted chunk and chunks set
+aside by an earlier build are removed, so the folder does not grow with every change. Builds of one folder take a lock, and the
 finished index is published atomically (:meth:`SearchIndex.save`), so two at once give one copy
 of each item.
 """
@@ -87,7 +89,8 @@ class ChunkStore:
     The ``.sum`` file (written last, so a chunk counts only when complete) holds the SHA-256 of the
     other two and the array's shape. A chunk whose files do not match it, or whose vectors are not
     finite unit-norm rows of the model's dimension, is set aside (renamed ``*.corrupt``) with a
-    message naming it in :attr:`problems`, and its rows are embedded again.
+    message naming it in :attr:`problems`, and its rows are embedded again; :meth:`compact` removes
+    it at the end of the next build.
     """
 
     def __init__(self, folder: str | os.PathLike, model_id: str, model_name: str = "", dim: int | None = None) -> None:
@@ -95,6 +98,7 @@ class ChunkStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.problems: list[str] = []
+        self.set_aside: set[Path] = set()  # set aside by this store: kept for one build, for inspection
         manifest = self.folder / MANIFEST
         stored = None
         if manifest.is_file():
@@ -118,6 +122,7 @@ class ChunkStore:
             f = npy.with_suffix(suffix)
             if f.exists():
                 os.replace(f, f.with_name(f.name + ".corrupt"))
+                self.set_aside.add(f.with_name(f.name + ".corrupt"))
         self.problems.append(f"{npy}: {why}; set aside as {npy.name}.corrupt and its rows embedded again")
 
     def _read_chunk(self, npy: Path) -> tuple[np.ndarray, list[dict[str, str]]] | None:
@@ -155,6 +160,40 @@ class ChunkStore:
     def done_keys(self, kind: str) -> set[tuple[str, str]]:
         """``(key, stamp)`` of every stored row: a changed file (new stamp) is not done."""
         return {(r["key"], r.get("stamp", "")) for r in self.load(kind)[1]}
+
+    def _files(self, kind: str) -> tuple[list[Path], set[Path]]:
+        """Every file of ``kind`` here (chunks, set-aside ``.corrupt`` files, temporary files) and those
+        that belong to complete chunks (``.npy``, ``.jsonl`` and ``.sum`` all present)."""
+        every = [*self.folder.glob(f"{kind}-[0-9][0-9][0-9][0-9][0-9].*"),
+                 *self.folder.glob(f".{kind}-[0-9][0-9][0-9][0-9][0-9].*.tmp")]
+        complete: set[Path] = set()
+        for npy in self._chunks(kind):
+            trio = {npy, npy.with_suffix(".jsonl"), npy.with_suffix(".sum")}
+            if all(f.is_file() for f in trio):
+                complete |= trio
+        return every, complete
+
+    def compact(self, kind: str, vectors: np.ndarray | None, records: list[dict[str, str]], *, stored_rows: int,
+                chunk_size: int) -> dict[str, int]:
+        """Keep only ``records`` (with their ``vectors``, shape ``(len(records), dim)``) of ``kind``.
+
+        ``stored_rows`` is how many rows the chunks hold now (from :meth:`load`). When it exceeds
+        ``len(records)`` (rows of changed or deleted files), the kept rows are written as new chunks
+        and the old ones removed; either way, leftovers of interrupted writes and chunks set aside by
+        an earlier build are removed (those set aside by this store stay until the next build). New
+        chunks are written before old ones are removed, so an interruption leaves duplicates, which
+        a build reads once, never a gap. Returns ``{"rows": rows dropped, "files": files removed}``.
+        """
+        every, complete = self._files(kind)
+        leftovers = [p for p in every if p not in complete and p not in self.set_aside]
+        stale = stored_rows - len(records)
+        if stale > 0:
+            for start in range(0, len(records), chunk_size):
+                self.write(kind, vectors[start:start + chunk_size], records[start:start + chunk_size])  # type: ignore[index]
+            leftovers += sorted(complete)
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+        return {"rows": max(stale, 0), "files": len(leftovers)}
 
     def write(self, kind: str, vectors: np.ndarray, records: list[dict[str, str]]) -> None:
         """Append one chunk; the ``.sum`` is written last, so a chunk counts only when complete."""
@@ -242,7 +281,9 @@ def build_index(
     -------
     dict
         ``{"index", "model", "sizes": {kind: n}, "embedded", "skipped", "changed", "removed",
-        "errors": [...], "index_info"}``; ``errors`` also names any corrupt chunk set aside.
+        "compacted": {"rows", "files"}, "errors": [...], "index_info"}``; ``errors`` also names any
+        corrupt chunk set aside; ``compacted`` counts the stale rows and leftover files removed from
+        the chunks after publishing (see :meth:`ChunkStore.compact`).
     """
     root = Path(index_dir)
     if root.exists() and not root.is_dir():
@@ -314,8 +355,10 @@ def _build_locked(items: SourceItems, source: Any, root: Path, encoder: Any, *, 
                 on_chunk(kind, len(entries) - len(todo) + start + len(chunk), len(entries))
         bar.close()
     index = SearchIndex(encoder.model_id, encoder.info.name, backend=backend, threshold=threshold)
+    kept: dict[str, tuple[np.ndarray | None, list[dict[str, str]], int]] = {}
     for kind in KINDS:
         vecs, recs = store.load(kind)
+        kept[kind] = (None, [], len(recs))
         if vecs is None:
             continue
         # One row per current item, in the source's order: the stored row of its (key, stamp), with
@@ -327,10 +370,17 @@ def _build_locked(items: SourceItems, source: Any, root: Path, encoder: Any, *, 
         if picked:
             rows = np.fromiter((i for i, _ in picked), dtype=np.int64, count=len(picked))
             index.add(kind, vecs[rows], [rec for _, rec in picked], encoder.model_id)
+            kept[kind] = (vecs[rows], [recs[i] for i, _ in picked], len(recs))
     errors.extend(store.problems)
     if not index.indexes:
         raise InputError(f"{source}: nothing could be embedded ({len(errors)} unreadable files)")
     index.save(root)
+    # Only after the index is published: the chunks are a cache for resuming, and what was dropped
+    # from them is no longer needed by any index.
+    compacted = {"rows": 0, "files": 0}
+    for kind, (vecs_kept, recs_kept, stored_rows) in kept.items():
+        for key, n in store.compact(kind, vecs_kept, recs_kept, stored_rows=stored_rows, chunk_size=chunk_size).items():
+            compacted[key] += n
     return {
         "index": str(root),
         "model": encoder.info.name,
@@ -339,6 +389,7 @@ def _build_locked(items: SourceItems, source: Any, root: Path, encoder: Any, *, 
         "skipped": skipped,
         "changed": changed,
         "removed": removed,
+        "compacted": compacted,
         "errors": errors,
         "index_info": index.describe(),
     }
