@@ -133,6 +133,23 @@ def user_path(raw: str | os.PathLike, settings: object | None = None) -> Path:
     return resolve_user_path(raw, shared=s.shared, roots=s.data_roots)  # type: ignore[attr-defined]
 
 
+def user_folder(raw: str | os.PathLike, settings: object | None = None) -> Path:
+    """:func:`user_path` for a folder read as a whole (a saved index, an embeddings folder).
+
+    In shared mode every entry of the folder must resolve inside the roots too: a symlinked
+    ``manifest.json`` or shard that leads out refuses the folder (same message as any path outside).
+    """
+    from mmexplore.settings import get_settings
+
+    s = settings if settings is not None else get_settings()
+    folder = user_path(raw, s)
+    if s.shared and folder.is_dir():  # type: ignore[attr-defined]
+        roots = s.data_roots  # type: ignore[attr-defined]
+        if any(not inside_roots(entry, roots) for entry in folder.iterdir()):
+            raise PathRefused(REFUSED)
+    return folder
+
+
 def reading_roots(settings: object | None = None) -> tuple[Path, ...] | None:
     """The roots every file read on a user's behalf must stay inside: None (no limit) in local mode."""
     from mmexplore.settings import get_settings

@@ -112,7 +112,7 @@ def _source_label(source: str) -> str:
 
 def _embeddings_folder(prefix: str) -> LoadedEmbeddings:
     from mmexplore.embeddings.shards import read_manifest
-    from mmexplore.pathguard import user_path
+    from mmexplore.pathguard import user_folder
     from mmexplore.projection.embeddings_io import read_embeddings_folder
 
     path = st.text_input("Embeddings folder written by `mmexplore embed SOURCE --out DIR`",
@@ -121,7 +121,7 @@ def _embeddings_folder(prefix: str) -> LoadedEmbeddings:
         st.info("Give the folder: its Parquet shards are read as they are (nothing is encoded again).")
         st.stop()
     try:
-        folder = user_path(path)  # shared mode: inside the data roots, or refused
+        folder = user_folder(path)  # shared mode: inside the data roots (its files too), or refused
         manifest = read_manifest(folder)
         key = f"embdir:{folder}:{manifest.get('updated')}:{manifest.get('rows')}"
 

@@ -143,3 +143,38 @@ def test_local_mode_errors_never_show_file_contents(tmp_path):
         assert not at.exception and at.error, raw
         assert "hunter2" not in text and "API_TOKEN" not in text and PASSWD not in text
         assert f"PATH={os.environ['PATH']}" not in text
+
+
+@pytest.mark.parametrize("page,key,source", [
+    ("mmexplore_app/pages/joint_space.py", "joint_embdir", ("joint_source", "Embeddings folder (mmexplore embed)")),
+    ("mmexplore_app/pages/cca.py", "cca_embdir", ("cca_source", "Embeddings folder (mmexplore embed)")),
+    ("mmexplore_app/pages/search.py", "search_emb_path", ("search_source", "An embeddings folder (mmexplore embed)")),
+])
+def test_embeddings_folder_paths_stay_inside_roots(roots, page, key, source):
+    import json
+
+    root, secret = roots
+    # a folder inside the root whose manifest is a link to one outside (naming a secret model)
+    (secret / "manifest.json").write_text(json.dumps({"model_id": SECRET, "model": SECRET, "embed_dim": 8, "rows": 1}))
+    (root / "embs").mkdir()
+    os.symlink(secret / "manifest.json", root / "embs" / "manifest.json")
+    at = open_page(page, samples=None)
+    at.radio(key=source[0]).set_value(source[1]).run()
+    for raw in [*attacks(root, secret), "embs"]:
+        at.text_input(key=key).input(raw).run()
+        assert_nothing_leaked(at, secret)
+        assert at.error, raw
+
+
+def test_saved_index_folder_with_a_file_linked_outside_is_refused(roots):
+    import json
+
+    root, secret = roots
+    (secret / "index.json").write_text(json.dumps({"model_id": SECRET, "model": SECRET}))
+    (root / "ix").mkdir()
+    os.symlink(secret / "index.json", root / "ix" / "index.json")
+    at = open_page("mmexplore_app/pages/search.py", samples=None)
+    at.radio(key="search_source").set_value("A saved index folder").run()
+    at.text_input(key="search_index_path").input("ix").run()
+    assert_nothing_leaked(at, secret)
+    assert "not available on this server" in " ".join(str(e.value) for e in at.error)

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
-from mmexplore.pathguard import guard_paths, reading_roots, user_path
+from mmexplore.pathguard import guard_paths, reading_roots, user_folder, user_path
 from mmexplore.settings import get_settings
 from mmexplore_app import state, widgets
 from mmexplore_app.cache import cache_key, session_cached
@@ -125,7 +125,7 @@ try:
             from mmexplore.retrieval import SearchIndex
             from mmexplore.retrieval.from_embeddings import build_index_from_embeddings
 
-            folder = user_path(path)  # shared mode: inside the data roots, or refused
+            folder = user_folder(path)  # shared mode: inside the data roots (its files too), or refused
             manifest = read_manifest(folder)
             digest = hashlib.sha1(f"{folder}|{manifest.get('updated')}|{manifest.get('rows')}".encode()).hexdigest()[:12]
             out = INDEX_ROOT / f"emb-{digest}"
@@ -140,7 +140,7 @@ try:
         if path:
             from mmexplore.retrieval import SearchIndex
 
-            index = SearchIndex.load(user_path(path))
+            index = SearchIndex.load(user_folder(path))
             index.check_model(encoder.model_id, "the model chosen in the sidebar")
 except MMExploreError as exc:
     widgets.show_error(exc)
