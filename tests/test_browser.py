@@ -14,16 +14,12 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from appserver import CHROMIUM_ARGS, serve
+from appserver import find_chromium as _chromium
 from apptest_utils import PAGES, ROOT, test_model_spec
 
 from mmexplore_app.navigation import PAGES as NAV_PAGES
@@ -32,39 +28,11 @@ from mmexplore_app.navigation import page as nav_page
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Page file stem -> navigation title (the app's page table).
 NAV_TITLES = {spec.stem: spec.title for spec in NAV_PAGES}
 SERVER_START_TIMEOUT_S = 90
 # Generous: on a shared 2-core machine a first page run (model load, JIT compiles) can be slow.
 PAGE_RUN_TIMEOUT_MS = 400_000
-
-
-def _chromium() -> str | None:
-    candidates = (
-        os.environ.get("MMEXPLORE_CHROMIUM"),
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    )
-    for cand in candidates:
-        if cand and Path(cand).is_file():
-            return cand
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -78,46 +46,19 @@ def chromium_path() -> str:
 
 @contextlib.contextmanager
 def _serve(log_name: str = "streamlit-server.log", model: str | None = None):
-    """Start ``streamlit run app.py`` headless on a free port, yield its URL; stop its whole process group after.
+    """Start ``streamlit run app.py`` headless on a free port (:func:`appserver.serve`), yield its URL.
 
     ``model`` is the server's default model spec (default: the tests' model, usually ``bundled``).
     """
-    port = _free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / log_name, "w")  # noqa: SIM115 - closed in the finally below
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MMEXPLORE_MODEL=model or test_model_spec(), MMEXPLORE_DEVICE="cpu")
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    started = False
     try:
-        deadline = time.time() + SERVER_START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with status {proc.returncode}; see {ARTIFACTS / log_name}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-            if time.time() > deadline:
-                pytest.fail(f"streamlit did not answer on {url} within {SERVER_START_TIMEOUT_S} s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        # The server was started in its own session: stop exactly that process group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            # Streamlit waits for a running script before it exits; do not wait for that.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=60)
-        log.close()
+        with serve(ARTIFACTS / log_name, model=model or test_model_spec(), timeout_s=SERVER_START_TIMEOUT_S) as srv:
+            started = True
+            yield srv.url
+    except RuntimeError as exc:
+        if started:
+            raise
+        pytest.fail(str(exc))  # the server did not start: a failure of the test, with the log's path
 
 
 @pytest.fixture(scope="module")
