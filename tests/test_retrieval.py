@@ -19,6 +19,7 @@ from mmexplore.retrieval import (
     build_index,
     get_backend,
 )
+from mmexplore.retrieval.backends import choose_backend
 from mmexplore.retrieval.sources import ArraySource
 from mmexplore.retrieval.vector_index import recall_at_k
 
@@ -48,7 +49,7 @@ def test_exact_search_equals_numpy_argsort():
 
 
 def test_registry_declares_capabilities_and_rejects_unknown():
-    assert set(BACKENDS) == {"exact", "hnsw", "ivf", "ivfpq"} and available_backends()[0] == "auto"
+    assert set(BACKENDS) == {"exact", "hnsw", "ivf", "ivfpq", "ivfsq"} and available_backends()[0] == "auto"
     assert get_backend("exact").capabilities.exact and not get_backend("hnsw").capabilities.exact
     assert get_backend("ivfpq").capabilities.needs_training
     with pytest.raises(InputError, match=r"Unsupported search backend .annoy..*exact.*hnsw.*ivf.*ivfpq"):
@@ -65,6 +66,68 @@ def test_hnsw_recall_sanity_and_measured_at_build():
     overlap = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
     assert overlap >= 0.9
     assert idx.describe()["params"]["ef_search"] == 64
+
+
+def near_ties(n: int, d: int = 128, clusters: int = 4, seed: int = 0) -> np.ndarray:
+    """Few clusters with isotropic noise: a cluster's neighbours differ by ~1e-4 in cosine (the 10M case)."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((clusters, d))
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    x = c[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, d)) / np.sqrt(d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ivfsq_reranks_the_shortlist_with_exact_scores(tmp_path):
+    x, q = near_ties(4000, d=64), near_ties(100, d=64, seed=9)
+    exact = q @ x.T
+    _, truth = VectorIndex("exact").fit(x).search(q, 10)
+    sq = VectorIndex("ivfsq", params={"nprobe": 64}, rows_dir=tmp_path).fit(x)
+    scores, ids = sq.search(q, 10)
+    assert recall_at_k(ids, truth) >= 0.97
+    err = np.abs(scores - np.take_along_axis(exact, ids, 1)).max()
+    assert err < 1e-3  # float16 rows: the final scores are cosines, not 8-bit approximations
+    s1, i1 = sq.index_.search(q, 10)  # the 8-bit codes' own scores, before re-ranking
+    assert np.abs(s1 - np.take_along_axis(exact, i1, 1)).max() > 3 * err
+    assert len(list(tmp_path.glob("mmexplore-rows-*"))) == 1  # the build's row file, 2 bytes per dimension
+    assert next(tmp_path.glob("mmexplore-rows-*")).stat().st_size == 4000 * 64 * 2
+    del sq
+    import gc
+
+    gc.collect()
+    assert not list(tmp_path.glob("mmexplore-rows-*"))  # an unsaved build leaves no file behind
+
+
+def test_ivfsq_rows_travel_with_the_saved_index_and_are_checked(tmp_path):
+    x = near_ties(3000, d=32)
+    index = SearchIndex("m@1", backend="ivfsq")
+    index.add("image", x, [{"path": f"{i}.png"} for i in range(3000)], "m@1")
+    folder = index.save(tmp_path / "ix")
+    assert (folder / "image.faiss.rows").stat().st_size == 3000 * 32 * 2
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]  # nothing staged left
+    hits = SearchIndex.load(folder).search(x[5], "image", k=3)
+    assert hits[0]["path"] == "5.png"
+    rows = folder / "image.faiss.rows"
+    data = bytearray(rows.read_bytes())
+    data[100] ^= 0xFF
+    rows.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"image.faiss.rows: contents do not match"):
+        SearchIndex.load(folder)
+    rows.unlink()
+    with pytest.raises(InputError, match=r"image.faiss.rows: the index's re-ranking rows are missing"):
+        SearchIndex.load(folder)
+
+
+def test_ivfsq_add_appends_rows():
+    x = near_ties(3000, d=32)
+    idx = VectorIndex("ivfsq", params={"nprobe": 16}).fit(x[:2000])
+    idx.add(x[2000:])
+    assert idx.n_ == 3000 and idx.rows_.n == 3000
+    assert idx.search(x[2500], 1)[1][0, 0] == 2500
+
+
+def test_auto_keeps_codes_and_reranks_from_disk_past_the_flat_budget():
+    assert choose_backend(2_000_000, 20_000, 512, flat_budget=4 * 2**30) == "ivf"
+    assert choose_backend(10_000_000, 20_000, 512, flat_budget=4 * 2**30) == "ivfsq"
 
 
 def test_ivfpq_builds_and_reports_recall():
@@ -239,7 +302,7 @@ class ShuffledSource:
             yield pos, self.x[pos]
 
 
-@pytest.mark.parametrize("backend,params", [("exact", {}), ("ivf", {}), ("ivfpq", {"refine": "sq8"})])
+@pytest.mark.parametrize("backend,params", [("exact", {}), ("ivf", {}), ("ivfpq", {"refine": "sq8"}), ("ivfsq", {})])
 def test_streamed_out_of_order_equals_in_memory(backend, params, tmp_path):
     x = clustered(3000, 32)
     mem = VectorIndex(backend, params=params).fit(x)

@@ -28,7 +28,7 @@ import numpy as np
 from mmexplore.errors import InputError
 from mmexplore.fsutil import file_lock, sha256_file, write_atomic
 from mmexplore.retrieval.backends import AUTO
-from mmexplore.retrieval.vector_index import DEFAULT_THRESHOLD, VectorIndex
+from mmexplore.retrieval.vector_index import DEFAULT_THRESHOLD, VectorIndex, rows_path
 
 KINDS = ("image", "text")
 FORMAT_VERSION = 2  # 2: every file's size and SHA-256 in index.json, checked before reading
@@ -210,6 +210,9 @@ class SearchIndex:
                 ix.save(tmp)
                 staged.append((tmp, root / f"{kind}.faiss"))
                 keep.add(f"{kind}.faiss")
+                if getattr(ix, "rows_", None) is not None:  # the re-ranking rows travel with their index
+                    staged.append((rows_path(tmp), rows_path(root / f"{kind}.faiss")))
+                    keep.add(f"{kind}.faiss.rows")
                 items = self.items[kind]
                 if isinstance(items, ArrowRecords):  # large: a Parquet table instead of JSON lines
                     import pyarrow.parquet as pq
@@ -228,8 +231,10 @@ class SearchIndex:
             with file_lock(root / PUBLISH_LOCK, what=str(root)):
                 for tmp, final in staged:
                     os.replace(tmp, final)
+                for kind, ix in self.indexes.items():
+                    ix.moved_rows(rows_path(root / f"{kind}.faiss"))
                 for kind in KINDS:
-                    for suffix in (".faiss", ".jsonl", ".items.parquet"):
+                    for suffix in (".faiss", ".faiss.rows", ".jsonl", ".items.parquet"):
                         if f"{kind}{suffix}" not in keep:
                             (root / f"{kind}{suffix}").unlink(missing_ok=True)
                 write_atomic(root / INDEX_FILE, json.dumps(meta, indent=2))

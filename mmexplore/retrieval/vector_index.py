@@ -14,6 +14,10 @@ shown next to the accuracy it cost. ``search`` returns cosine scores and row ids
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ import numpy as np
 
 from mmexplore.errors import InputError
 from mmexplore.retrieval.backends import AUTO, BackendConfig, auto_params, choose_backend, get_backend
+from mmexplore.retrieval.rerank import RowStore
 from mmexplore.retrieval.sources import ArraySource, VectorSource, stream_knn
 
 DEFAULT_THRESHOLD = 20_000
@@ -84,6 +89,10 @@ class VectorIndex:
         recall@``recall_k`` that ``nprobe`` is tuned to reach (inverted-file backends).
     params : dict, optional
         Backend parameters (e.g. ``{"ef_search": 256}``); unknown keys are ignored.
+    rows_dir : path-like, optional
+        Where a backend that re-ranks from disk (``ivfsq``) keeps its float16 rows until :meth:`save`
+        moves them beside the index (2 bytes per dimension per vector); default: the system's
+        temporary directory.
 
     Attributes
     ----------
@@ -109,8 +118,10 @@ class VectorIndex:
         n_recall_queries: int = 200,
         recall_target: float = 0.95,
         params: dict[str, Any] | None = None,
+        rows_dir: str | os.PathLike | None = None,
     ) -> None:
         self.backend = backend
+        self.rows_dir = rows_dir
         self.recall_target = recall_target
         self.threshold = threshold
         self.recall_k = recall_k
@@ -148,13 +159,14 @@ class VectorIndex:
                 raise InputError(f"backend '{name}' needs at least {config.capabilities.min_size} vectors, got {n}")
             name, config = "exact", self._config("exact")
         index = config.create(dim, n)
+        self.rows_ = self._new_row_store(n, dim) if config.reranks_from_disk else None
         n_train = config.train_size_for(n) if config.capabilities.needs_training else 0
         n_probe = 0 if config.capabilities.exact else 2 * self.n_recall_queries
         sample = source.sample(max(n_train, n_probe), seed=0) if (n_train or n_probe) else None
         if n_train:
             assert sample is not None
             config.train(index, sample[:n_train] if len(sample) > n_train else sample)
-        index = _fill(index, source, config)
+        index = _fill(index, source, config, self.rows_)
         config.configure_search(index)
         self.backend_, self.config_, self.dim_, self.index_ = name, config, dim, index
         self.tuning_: list[dict[str, float]] = []
@@ -167,7 +179,7 @@ class VectorIndex:
             tune_truth, held_truth = truth[: len(tune_q)], truth[len(tune_q):]
             if config.tunable and getattr(config, config.tunable) is None:
                 self._tune(config, tune_q, tune_truth, k)
-            _, found = self.index_.search(held_q, k)
+            _, found = self._knn(held_q, k)
             self.recall_ = recall_at_k(found, held_truth)
         self.build_s_ = time.perf_counter() - t0
         return self
@@ -179,7 +191,7 @@ class VectorIndex:
         for value in config.tune_values():
             setattr(config, config.tunable, value)
             config.configure_search(self.index_)
-            _, found = self.index_.search(queries, k)
+            _, found = self._knn(queries, k)
             recall = recall_at_k(found, truth)
             self.tuning_.append({config.tunable: value, f"recall@{k}": recall})
             chosen = value
@@ -187,6 +199,23 @@ class VectorIndex:
                 break
         setattr(config, config.tunable, chosen)
         config.configure_search(self.index_)
+
+    def _new_row_store(self, n: int, dim: int) -> RowStore:
+        """A temporary row file for a build, deleted with this object unless :meth:`save` keeps it."""
+        fd, path = tempfile.mkstemp(prefix="mmexplore-rows-", suffix=".f16", dir=self.rows_dir)
+        os.close(fd)
+        self._temp_rows = [path]
+        weakref.finalize(self, _unlink_all, self._temp_rows)
+        return RowStore.create(path, n, dim)
+
+    def _knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """faiss search of unit-norm float32 ``queries`` (nq, d), then the exact re-ranking if any."""
+        rows = getattr(self, "rows_", None)
+        if rows is None:
+            return self.index_.search(queries, k)
+        shortlist = min(int(self.index_.ntotal), k * max(1, int(self.config_.rerank_factor)))
+        _, candidates = self.index_.search(queries, shortlist)
+        return rows.rerank(queries, candidates, k)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "index_"):
@@ -213,6 +242,8 @@ class VectorIndex:
         if grows_past:
             old = self.index_.reconstruct_n(0, self.n_)
             return self.fit(np.concatenate([old, x]))
+        if getattr(self, "rows_", None) is not None:
+            self.rows_.append(x)
         _add(self.index_, x, np.arange(self.n_, self.n_ + len(x), dtype=np.int64))
         return self
 
@@ -240,8 +271,7 @@ class VectorIndex:
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
         k = min(int(k), self.n_, self.config_.capabilities.max_k)
-        scores, ids = self.index_.search(q, k)
-        return scores, ids
+        return self._knn(q, k)
 
     def describe(self) -> dict[str, Any]:
         """Backend, parameters, size, dimension, measured recall and capabilities (JSON-able)."""
@@ -261,6 +291,7 @@ class VectorIndex:
             "build_s": getattr(self, "build_s_", None),
             "capabilities": {"exact": caps.exact, "incremental": caps.incremental, "max_k": caps.max_k},
             **({"file": self.file_} if getattr(self, "file_", None) else {}),
+            **({"rows_file": self.rows_file_} if getattr(self, "rows_file_", None) else {}),
         }
 
     # ------------------------------------------------------------------ disk
@@ -278,7 +309,24 @@ class VectorIndex:
         self._check_fitted()
         faiss.write_index(self.index_, str(path))
         self.file_ = {"bytes": Path(path).stat().st_size, "sha256": sha256_file(path)}
+        rows = getattr(self, "rows_", None)
+        if rows is not None:
+            target = rows_path(path)
+            if str(rows.path) in self._temp_rows:  # a build's temporary file: move it, don't copy gigabytes
+                shutil.move(str(rows.path), target)
+                self._temp_rows.clear()
+            elif Path(rows.path) != target:
+                shutil.copyfile(rows.path, target)
+            self.moved_rows(target)
+            self.rows_file_ = {"bytes": target.stat().st_size, "sha256": sha256_file(target), "dtype": "float16"}
         return self.describe()
+
+    def moved_rows(self, path: str | os.PathLike) -> None:
+        """Tell the index that its row file now lives at ``path`` (after a rename by the caller)."""
+        rows = getattr(self, "rows_", None)
+        if rows is not None:
+            rows.path = Path(path)
+            rows.close()
 
     @classmethod
     def load(cls, path: str | Path, description: dict[str, Any]) -> VectorIndex:
@@ -312,9 +360,28 @@ class VectorIndex:
         obj.config_.configure_search(index)
         obj.index_ = index
         obj.dim_ = int(index.d)
+        obj.rows_ = None
+        if obj.config_.reranks_from_disk:
+            rp = rows_path(p)
+            if not rp.is_file():
+                raise InputError(f"{rp}: the index's re-ranking rows are missing; rebuild the index")
+            check_index_file(rp, {"file": description.get("rows_file")})
+            obj.rows_ = RowStore.open(rp, size, dim)
+            obj.rows_file_ = description.get("rows_file")
         obj.recall_ = description.get(f"recall@{obj.recall_k}")
         obj.file_ = description.get("file")
         return obj
+
+
+def rows_path(index_path: str | os.PathLike) -> Path:
+    """Where the float16 re-ranking rows of the index file ``index_path`` live (``<name>.rows``)."""
+    p = Path(index_path)
+    return p.with_name(p.name + ".rows")
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
 
 
 def check_index_file(path: Path, description: dict[str, Any]) -> None:
@@ -348,8 +415,9 @@ def _add(index: Any, vectors: np.ndarray, positions: np.ndarray) -> None:
         index.add_with_ids(vectors, np.ascontiguousarray(positions, dtype=np.int64))
 
 
-def _fill(index: Any, source: VectorSource, config: BackendConfig) -> Any:
-    """Add every batch of ``source``; returns the index (wrapped in an id map when it must be)."""
+def _fill(index: Any, source: VectorSource, config: BackendConfig, rows: RowStore | None = None) -> Any:
+    """Add every batch of ``source`` (and to ``rows``, when given); returns the index (wrapped in an id
+    map when it must be)."""
     import faiss
 
     if not source.sequential:
@@ -359,8 +427,10 @@ def _fill(index: Any, source: VectorSource, config: BackendConfig) -> Any:
                 full[positions] = vectors
             index.add(full)
             return index
-        if config.name != "ivf":  # these faiss indexes keep rows in insertion order: map ids
+        if config.name not in ("ivf", "ivfsq"):  # these faiss indexes keep rows in insertion order: map ids
             index = faiss.IndexIDMap(index)
     for positions, vectors in source.batches():
         _add(index, np.ascontiguousarray(vectors, dtype=np.float32), positions)
+        if rows is not None:
+            rows.write(positions, vectors)
     return index
