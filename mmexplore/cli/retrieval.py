@@ -91,8 +91,8 @@ def register(commands: Any, evals: Any) -> None:
                    help="build from the Parquet shards of `mmexplore embed --out DIR` (no re-encoding)")
     p.add_argument("--index", required=True, metavar="DIR", help="index folder (re-run with the same folder to resume)")
     p.add_argument("--backend", default="auto", choices=available_backends(),
-                   help="search backend (auto: exact below --threshold rows, else ivf; ivfpq with 8-bit "
-                        "re-ranking when the vectors exceed 4 GiB)")
+                   help="search backend (auto: exact below --threshold rows, else ivf; ivfsq, 8-bit codes re-ranked "
+                        "from float16 rows on disk, when the vectors exceed 4 GiB)")
     p.add_argument("--threshold", type=positive_int, default=DEFAULT_THRESHOLD, help="rows from which auto is approximate")
     p.add_argument("--recall-target", type=float_range(0.0, 1.0, lo_open=True), default=0.95,
                    help="recall@10 the approximate index is tuned to (measured on held-out queries, stored)")

@@ -61,7 +61,8 @@ def build_index_from_embeddings(
     for kind in KINDS:
         if shards.count(kind) == 0:
             continue
-        vi = VectorIndex(backend, threshold=threshold, recall_target=recall_target, params=params)
+        root.mkdir(parents=True, exist_ok=True)  # re-ranking rows are written here: saving renames them
+        vi = VectorIndex(backend, threshold=threshold, recall_target=recall_target, params=params, rows_dir=root)
         index.indexes[kind] = vi.fit_source(ShardSource(shards, kind, progress=progress))
         index.items[kind] = ArrowRecords(shards.records(kind))
     if not index.indexes:
