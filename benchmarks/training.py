@@ -48,41 +48,60 @@ def make_batches(n: int, batch_size: int, render_size: int):
     return [stream(i) for i in range(n)]
 
 
+class PlainLoop:
+    """A plain open_clip training step (model, tokenizer, ClipLoss, AdamW): the baseline the Trainer is timed against."""
+
+    def __init__(self, arch: str, device: str) -> None:
+        import open_clip
+        import torch
+
+        from mmexplore.training.trainer import build_model, build_tokenizer
+
+        torch.manual_seed(0)
+        self.device = device
+        self.tok = build_tokenizer()
+        self.model, self.preprocess, _ = build_model(arch, self.tok.vocab_size, device)
+        self.loss_fn = open_clip.loss.ClipLoss()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=2e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+        self.model.train()
+
+    def step(self, b) -> None:
+        """One optimiser step on batch ``b`` (images and captions)."""
+        import torch
+
+        pixels = torch.stack([self.preprocess(im) for im in b.images]).to(self.device)
+        img = self.model.encode_image(pixels, normalize=True)
+        txt = self.model.encode_text(self.tok(b.captions).to(self.device), normalize=True)
+        loss = self.loss_fn(img, txt, self.model.logit_scale.exp())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def _config(arch: str, batches, device: str, work: Path):
+    """The Trainer's configuration matching :class:`PlainLoop` (CLIP loss, no negatives, no evaluation)."""
+    from mmexplore.training.trainer import TrainConfig
+
+    return TrainConfig(out=str(work), arch=arch, objective="clip", negatives=0, steps=len(batches),
+                       batch_size=len(batches[0]), lr=2e-3, warmup_steps=5, eval_every=0, eval_scenes=2, device=device)
+
+
 def plain_loop(arch: str, batches, device: str) -> float:
     """Steps/s of a plain open_clip training loop over ``batches``."""
-    import open_clip
-    import torch
-
-    from mmexplore.training.trainer import build_model, build_tokenizer
-
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    model, preprocess, _ = build_model(arch, tok.vocab_size, device)
-    loss_fn = open_clip.loss.ClipLoss()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
-    model.train()
+    loop = PlainLoop(arch, device)
     start = time.perf_counter()
     for b in batches:
-        pixels = torch.stack([preprocess(im) for im in b.images]).to(device)
-        tokens = tok(b.captions).to(device)
-        img = model.encode_image(pixels, normalize=True)
-        txt = model.encode_text(tokens, normalize=True)
-        loss = loss_fn(img, txt, model.logit_scale.exp())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loop.step(b)
     return len(batches) / (time.perf_counter() - start)
 
 
 def trainer_loop(arch: str, batches, device: str, work: Path) -> float:
     """Steps/s of the Trainer over the same batches (step events timed, set-up and final eval excluded)."""
-    from mmexplore.training.trainer import TrainConfig, Trainer
+    from mmexplore.training.trainer import Trainer
 
     times: list[float] = []
-    cfg = TrainConfig(out=str(work), arch=arch, objective="clip", negatives=0, steps=len(batches), batch_size=len(batches[0]),
-                      lr=2e-3, warmup_steps=5, eval_every=0, eval_scenes=2, device=device)
-    trainer = Trainer(cfg, data=lambda step: batches[step], callbacks=[lambda ev: times.append(time.perf_counter())
-                                                                       if ev["event"] in ("start", "step") else None])
+    trainer = Trainer(_config(arch, batches, device, work), data=lambda step: batches[step],
+                      callbacks=[lambda ev: times.append(time.perf_counter()) if ev["event"] in ("start", "step") else None])
     trainer.run()
     return (len(times) - 1) / (times[-1] - times[0])
 
@@ -91,32 +110,16 @@ def lockstep(arch: str, batches, device: str, work: Path) -> dict:
     """Median seconds per step of the plain loop and of ``Trainer.train_step`` run batch by batch, alternately."""
     import statistics
 
-    import open_clip
-    import torch
+    from mmexplore.training.trainer import Trainer
 
-    from mmexplore.training.trainer import TrainConfig, Trainer, build_model, build_tokenizer
-
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    model, preprocess, _ = build_model(arch, tok.vocab_size, device)
-    loss_fn = open_clip.loss.ClipLoss()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
-    model.train()
-    cfg = TrainConfig(out=str(work), arch=arch, objective="clip", negatives=0, steps=len(batches),
-                      batch_size=len(batches[0]), lr=2e-3, warmup_steps=5, eval_every=0, eval_scenes=2, device=device)
-    trainer = Trainer(cfg)
+    loop = PlainLoop(arch, device)
+    trainer = Trainer(_config(arch, batches, device, work))
     trainer.setup()
     log = open(work / "lockstep.jsonl", "w")  # noqa: SIM115 - closed below
     plain_s, trainer_s = [], []
     for b in batches:
         t0 = time.perf_counter()
-        pixels = torch.stack([preprocess(im) for im in b.images]).to(device)
-        img = model.encode_image(pixels, normalize=True)
-        txt = model.encode_text(tok(b.captions).to(device), normalize=True)
-        loss = loss_fn(img, txt, model.logit_scale.exp())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loop.step(b)
         t1 = time.perf_counter()
         ev = trainer.train_step(b)
         log.write(json.dumps(ev) + "\n")

@@ -82,6 +82,38 @@ def load_encoder(args: argparse.Namespace):
     return load_model(args.model, args.device)
 
 
+def model_specs(raw: str | None) -> list[str]:
+    """The model specs of a comma-separated option such as ``--models bundled,bundled-noneg`` (blanks dropped)."""
+    return [s.strip() for s in (raw or "").split(",") if s.strip()]
+
+
+def each_model(
+    specs: list[str],
+    device: str,
+    measure: Callable[[Any], dict[str, Any]],
+    missing: Callable[[str, Exception], str] = lambda spec, exc: str(exc),
+) -> dict[str, dict[str, Any]]:
+    """``{spec: measure(encoder)}`` for the models of a comparison command, in order.
+
+    A model that does not load is an error when it is the only one; among several it becomes
+    ``{"missing": missing(spec, exc)}``, so that one absent variant does not hide the others' results.
+    """
+    from mmexplore.errors import ModelLoadError
+    from mmexplore.models import load_model
+
+    models: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        try:
+            encoder = load_model(spec, device)
+        except ModelLoadError as exc:
+            if len(specs) == 1:
+                raise
+            models[spec] = {"missing": missing(spec, exc)}
+            continue
+        models[spec] = measure(encoder)
+    return models
+
+
 def to_jsonable(obj: Any) -> Any:
     """Numpy arrays and scalars to lists and floats; NaN and infinities to None."""
     if isinstance(obj, dict):

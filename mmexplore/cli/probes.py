@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from mmexplore.cli.argtypes import any_int, int_range
-from mmexplore.cli.common import command, load_encoder, readability_fields
+from mmexplore.cli.common import command, each_model, load_encoder, model_specs, readability_fields
 from mmexplore.errors import InputError, ModelLoadError
 
 # The hard-negative model and its plain-CLIP twin: NegCLIP's effect on the same scenes.
@@ -56,29 +56,24 @@ def _table(results: dict[str, Any]) -> str:
 
 def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
     from mmexplore.evaluation.retrieval import RENDERERS
-    from mmexplore.models import load_model
     from mmexplore.probes import ARO_NOTE, ARO_REFERENCE, evaluate_compositional
 
     if args.scenes < 1:
         raise InputError(f"--scenes must be at least 1, got {args.scenes}")
-    specs = [s.strip() for s in (args.models or args.model or DEFAULT_COMPARED).split(",") if s.strip()]
+    specs = model_specs(args.models or args.model or DEFAULT_COMPARED)
     if not specs:
         raise InputError("--models is empty; e.g. --models bundled,bundled-noneg")
     renderers = RENDERERS if args.renderer == "both" else (args.renderer,)
-    models: dict[str, Any] = {}
-    for spec in specs:
-        try:
-            encoder = load_model(spec, args.device)
-        except ModelLoadError as exc:
-            if len(specs) == 1:
-                raise
-            # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
-            hint = (f"; train it with `mmexplore train --negatives 0 --out mmexplore/assets/{spec}`"
-                    if spec == "bundled-noneg" else "")
-            models[spec] = {"missing": f"model '{spec}' is not available ({exc}){hint}"}
-            continue
-        res = evaluate_compositional(encoder, n_scenes=args.scenes, renderers=renderers)
-        models[spec] = {"model_id": encoder.model_id, "accuracy": res}
+
+    def missing(spec: str, exc: Exception) -> str:
+        # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
+        hint = (f"; train it with `mmexplore train --negatives 0 --out mmexplore/assets/{spec}`"
+                if spec == "bundled-noneg" else "")
+        return f"model '{spec}' is not available ({exc}){hint}"
+
+    models = each_model(specs, args.device, lambda encoder: {
+        "model_id": encoder.model_id,
+        "accuracy": evaluate_compositional(encoder, n_scenes=args.scenes, renderers=renderers)}, missing)
     if all("missing" in m for m in models.values()):
         raise ModelLoadError("; ".join(m["missing"] for m in models.values()))
     out = {"models": models, "renderers": list(renderers), "n_scenes": args.scenes,

@@ -7,8 +7,8 @@ import argparse
 from typing import Any
 
 from mmexplore.cli.argtypes import fraction, positive_int
-from mmexplore.cli.common import command
-from mmexplore.errors import InputError, ModelLoadError
+from mmexplore.cli.common import command, each_model, model_specs
+from mmexplore.errors import InputError
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -97,7 +97,6 @@ def _text(out: dict[str, Any]) -> str:
 
 
 def cmd_eval_robustness(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.models import load_model
     from mmexplore.robustness.corruptions import check_corruption
     from mmexplore.robustness.evaluate import PARTS, RobustnessParams, robustness_part, shipped_models
 
@@ -110,20 +109,9 @@ def cmd_eval_robustness(args: argparse.Namespace) -> dict[str, Any]:
         n_scenes=args.scenes, n_pointing=args.pointing_scenes, n_attack=args.attack_scenes,
         n_backdoor=args.backdoor_scenes, corruptions=corruptions or base.corruptions,
     )
-    specs = [s.strip() for s in (args.models or args.model or "").split(",") if s.strip()] or shipped_models()
-    models: dict[str, Any] = {}
-    for spec in specs:
-        try:
-            encoder = load_model(spec, args.device)
-        except ModelLoadError as exc:
-            if len(specs) == 1:
-                raise
-            models[spec] = {"missing": str(exc)}
-            continue
-        res: dict[str, Any] = {"model_id": encoder.model_id}
-        for part in parts:
-            res[part] = robustness_part(encoder, part, params, refresh=args.refresh)
-        models[spec] = res
+    specs = model_specs(args.models or args.model) or shipped_models()
+    models = each_model(specs, args.device, lambda encoder: {
+        "model_id": encoder.model_id, **{part: robustness_part(encoder, part, params, refresh=args.refresh) for part in parts}})
     out = {"models": models, "parts": list(parts), "params": {p: params.for_part(p) for p in parts}}
     out["_text"] = _text(out)
     return out

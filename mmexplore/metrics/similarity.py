@@ -82,6 +82,15 @@ def identity_pairs(n_images: int, n_texts: int) -> np.ndarray:
     return np.eye(n_images, dtype=bool)
 
 
+def _logits_and_pairs(logits: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``logits`` as float64 and ``pairs`` as bool, both (N, M); ValueError when their shapes differ."""
+    logits = np.asarray(logits, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=bool)
+    if logits.shape != pairs.shape:
+        raise ValueError(f"logits {logits.shape} and pairs {pairs.shape} differ in shape")
+    return logits, pairs
+
+
 def infonce_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
     """Symmetric InfoNCE ½(CE(C, pairs) + CE(Cᵀ, pairsᵀ)) in nats.
 
@@ -95,10 +104,7 @@ def infonce_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
         ``logit_scale × cosine``.
     pairs : ndarray of shape (N, M), bool
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    pairs = np.asarray(pairs, dtype=bool)
-    if logits.shape != pairs.shape:
-        raise ValueError(f"logits {logits.shape} and pairs {pairs.shape} differ in shape")
+    logits, pairs = _logits_and_pairs(logits, pairs)
     if not pairs.any():
         return float("nan")
 
@@ -130,10 +136,7 @@ def sigmoid_loss(logits: np.ndarray, pairs: np.ndarray) -> float:
         ``logit_scale × cosine + logit_bias``.
     pairs : ndarray of shape (N, M), bool
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    pairs = np.asarray(pairs, dtype=bool)
-    if logits.shape != pairs.shape:
-        raise ValueError(f"logits {logits.shape} and pairs {pairs.shape} differ in shape")
+    logits, pairs = _logits_and_pairs(logits, pairs)
     if not pairs.any():
         return float("nan")
     z = np.where(pairs, 1.0, -1.0)

@@ -154,36 +154,25 @@ columns = {
     "true pair": st.column_config.CheckboxColumn(width="small"), "note": st.column_config.TextColumn(width="small"),
     "σ(s·cos + b)": st.column_config.NumberColumn(format="%.3g", width="small"),
 }
-st.dataframe(
-    pd.DataFrame(
-        {
-            "image": ds.image_names,
-            "best caption": [ds.texts[j] for j in report.best_text_for_image],
-            "cosine": [report.cosine[i, j] for i, j in enumerate(report.best_text_for_image)],
-            **_prob_column([(i, j) for i, j in enumerate(report.best_text_for_image)]),
-            "true pair": [bool(report.pairs[i, j]) for i, j in enumerate(report.best_text_for_image)],
-            "note": [notes[j] for j in report.best_text_for_image],
-        }
-    ),
-    hide_index=True,
-    key="sim_best_text",
-    column_config=columns,
-)
-st.dataframe(
-    pd.DataFrame(
-        {
-            "caption": ds.texts,
-            "best image": [ds.image_names[i] for i in report.best_image_for_text],
-            "cosine": [report.cosine[i, j] for j, i in enumerate(report.best_image_for_text)],
-            **_prob_column([(i, j) for j, i in enumerate(report.best_image_for_text)]),
-            "true pair": [bool(report.pairs[i, j]) for j, i in enumerate(report.best_image_for_text)],
-            "note": notes,
-        }
-    ),
-    hide_index=True,
-    key="sim_best_image",
-    column_config=columns,
-)
+
+
+def _best_matches(cells: list[tuple[int, int]], lead: dict[str, list]) -> pd.DataFrame:
+    """One row per (image i, caption j) cell: the ``lead`` columns, then cosine, σ (sigmoid models), true pair, note."""
+    return pd.DataFrame({
+        **lead,
+        "cosine": [report.cosine[i, j] for i, j in cells],
+        **_prob_column(cells),
+        "true pair": [bool(report.pairs[i, j]) for i, j in cells],
+        "note": [notes[j] for _, j in cells],
+    })
+
+
+best_caption = list(enumerate(report.best_text_for_image))  # (image, its best caption)
+best_image = [(i, j) for j, i in enumerate(report.best_image_for_text)]  # (the best image, caption)
+st.dataframe(_best_matches(best_caption, {"image": ds.image_names, "best caption": [ds.texts[j] for _, j in best_caption]}),
+             hide_index=True, key="sim_best_text", column_config=columns)
+st.dataframe(_best_matches(best_image, {"caption": ds.texts, "best image": [ds.image_names[i] for i, _ in best_image]}),
+             hide_index=True, key="sim_best_image", column_config=columns)
 
 st.subheader("Export")
 slug = attr
