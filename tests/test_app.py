@@ -137,7 +137,16 @@ def test_similarity_page_shapes_samples_matrix(capsys, tmp_path):
     assert outlined == {(i, j) for i, j in zip(*np.nonzero(ds.pairs), strict=True)}
     best = _frame_with(at, "best caption")
     assert list(best["image"]) == ds.image_names
-    assert set(best["best caption"]) <= set(ds.texts)
+    cos = np.array(cli["cosine"])
+    assert list(best.columns) == ["image", "best caption", "cosine", "true pair", "note"]
+    assert list(best["best caption"]) == [ds.texts[j] for j in cos.argmax(axis=1)]
+    np.testing.assert_allclose(best["cosine"], cos.max(axis=1), atol=2e-5)
+    by_text = _frame_with(at, "best image")  # the other direction: each caption's best image
+    assert list(by_text.columns) == ["caption", "best image", "cosine", "true pair", "note"]
+    assert list(by_text["caption"]) == ds.texts
+    assert list(by_text["best image"]) == [ds.image_names[i] for i in cos.argmax(axis=0)]
+    assert list(by_text["true pair"]) == [bool(ds.pairs[i, j]) for j, i in enumerate(cos.argmax(axis=0))]
+    assert sum(n.startswith("hard negative") for n in by_text["note"]) > 0
     assert any(b.label.startswith("Download") for b in at.get("download_button"))
 
 
