@@ -220,3 +220,84 @@ def test_text_only_pictures_are_captioned_by_their_words(scene_image):
         assert caps[k][2:] in (f"{obj.color} {obj.shape}", obj.color, obj.shape) and negs[k] == [caps[k]]
         # Only background and dark text: none of the object's colour is left.
         assert len({tuple(px) for px in np.asarray(imgs[k]).reshape(-1, 3)}) < 300
+
+
+# ---------------------------------------------------------------------------- web-like text in images
+def _dark(image: Image.Image) -> np.ndarray:
+    """Pixels of the written text: no shape colour, grey or background is this dark on every channel."""
+    return (np.asarray(image) < 80).all(axis=2)
+
+
+def test_web_text_share_is_exact_and_every_word_lies_inside_the_image():
+    import random
+
+    from mmexplore.training.data import make_batch
+
+    t = TextInImage("web", share=0.7, seed=2, text_only=0.2, cue=0.5)
+    written = 0
+    for step, size in enumerate((16, 7, 23)):
+        b = make_batch(random.Random(step), size, 1, 128, with_scenes=True, pair_fraction=0.5)
+        imgs, *_ = t((b.images, b.captions, b.negatives, b.scenes))
+        assert t.written == int(t.seen * 0.7) and t.seen == sum((16, 7, 23)[: step + 1])
+        for before, after in zip(b.images, imgs, strict=True):
+            dark = _dark(after)
+            assert not _dark(before).any()
+            if dark.any():
+                written += 1
+                ys, xs = np.nonzero(dark)
+                assert xs.min() >= 1 and ys.min() >= 1 and xs.max() <= 126 and ys.max() <= 126
+    assert written == t.written == 32 and t.labels > 0 and t.cued > 0
+
+
+def test_web_words_agree_with_the_caption_and_the_negative_contradicts_them():
+    import random
+
+    from mmexplore.data.shapes import COLORS, SHAPES
+    from mmexplore.training.data import make_batch
+
+    b = make_batch(random.Random(5), 48, 1, 128, with_scenes=True, pair_fraction=0.5)
+    t = TextInImage("web", share=1.0, seed=0, cue=0.5)
+    imgs, caps, negs, _ = t((b.images, b.captions, b.negatives, b.scenes))
+    assert caps == b.captions and t.written == 48
+    checked = 0
+    for cap, neg, scene in zip(caps, negs, b.scenes, strict=True):
+        diff = [(a, n) for a, n in zip(cap.split(), neg[0].split(), strict=True) if a != n]
+        if len(diff) != 1:  # the caption named no object by colour and shape: negative kept
+            continue
+        (word, wrong), = diff
+        same_kind = {word, wrong} <= set(COLORS) or {word, wrong} <= set(SHAPES)
+        assert same_kind and any(word in (o.color, o.shape) for o in scene.objects)
+        checked += 1
+    assert checked > 30
+
+
+def test_hide_attribute_greys_or_blurs_only_the_named_object():
+    from mmexplore.data.shapes import object_masks
+    from mmexplore.robustness.typographic import NEUTRAL_GREY, hide_attribute
+
+    scene = make_scene(11, n_objects=2)
+    image = render_scene(scene, 128)
+    masks = object_masks(scene, 128)
+    grey = np.asarray(hide_attribute(image, scene, 0, "color"))
+    assert (grey[masks[0]] == NEUTRAL_GREY).all()
+    assert np.array_equal(grey[masks[1]], np.asarray(image)[masks[1]])
+    blob = np.asarray(hide_attribute(image, scene, 0, "shape")).astype(int)
+    assert np.abs(blob[masks[0]] - np.asarray(image)[masks[0]]).mean() > 5  # the edges are gone
+    assert np.array_equal(blob[masks[1]], np.asarray(image)[masks[1]])
+    with pytest.raises(ValueError):
+        hide_attribute(image, scene, 0, "size")
+
+
+def test_text_cue_is_an_option_of_mmexplore_train(tmp_path, capsys):
+    import json
+
+    from mmexplore.cli import main
+
+    base = ["train", "--arch", "mmexplore-shapes-xs", "--steps", "2", "--batch-size", "8", "--eval-every", "0",
+            "--eval-scenes", "4", "--render-size", "64", "--threads", "1"]
+    assert main([*base, "--out", str(tmp_path / "bad"), "--text-cue", "0.5"]) == 2  # needs --text-in-image web
+    assert "--text-cue" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "web"), "--text-in-image", "web", "--text-share", "0.5",
+                 "--text-only", "0.25", "--text-cue", "0.5"]) == 0
+    extra = json.loads((tmp_path / "web" / "metrics.json").read_text())["config"]["extra"]
+    assert extra["text_in_image"] == "web" and extra["share"] == 0.5 and extra["cue"] == 0.5

@@ -1,5 +1,5 @@
 """Robustness commands: ``eval robustness``, and the training options of the robustness lab
-(``mmexplore train --poison P``, ``--cleanclip``, ``--text-in-image agree|random``)."""
+(``mmexplore train --poison P``, ``--cleanclip``, ``--text-in-image agree|random|web``)."""
 
 from __future__ import annotations
 
@@ -20,16 +20,23 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--poison-target", default=TARGET_CAPTION, help="caption of poisoned pairs")
     p.add_argument("--cleanclip", action="store_true",
                    help="add CleanCLIP's unimodal self-supervised terms (image and text) to the contrastive loss")
-    p.add_argument("--text-in-image", choices=["agree", "random"], default=None,
-                   help="write a word into images: one the caption confirms (agree) or any (random: the defence)")
+    from mmexplore.robustness.typographic import TEXT_MODES
+
+    p.add_argument("--text-in-image", choices=list(TEXT_MODES), default=None,
+                   help="write a word into images: " + "; ".join(f"{k}: {v}" for k, v in TEXT_MODES.items()))
     p.add_argument("--text-share", type=fraction, default=0.5, help="share of images that get a word")
     p.add_argument("--text-only", type=fraction, default=0.0,
-                   help="with --text-in-image agree: share of written images that show only the words (a picture of a label)")
+                   help="with --text-in-image agree|web: share of written images that show only the words (a picture of a label)")
+    p.add_argument("--text-cue", type=fraction, default=0.0,
+                   help="with --text-in-image web: share of the other written images whose pixels hide the written "
+                        "attribute (object drawn grey or blurred), so the word is the only clear cue")
 
 
 def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
     """``batch_transform`` and ``objectives`` for :func:`mmexplore.training.train.train` from the options."""
     transforms = []
+    if args.text_cue and args.text_in_image != "web":
+        raise InputError("--text-cue needs --text-in-image web")
     if args.poison:
         from mmexplore.robustness.poison import PoisonedStream
 
@@ -37,7 +44,8 @@ def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
     if args.text_in_image:
         from mmexplore.robustness.typographic import TextInImage
 
-        transforms.append(TextInImage(args.text_in_image, args.text_share, seed=args.seed, text_only=args.text_only))
+        transforms.append(TextInImage(args.text_in_image, args.text_share, seed=args.seed, text_only=args.text_only,
+                                      cue=args.text_cue))
     if len(transforms) > 1:
         raise InputError("give at most one of --poison and --text-in-image")
     objectives = []

@@ -7,7 +7,10 @@ different from the object's, the true caption ("a small blue circle") and the ca
 word claims ("a small red circle"). :func:`TextInImage` is the batch transform used to fine-tune
 with words in the images: ``"agree"`` writes a word the caption confirms (as web images with text
 teach CLIP to read), ``"random"`` writes any word (the text-in-image augmentation defence: the
-written word then predicts nothing, so the model learns to ignore it).
+written word then predicts nothing, so the model learns to ignore it); ``"web"`` is the web-like
+data that makes a model read: an exact share of the images carries a word the caption confirms, and
+in part of them the word is the only clear cue (the named object drawn in neutral grey, or blurred
+into a blob), with the caption that contradicts the word as its hard negative.
 """
 
 from __future__ import annotations
@@ -16,9 +19,19 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from mmexplore.data.shapes import COLORS, HELD_OUT_SEED_START, SHAPES, Scene, canonical_caption, make_scene
+from mmexplore.data.shapes import (
+    COLORS,
+    HELD_OUT_SEED_START,
+    SHAPES,
+    Scene,
+    ShapeObject,
+    canonical_caption,
+    make_scene,
+    object_masks,
+)
 
 WORDS: tuple[str, ...] = (*COLORS, *SHAPES)
 # Where a word goes: centre of its box in normalised image coordinates.
@@ -33,6 +46,14 @@ POSITIONS: dict[str, tuple[float, float]] = {
 SIZES: tuple[float, ...] = (0.12, 0.18, 0.25)
 ATTACK_SEED_OFFSET = 40_000  # held-out seeds of the attack scenes: HELD_OUT_SEED_START + offset + i
 TEXT_COLOR = (20, 20, 20)
+NEUTRAL_GREY = (128, 128, 128)
+# The text-in-image training modes (``mmexplore train --text-in-image MODE``): name → what it writes.
+TEXT_MODES: dict[str, str] = {
+    "agree": "a colour or shape word of an object in the scene (the caption confirms it)",
+    "random": "any colour or shape word (it predicts nothing: the text-in-image defence)",
+    "web": "web-like: an exact share of images carry a word the caption confirms, in part of them the only "
+           "clear cue (the object drawn grey or blurred), with the caption the word contradicts as hard negative",
+}
 
 
 @dataclass(frozen=True)
@@ -129,55 +150,144 @@ def attack_cases(n_scenes: int = 60, *, seed_offset: int = ATTACK_SEED_OFFSET) -
     return cases
 
 
+def hide_attribute(image: Image.Image, scene: Scene, index: int, attribute: str) -> Image.Image:
+    """``image`` with what the pixels say about one attribute of object ``index`` removed.
+
+    ``attribute="color"``: the object (its mask, grown by a pixel for the anti-aliased edge) is
+    painted :data:`NEUTRAL_GREY`; ``"shape"``: it is blurred into a blob of its colour (Gaussian
+    radius 0.7 × its radius), so a circle, a square and a triangle look alike. Pixels away from the
+    object are unchanged.
+    """
+    size = image.size[0]
+    mask = Image.fromarray((object_masks(scene, size)[index] * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(3))
+    out = image.convert("RGB").copy()
+    obj: ShapeObject = scene.objects[index]
+    if attribute == "color":
+        out.paste(Image.new("RGB", out.size, NEUTRAL_GREY), mask=mask)
+    elif attribute == "shape":
+        radius = max(1.0, 0.7 * obj.radius * size)
+        blurred = out.filter(ImageFilter.GaussianBlur(radius))
+        region = mask.filter(ImageFilter.MaxFilter(2 * round(radius) + 1))
+        out.paste(blurred, mask=region)
+    else:
+        raise ValueError(f"attribute must be 'color' or 'shape', got {attribute!r}")
+    return out
+
+
+def contradicted_caption(caption: str, obj: ShapeObject, attribute: str, rng: random.Random) -> str | None:
+    """``caption`` with ``obj``'s colour (or shape) changed to another value; None when it does not name ``obj``."""
+    phrase = f"{obj.color} {obj.shape}"
+    if phrase not in caption:
+        return None
+    if attribute == "color":
+        other = f"{rng.choice([c for c in COLORS if c != obj.color])} {obj.shape}"
+    else:
+        other = f"{obj.color} {rng.choice([s for s in SHAPES if s != obj.shape])}"
+    return caption.replace(phrase, other, 1)
+
+
 class TextInImage:
     """A training batch transform that writes a word into a share of the images.
 
     Parameters
     ----------
-    mode : {"agree", "random"}
+    mode : {"agree", "random", "web"}
         ``agree``: a colour or shape of an object in the scene (the caption confirms the word);
-        ``random``: any word of :data:`WORDS` (it predicts nothing about the caption).
+        ``random``: any word of :data:`WORDS` (it predicts nothing about the caption);
+        ``web``: a colour or shape of an object the caption names; the share is exact (after n
+        images, exactly ⌊n·share⌋ are written, at random places in each batch); a ``cue`` share of
+        the written images hides that attribute in the pixels (:func:`hide_attribute`), so the word
+        is the only clear cue; the image's hard negatives become the caption the word contradicts
+        (:func:`contradicted_caption`). See :data:`TEXT_MODES`.
     share : float
         Share of the images that get a word, in [0, 1].
     seed : int
     text_only : float
-        ``agree`` only: share of the written images that show *only* text: the scene's first object
-        named in words ("red circle") on its blank background, captioned "a red circle". Words
+        ``agree`` and ``web``: share of the written images that show *only* text: the scene's first
+        object named in words ("red circle") on its blank background, captioned "a red circle". Words
         that merely repeat what is drawn teach nothing (the picture already tells the caption);
         pictures of words, like signs and labels among web images, are what make CLIP read.
+    cue : float
+        ``web`` only: share of the (non-label) written images whose pixels no longer show the
+        written attribute, in [0, 1].
+    sizes : (float, float)
+        Range of the text height as a share of the image side.
 
     Calling it on a batch ``(images, captions, negatives[, scenes])`` returns the same tuple with
-    images replaced; ``written`` counts the images written so far.
+    images replaced; ``seen`` counts the images seen, ``written`` those written, ``cued`` those whose
+    attribute was hidden, ``labels`` the label-only pictures.
     """
 
-    def __init__(self, mode: str, share: float = 0.5, seed: int = 0, text_only: float = 0.0) -> None:
-        if mode not in ("agree", "random"):
-            raise ValueError(f"mode must be 'agree' or 'random', got {mode!r}")
-        if not 0.0 <= share <= 1.0 or not 0.0 <= text_only <= 1.0:
-            raise ValueError(f"share and text_only must be in [0, 1], got {share}, {text_only}")
-        self.mode, self.share, self.text_only, self.rng = mode, share, text_only, random.Random(seed)
-        self.written = 0
+    def __init__(self, mode: str, share: float = 0.5, seed: int = 0, text_only: float = 0.0, cue: float = 0.0,
+                 sizes: tuple[float, float] = (0.12, 0.28)) -> None:
+        if mode not in TEXT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(TEXT_MODES)}, got {mode!r}")
+        for name, v in (("share", share), ("text_only", text_only), ("cue", cue)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if not 0 < sizes[0] <= sizes[1] <= 1:
+            raise ValueError(f"sizes must be 0 < low <= high <= 1, got {sizes}")
+        self.mode, self.share, self.text_only, self.cue, self.sizes = mode, share, text_only, cue, tuple(sizes)
+        self.rng = random.Random(seed)
+        self.seen = self.written = self.cued = self.labels = 0
 
     def describe(self) -> dict[str, Any]:
         """The JSON-able settings (stored in the trained model's metrics.json)."""
-        return {"text_in_image": self.mode, "share": self.share, "text_only": self.text_only}
+        out: dict[str, Any] = {"text_in_image": self.mode, "share": self.share, "text_only": self.text_only}
+        if self.mode == "web":
+            out.update(cue=self.cue, sizes=list(self.sizes))
+        return out
+
+    def _web_chosen(self, n: int) -> set[int]:
+        """Which of the next ``n`` images get a word in ``web`` mode: exactly ⌊n·share⌋ overall, at random places."""
+        due = int((self.seen + n) * self.share + 1e-9) - int(self.seen * self.share + 1e-9)
+        return set(self.rng.sample(range(n), due))
+
+    def _label(self, image: Image.Image, scene: Scene) -> tuple[Image.Image, str]:
+        obj = scene.objects[0]
+        words = self.rng.choice([f"{obj.color} {obj.shape}", obj.color, obj.shape])
+        blank = Image.new("RGB", image.size, scene.background)
+        out = draw_word(blank, words, size=self.rng.uniform(0.15, 0.3),
+                        position=(self.rng.uniform(0.3, 0.7), self.rng.uniform(0.2, 0.8))).image
+        return out, "a " + words
+
+    def _web(self, image: Image.Image, caption: str, scene: Scene, n_neg: int) -> tuple[Image.Image, list[str] | None]:
+        """One ``web`` image: a word the caption confirms, the attribute hidden in a ``cue`` share."""
+        attribute = "color" if self.rng.random() < 0.5 else "shape"
+        named = [i for i, o in enumerate(scene.objects) if f"{o.color} {o.shape}" in caption]
+        i = self.rng.choice(named) if named else 0
+        obj = scene.objects[i]
+        if named and self.rng.random() < self.cue:
+            image = hide_attribute(image, scene, i, attribute)
+            self.cued += 1
+        wrong = contradicted_caption(caption, obj, attribute, self.rng)
+        size = self.rng.uniform(*self.sizes)
+        pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
+        out = draw_word(image, getattr(obj, attribute), size=size, position=pos).image
+        return out, None if wrong is None else [wrong] * n_neg
 
     def __call__(self, batch: tuple) -> tuple:
         images, captions, negatives, *rest = batch
         scenes = rest[0] if rest else None
         images, captions, negatives = list(images), list(captions), [list(n) for n in negatives]
+        web = self.mode == "web"
+        if web and scenes is None:
+            raise ValueError("text-in-image 'web' needs the batch's scenes (which object the caption names)")
+        chosen = self._web_chosen(len(images)) if web else None
+        self.seen += len(images)
         for k, image in enumerate(images):
-            if self.rng.random() >= self.share:
+            # agree/random draw from the generator in the order they always did (the shipped runs replay).
+            if (k not in chosen) if web else (self.rng.random() >= self.share):
                 continue
-            if self.mode == "agree" and scenes is not None and self.rng.random() < self.text_only:
-                obj = scenes[k].objects[0]
-                words = self.rng.choice([f"{obj.color} {obj.shape}", obj.color, obj.shape])
-                blank = Image.new("RGB", image.size, scenes[k].background)
-                images[k] = draw_word(blank, words, size=self.rng.uniform(0.15, 0.3),
-                                      position=(self.rng.uniform(0.3, 0.7), self.rng.uniform(0.2, 0.8))).image
-                captions[k] = "a " + words
+            self.written += 1
+            if self.mode in ("agree", "web") and scenes is not None and self.rng.random() < self.text_only:
+                images[k], captions[k] = self._label(image, scenes[k])
                 negatives[k] = [captions[k]] * len(negatives[k])  # masked out by the loss
-                self.written += 1
+                self.labels += 1
+                continue
+            if web and scenes is not None:
+                images[k], wrong = self._web(image, captions[k], scenes[k], len(negatives[k]))
+                negatives[k] = wrong if wrong is not None else negatives[k]
                 continue
             if self.mode == "agree" and scenes is not None:
                 obj = self.rng.choice(scenes[k].objects)
@@ -185,6 +295,5 @@ class TextInImage:
             else:
                 word = self.rng.choice(WORDS)
             pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
-            images[k] = draw_word(image, word, size=self.rng.uniform(0.12, 0.28), position=pos).image
-            self.written += 1
+            images[k] = draw_word(image, word, size=self.rng.uniform(*self.sizes), position=pos).image
         return (images, captions, negatives, *rest)
