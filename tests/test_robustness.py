@@ -66,6 +66,16 @@ def test_written_word_lies_inside_the_image(position, size, scene_image):
         assert xs.min() >= left and xs.max() < right + 1 and ys.min() >= top and ys.max() < bottom + 1
 
 
+def test_written_word_stays_dark_at_the_models_input_size():
+    # The bundled model sees 64 px: the plain font's 1 px strokes fade to grey there, the default stroke does not.
+    blank = Image.new("RGB", (128, 128), "white")
+    dark = {}
+    for stroke in (None, 0):
+        small = draw_word(blank, "yellow", size=0.12, position="top-left", stroke=stroke).image.resize((64, 64), Image.BICUBIC)
+        dark[stroke] = int((np.asarray(small) < 80).all(axis=2).sum())
+    assert dark[None] > 3 * max(1, dark[0]), dark
+
+
 def test_attack_cases_write_a_word_that_contradicts_the_picture():
     cases = attack_cases(12)
     for c in cases:

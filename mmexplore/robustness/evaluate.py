@@ -37,7 +37,7 @@ from mmexplore.settings import get_settings
 
 _log = logging.getLogger("mmexplore.robustness")
 # Bump a part's version when its measurement changes, so cached results of the old definition are not reused.
-EVAL_VERSION: dict[str, int] = {"corruptions": 1, "typographic": 2, "backdoor": 1}
+EVAL_VERSION: dict[str, int] = {"corruptions": 1, "typographic": 3, "backdoor": 1}
 SHIPPED_RESULTS = get_settings().assets_dir / "robustness"  # package data (mmexplore/assets/robustness)
 PARTS = ("corruptions", "typographic", "backdoor")
 ATTACK_POSITIONS: tuple[str, ...] = ("top-left", "top-right", "bottom-left", "bottom-right")
