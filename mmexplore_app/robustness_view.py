@@ -71,20 +71,59 @@ def curves_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def typographic_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per model: attack success, the clean-image rate, and the word map on the text."""
+def typographic_table(results: dict[str, dict[str, Any]], clean_r1: dict[str, float | None] | None = None) -> pd.DataFrame:
+    """One row per model: attack success (all, at the largest text), the clean-image rate, the word map
+    on the text, label reading and (when given) clean image→text R@1."""
     rows = []
     for spec, r in results.items():
         hm = r.get("heatmap") or {}
+        largest = str(r["sizes"][-1]) if r.get("sizes") else None
         rows.append({
-            "model": spec, "attack success": round(r["success"], 3), "without the word": round(r["clean_success"], 3),
+            "model": spec, "attack success": round(r["success"], 3),
+            "at the largest text": round(r["by_size"][largest], 3) if largest in r.get("by_size", {}) else float("nan"),
+            "without the word": round(r["clean_success"], 3),
             "colour words": round(r["by_attribute"]["color"], 3), "shape words": round(r["by_attribute"]["shape"], 3),
             "word map on the text, attacked": round(hm.get("energy_attacked", float("nan")), 3),
             "same box, clean": round(hm.get("energy_clean", float("nan")), 3),
             "reads a label alone": round((r.get("label_reading") or {}).get("accuracy", float("nan")), 3),
+            "clean R@1 i2t": round(v, 3) if (v := (clean_r1 or {}).get(spec)) is not None else float("nan"),
             "images": r["n_images"],
         })
     return pd.DataFrame(rows).set_index("model")
+
+
+def typographic_summary(results: dict[str, dict[str, Any]], clean_r1: dict[str, float | None],
+                        plain: str, reader: str, defence: str) -> str | None:
+    """The typographic tab's reading of the shipped figures, with the numbers of ``results`` (markdown).
+
+    None when the plain, reading or defended model has no result (the figures then speak alone).
+    """
+    if not all(m in results for m in (plain, reader, defence)):
+        return None
+
+    def big(m: str) -> float:
+        r = results[m]
+        return r["by_size"][str(r["sizes"][-1])]
+
+    def r1(m: str) -> str:
+        v = clean_r1.get(m)
+        return "n/a" if v is None else f"{v:.2f}"
+
+    size = results[reader]["sizes"][-1]
+    lr = {m: results[m]["label_reading"]["accuracy"] for m in (plain, reader, defence)}
+    return (
+        f"**{plain}** never saw a letter: the written word wins {results[plain]['success']:.0%} of the time "
+        f"({big(plain):.0%} at the largest text) and it reads a label alone {lr[plain]:.0%} of the time "
+        f"(chance {results[plain]['label_reading']['chance']:.0%}): a model that cannot read cannot be fooled by "
+        f"writing. **{reader}** learned to read from web-like data (words that the caption confirms, sometimes "
+        f"the only clear cue): it reads a label {lr[reader]:.0%} of the time, and **the attack works: the written "
+        f"word beats the true caption on {big(reader):.0%} of the images at the largest text ({size:.0%} of the "
+        f"side)**, {results[reader]['success']:.0%} over all sizes and positions, against "
+        f"{results[reader]['clean_success']:.0%} without the word. **{defence}**, the same model fine-tuned with "
+        f"random words written into its images, is fooled {big(defence):.0%} of the time at that size "
+        f"({results[defence]['success']:.0%} overall), with clean image→text R@1 {r1(defence)} against "
+        f"{r1(reader)} before the defence."
+    )
 
 
 def grid_figure(result: dict[str, Any], title: str):

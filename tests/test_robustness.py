@@ -243,7 +243,7 @@ def test_web_text_share_is_exact_and_every_word_lies_inside_the_image():
 
     from mmexplore.training.data import make_batch
 
-    t = TextInImage("web", share=0.7, seed=2, text_only=0.2, cue=0.5)
+    t = TextInImage("web", share=0.7, seed=2, text_only=0.2, cue=0.5, tint=0.5)
     written = 0
     for step, size in enumerate((16, 7, 23)):
         b = make_batch(random.Random(step), size, 1, 128, with_scenes=True, pair_fraction=0.5)
@@ -256,7 +256,7 @@ def test_web_text_share_is_exact_and_every_word_lies_inside_the_image():
                 written += 1
                 ys, xs = np.nonzero(dark)
                 assert xs.min() >= 1 and ys.min() >= 1 and xs.max() <= 126 and ys.max() <= 126
-    assert written == t.written == 32 and t.labels > 0 and t.cued > 0
+    assert written == t.written == 32 and t.labels > 0 and t.cued > t.tinted > 0
 
 
 def test_web_words_agree_with_the_caption_and_the_negative_contradicts_them():
@@ -271,9 +271,10 @@ def test_web_words_agree_with_the_caption_and_the_negative_contradicts_them():
     assert caps == b.captions and t.written == 48
     checked = 0
     for cap, neg, scene in zip(caps, negs, b.scenes, strict=True):
-        diff = [(a, n) for a, n in zip(cap.split(), neg[0].split(), strict=True) if a != n]
-        if len(diff) != 1:  # the caption named no object by colour and shape: negative kept
-            continue
+        if not any(f"{o.color} {o.shape}" in cap for o in scene.objects):
+            continue  # the caption names no object by colour and shape: its own negative is kept
+        diff = [(a.strip(",").removesuffix("s"), n.strip(",").removesuffix("s"))  # "circles," → "circle"
+                for a, n in zip(cap.split(), neg[0].split(), strict=True) if a != n]
         (word, wrong), = diff
         same_kind = {word, wrong} <= set(COLORS) or {word, wrong} <= set(SHAPES)
         assert same_kind and any(word in (o.color, o.shape) for o in scene.objects)
@@ -293,7 +294,13 @@ def test_hide_attribute_greys_or_blurs_only_the_named_object():
     assert np.array_equal(grey[masks[1]], np.asarray(image)[masks[1]])
     blob = np.asarray(hide_attribute(image, scene, 0, "shape")).astype(int)
     assert np.abs(blob[masks[0]] - np.asarray(image)[masks[0]]).mean() > 5  # the edges are gone
-    assert np.array_equal(blob[masks[1]], np.asarray(image)[masks[1]])
+    obj = scene.objects[0]
+    yy, xx = np.mgrid[:128, :128]
+    far = np.hypot(xx - obj.cx * 128, yy - obj.cy * 128) > 3.5 * obj.radius * 128
+    assert np.array_equal(blob[far], np.asarray(image)[far])
+    tinted = np.asarray(hide_attribute(image, scene, 0, "color", tint=0.5)).astype(int)
+    assert np.abs(tinted[masks[0]] - np.asarray(image)[masks[0]]).mean() > 40  # another colour
+    assert np.array_equal(tinted[masks[1]], np.asarray(image)[masks[1]])
     with pytest.raises(ValueError):
         hide_attribute(image, scene, 0, "size")
 

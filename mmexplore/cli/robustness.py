@@ -30,13 +30,16 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-cue", type=fraction, default=0.0,
                    help="with --text-in-image web: share of the other written images whose pixels hide the written "
                         "attribute (object drawn grey or blurred), so the word is the only clear cue")
+    p.add_argument("--text-tint", type=float, default=0.0,
+                   help="with --text-in-image web: share of the colour cues drawn in a wrong hue (as under coloured "
+                        "light) instead of grey: the word is then more reliable than the picture")
 
 
 def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
     """``batch_transform`` and ``objectives`` for :func:`mmexplore.training.train.train` from the options."""
     transforms = []
-    if args.text_cue and args.text_in_image != "web":
-        raise InputError("--text-cue needs --text-in-image web")
+    if (args.text_cue or args.text_tint) and args.text_in_image != "web":
+        raise InputError("--text-cue and --text-tint need --text-in-image web")
     if args.poison:
         from mmexplore.robustness.poison import PoisonedStream
 
@@ -45,7 +48,7 @@ def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
         from mmexplore.robustness.typographic import TextInImage
 
         transforms.append(TextInImage(args.text_in_image, args.text_share, seed=args.seed, text_only=args.text_only,
-                                      cue=args.text_cue))
+                                      cue=args.text_cue, tint=args.text_tint))
     if len(transforms) > 1:
         raise InputError("give at most one of --poison and --text-in-image")
     objectives = []

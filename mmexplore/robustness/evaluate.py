@@ -345,8 +345,12 @@ def shipped_models() -> list[str]:
 
 
 # ---------------------------------------------------------------------------- the shipped lab models
-# Models of the typographic part, in order: plain, taught to read, defended (mmexplore/assets/<spec>).
-TYPOGRAPHIC_MODELS: tuple[str, ...] = ("bundled", "bundled-reads", "bundled-typo-defence")
+# Models of the typographic part (mmexplore/assets/<spec>): the model that reads like web-trained CLIP (taught on
+# web-like words, ``--text-in-image web``) and the same model after the text-in-image defence.
+TYPOGRAPHIC_READER = "bundled-typo-reads"
+TYPOGRAPHIC_DEFENCE = "bundled-typo-defence"
+# In the page's order: plain, reading, defended, and the earlier, weaker reader.
+TYPOGRAPHIC_MODELS: tuple[str, ...] = ("bundled", TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE, "bundled-reads")
 
 
 def backdoor_models() -> list[dict[str, Any]]:

@@ -157,22 +157,28 @@ def attack_cases(n_scenes: int = 60, *, seed_offset: int = ATTACK_SEED_OFFSET) -
     return cases
 
 
-def hide_attribute(image: Image.Image, scene: Scene, index: int, attribute: str) -> Image.Image:
-    """``image`` with what the pixels say about one attribute of object ``index`` removed.
+def hide_attribute(image: Image.Image, scene: Scene, index: int, attribute: str, *,
+                   tint: float | None = None) -> Image.Image:
+    """``image`` with what the pixels say about one attribute of object ``index`` removed or made unreliable.
 
     ``attribute="color"``: the object (its mask, grown by a pixel for the anti-aliased edge) is
-    painted :data:`NEUTRAL_GREY`; ``"shape"``: it is blurred into a blob of its colour (Gaussian
-    radius 0.7 × its radius), so a circle, a square and a triangle look alike. Pixels away from the
-    object are unchanged.
+    painted :data:`NEUTRAL_GREY`, or, with ``tint`` (a hue rotation in turns, e.g. 0.5), drawn in
+    that rotated hue, as under coloured light: the picture then shows another colour than the one the
+    caption names. ``"shape"``: it is blurred into a blob of its colour (Gaussian radius equal to its
+    radius), so a circle, a square and a triangle look alike. Pixels away from the object are unchanged.
     """
     size = image.size[0]
     mask = Image.fromarray((object_masks(scene, size)[index] * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(3))
     out = image.convert("RGB").copy()
     obj: ShapeObject = scene.objects[index]
-    if attribute == "color":
+    if attribute == "color" and tint is None:
         out.paste(Image.new("RGB", out.size, NEUTRAL_GREY), mask=mask)
+    elif attribute == "color":
+        hsv = np.asarray(out.convert("HSV"), dtype=np.int32).copy()
+        hsv[..., 0] = (hsv[..., 0] + round(tint * 256)) % 256
+        out.paste(Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB"), mask=mask)
     elif attribute == "shape":
-        radius = max(1.0, 0.7 * obj.radius * size)
+        radius = max(1.0, obj.radius * size)
         blurred = out.filter(ImageFilter.GaussianBlur(radius))
         region = mask.filter(ImageFilter.MaxFilter(2 * round(radius) + 1))
         out.paste(blurred, mask=region)
@@ -217,32 +223,37 @@ class TextInImage:
     cue : float
         ``web`` only: share of the (non-label) written images whose pixels no longer show the
         written attribute, in [0, 1].
+    tint : float
+        ``web`` only: share of those colour cues drawn in a rotated hue (¼ to ¾ of a turn, as under
+        coloured light) instead of grey: the picture shows a wrong colour and the word the right one,
+        as on web images whose colours are unreliable and whose text is not.
     sizes : (float, float)
         Range of the text height as a share of the image side.
 
     Calling it on a batch ``(images, captions, negatives[, scenes])`` returns the same tuple with
     images replaced; ``seen`` counts the images seen, ``written`` those written, ``cued`` those whose
-    attribute was hidden, ``labels`` the label-only pictures.
+    attribute was hidden (``tinted`` of them in a wrong hue), ``labels`` the label-only pictures.
     """
 
     def __init__(self, mode: str, share: float = 0.5, seed: int = 0, text_only: float = 0.0, cue: float = 0.0,
-                 sizes: tuple[float, float] = (0.12, 0.28)) -> None:
+                 tint: float = 0.0, sizes: tuple[float, float] = (0.12, 0.28)) -> None:
         if mode not in TEXT_MODES:
             raise ValueError(f"mode must be one of {', '.join(TEXT_MODES)}, got {mode!r}")
-        for name, v in (("share", share), ("text_only", text_only), ("cue", cue)):
+        for name, v in (("share", share), ("text_only", text_only), ("cue", cue), ("tint", tint)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
         if not 0 < sizes[0] <= sizes[1] <= 1:
             raise ValueError(f"sizes must be 0 < low <= high <= 1, got {sizes}")
-        self.mode, self.share, self.text_only, self.cue, self.sizes = mode, share, text_only, cue, tuple(sizes)
+        self.mode, self.share, self.text_only, self.cue, self.tint = mode, share, text_only, cue, tint
+        self.sizes = tuple(sizes)
         self.rng = random.Random(seed)
-        self.seen = self.written = self.cued = self.labels = 0
+        self.seen = self.written = self.cued = self.tinted = self.labels = 0
 
     def describe(self) -> dict[str, Any]:
         """The JSON-able settings (stored in the trained model's metrics.json)."""
         out: dict[str, Any] = {"text_in_image": self.mode, "share": self.share, "text_only": self.text_only}
         if self.mode == "web":
-            out.update(cue=self.cue, sizes=list(self.sizes))
+            out.update(cue=self.cue, tint=self.tint, sizes=list(self.sizes))
         return out
 
     def _web_chosen(self, n: int) -> set[int]:
@@ -265,8 +276,10 @@ class TextInImage:
         i = self.rng.choice(named) if named else 0
         obj = scene.objects[i]
         if named and self.rng.random() < self.cue:
-            image = hide_attribute(image, scene, i, attribute)
+            tinted = attribute == "color" and self.rng.random() < self.tint
+            image = hide_attribute(image, scene, i, attribute, tint=self.rng.uniform(0.25, 0.75) if tinted else None)
             self.cued += 1
+            self.tinted += tinted
         wrong = contradicted_caption(caption, obj, attribute, self.rng)
         size = self.rng.uniform(*self.sizes)
         pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
