@@ -209,6 +209,26 @@ def _load_model(spec: str, device: str) -> Any:
     return load_model(spec, device)
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load_lab_model(spec: str) -> Any:
+    from mmexplore.models import load_model
+
+    return load_model(spec, "cpu")
+
+
+def lab_encoder(spec: str) -> Any:
+    """A shipped lab model (a small shapes-world model, ``bundled-*``) on the CPU, beside the app's own.
+
+    For pages that compare shipped models side by side (the Robustness page's typographic attack); kept
+    process-wide apart from the sidebar's model so comparing never evicts it. Only shipped specs load.
+    """
+    from mmexplore.robustness.evaluate import shipped_models
+
+    if spec not in shipped_models():
+        raise MMExploreError(f"'{spec}' is not a shipped lab model")
+    return _load_lab_model(spec)
+
+
 def forget_model(spec: str) -> None:
     """Drop ``spec`` from both model caches, so its next load reads the weights on disk again."""
     from mmexplore.models import forget_model as forget_loaded

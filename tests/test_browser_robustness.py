@@ -20,6 +20,7 @@ from test_browser import (  # noqa: F401 - fixtures are used by name
 )
 
 from mmexplore.robustness import CORRUPTIONS
+from mmexplore.robustness.evaluate import TYPOGRAPHIC_DEFENCE, TYPOGRAPHIC_READER
 
 pytestmark = pytest.mark.browser
 
@@ -49,8 +50,17 @@ def test_robustness_page_in_a_real_browser(page, width):  # noqa: F811
     _tab(pg, "Typographic attack")
     panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first
     panel.get_by_text("on attacked:", exact=False).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
-    assert panel.locator("img").count() >= 4  # clean, attacked and the word's heatmap on each
+    panel.get_by_text(f"({TYPOGRAPHIC_DEFENCE})", exact=False).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+    # Clean image and its word map, then attacked image and word map for the sidebar's model, the
+    # reading model and the defence: the written word fools the reader and not the defence.
+    assert panel.locator("img").count() >= 8
+    assert panel.get_by_text("Fooled: “", exact=False).filter(has_text=TYPOGRAPHIC_READER).count() == 1
+    assert panel.get_by_text("Not fooled", exact=False).filter(has_text=TYPOGRAPHIC_DEFENCE).count() == 1
+    assert panel.get_by_text("at the largest text", exact=False).count() >= 1
     assert panel.get_by_text("attack success", exact=False).count() >= 1
+    # The side-by-side images fit the page at this width.
+    rights = panel.locator("img").evaluate_all("els => els.map(e => e.getBoundingClientRect().right)")
+    assert max(rights) <= width
     pg.screenshot(path=str(ARTIFACTS / f"robustness-typographic-{width}.png"), full_page=True)
 
     _tab(pg, "Backdoor & CleanCLIP")

@@ -267,7 +267,7 @@ def test_web_words_agree_with_the_caption_and_the_negative_contradicts_them():
 
     b = make_batch(random.Random(5), 48, 1, 128, with_scenes=True, pair_fraction=0.5)
     t = TextInImage("web", share=1.0, seed=0, cue=0.5)
-    imgs, caps, negs, _ = t((b.images, b.captions, b.negatives, b.scenes))
+    _, caps, negs, _ = t((b.images, b.captions, b.negatives, b.scenes))
     assert caps == b.captions and t.written == 48
     checked = 0
     for cap, neg, scene in zip(caps, negs, b.scenes, strict=True):

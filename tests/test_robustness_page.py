@@ -6,7 +6,14 @@ import pytest
 from apptest_utils import figure_spec, image_captions, open_page, plotly_charts
 
 from mmexplore.robustness import CORRUPTIONS
-from mmexplore.robustness.evaluate import PARAMS_DEFAULT, backdoor_models, cached_result, shipped_models
+from mmexplore.robustness.evaluate import (
+    PARAMS_DEFAULT,
+    TYPOGRAPHIC_DEFENCE,
+    TYPOGRAPHIC_READER,
+    backdoor_models,
+    cached_result,
+    shipped_models,
+)
 
 PAGE = "mmexplore_app/pages/robustness.py"
 
@@ -56,10 +63,27 @@ def test_clean_and_corrupted_images_beside_their_scores(page):
 
 def test_typographic_part_shows_attacked_image_heatmaps_and_table(page):
     caps = image_captions(page)
-    assert any(c.startswith("attacked · true") for c in caps)
+    assert any(c.startswith("clean · true") for c in caps)
     assert any("on attacked:" in c and "on the text" in c for c in caps)
     table = _table_with(page, "attack success")
     assert "bundled" in table.index and 0 <= table.loc["bundled", "attack success"] <= 1
+
+
+def test_typographic_example_fools_the_reading_model_and_not_the_defence(page):
+    # Sidebar model, reading model and defence side by side, each with its attacked image and verdict.
+    attacked = [c for c in image_captions(page) if c.startswith("attacked · true")]
+    assert len(attacked) == 3
+    verdicts = [e.value for e in [*page.warning, *page.success] if e.value.startswith(("Fooled", "Not fooled"))]
+    assert any(v.startswith("Fooled") and TYPOGRAPHIC_READER in v for v in verdicts), verdicts
+    assert any(v.startswith("Not fooled") and TYPOGRAPHIC_DEFENCE in v for v in verdicts), verdicts
+    # The tab's reading quotes the stored figures, and the table shows them.
+    reads = cached_result(TYPOGRAPHIC_READER, "typographic", PARAMS_DEFAULT)
+    largest = reads["by_size"][str(PARAMS_DEFAULT.sizes[-1])]
+    text = " ".join(m.value for m in page.markdown)
+    assert f"{largest:.0%} of the images at the largest text" in text
+    table = _table_with(page, "attack success")
+    assert table.loc[TYPOGRAPHIC_READER, "attack success"] == round(reads["success"], 3)
+    assert table.loc[TYPOGRAPHIC_DEFENCE, "attack success"] < table.loc[TYPOGRAPHIC_READER, "attack success"]
 
 
 def test_backdoor_part_lists_every_shipped_poison_share(page):

@@ -349,6 +349,9 @@ def shipped_models() -> list[str]:
 # web-like words, ``--text-in-image web``) and the same model after the text-in-image defence.
 TYPOGRAPHIC_READER = "bundled-typo-reads"
 TYPOGRAPHIC_DEFENCE = "bundled-typo-defence"
+# The page's first attack scene: one where the written word fools the reading model at the largest
+# text, first position (a test checks it on the shipped model).
+TYPOGRAPHIC_EXAMPLE = 0
 # In the page's order: plain, reading, defended, and the earlier, weaker reader.
 TYPOGRAPHIC_MODELS: tuple[str, ...] = ("bundled", TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE, "bundled-reads")
 

@@ -9,7 +9,10 @@ from mmexplore.robustness import CORRUPTIONS, corrupt
 from mmexplore.robustness.evaluate import (
     METRICS,
     PARAMS_DEFAULT,
+    TYPOGRAPHIC_DEFENCE,
+    TYPOGRAPHIC_EXAMPLE,
     TYPOGRAPHIC_MODELS,
+    TYPOGRAPHIC_READER,
     backdoor_example,
     backdoor_models,
     cached_result,
@@ -44,18 +47,22 @@ barely matters until the blocks are as big as the objects.
 
 TYPOGRAPHIC_EXPLANATION = """
 **Typographic attacks.** CLIP learned from web images, many of which contain text that agrees with
-the caption (signs, labels, products). So CLIP learned to *read*, and a written word can override
-what is drawn: an apple with a paper label "iPod" is classified as an iPod (Goh et al., *Multimodal
-neurons*, 2021). Here a colour or shape word that contradicts the picture ("red" on a blue circle)
-is written at several sizes and positions. The attack *succeeds* when the caption the word claims
-("a small red circle") scores above the true caption ("a small blue circle").
+the caption (signs, labels, products), often as the clearest cue in the picture. So CLIP learned to
+*read*, and a written word can override what is drawn: an apple with a paper label "iPod" is
+classified as an iPod (Goh et al., *Multimodal neurons*, 2021). Here a colour or shape word that
+contradicts the picture ("red" on a blue circle) is written at several sizes and positions. The
+attack *succeeds* when the caption the word claims ("a small red circle") scores above the true
+caption ("a small blue circle").
 
-Three models: **bundled** never saw text in an image; **bundled-reads** was fine-tuned with words in
-its images that the captions confirm, including pictures of words alone (as web data teaches CLIP
-to read); **bundled-typo-defence** was then fine-tuned with *random* words written into the images
-(text-in-image augmentation): the written word no longer predicts the caption, so the model learns
-to ignore it. The heatmap shows where the written word's text feature finds itself in the image:
-on the attacked image it moves onto the letters.
+The attack needs a model that reads. **bundled** was trained on shapes only and never saw a
+letter, so it cannot be fooled by writing. **bundled-typo-reads** stands in for web-trained CLIP: it
+was fine-tuned on web-like data, where an exact share of the images carries a word the caption
+confirms, sometimes the only clear cue (the object drawn grey, blurred, or in a wrong hue as under
+coloured light, so the written word is more reliable than the picture), plus pictures of labels
+alone. **bundled-typo-defence** is that model fine-tuned with *random* words written into its
+images (text-in-image augmentation): a word then predicts nothing, so the model learns to ignore it.
+The heatmap shows where the written word's text feature lands in the attacked image: on the
+letters for a model that reads.
 """
 
 BACKDOOR_EXPLANATION = f"""
@@ -167,11 +174,35 @@ def _corruptions(encoder) -> None:
     widgets.explain("What am I looking at? (corruption curves)", CORRUPTION_EXPLANATION)
 
 
+def _typographic_column(col, spec: str, role: str, encoder, case, size: float, position: str) -> None:
+    """One model's view of the attack: the attacked image with both scores, the word's heatmap, the verdict."""
+    from mmexplore.heatmaps import overlay
+
+    try:
+        enc = encoder if spec == encoder.info.name else widgets.lab_encoder(spec)
+        ex = typographic_example(enc, case, size, position)
+    except MMExploreError as exc:
+        col.caption(f"{spec}: {widgets.error_message(exc)}")
+        return
+    att = ex["scores"]["attacked"]
+    col.markdown(f"**{spec}** · {role}")
+    col.image(ex["attacked"], caption=f"attacked · true {att['true']:.3f} / claimed {att['claimed']:.3f}", width="stretch")
+    if ex["maps"] is not None:
+        col.image(overlay(ex["attacked"], ex["maps"][1], case.word),
+                  caption=f"“{case.word}” on attacked: {ex['energy']['attacked']:.0%} on the text", width="stretch")
+    # A result, not a fault: st.error is kept for things that went wrong.
+    if ex["success"]:
+        col.warning(f"Fooled: “{case.word}” wins ({spec}).")
+    else:
+        col.success(f"Not fooled: the true caption wins ({spec}).")
+
+
 def _typographic(encoder) -> None:
     cases = attack_cases(PARAMS.n_attack)
-    left, right = st.columns([1, 2], gap="medium")
+    shipped = shipped_models()
+    left, right = st.columns([1, 3], gap="medium")
     with left:
-        k = st.number_input("Attack scene", 0, len(cases) - 1, 0, key="rb_typo_case")
+        k = st.number_input("Attack scene", 0, len(cases) - 1, TYPOGRAPHIC_EXAMPLE, key="rb_typo_case")
         size = st.select_slider("Text height (share of the side)", list(SIZES), value=SIZES[-1], key="rb_typo_size")
         position = st.selectbox("Position", list(POSITIONS), key="rb_typo_pos")
     case = cases[int(k)]
@@ -183,35 +214,38 @@ def _typographic(encoder) -> None:
         return
     from mmexplore.heatmaps import overlay
 
-    with right:
-        st.markdown(f"Written: **“{case.word}”** · true caption “{case.true_caption}” · claimed “{case.attacked_caption}”")
-        c1, c2, c3, c4 = st.columns(4)
-        sc = ex["scores"]
-        c1.image(ex["clean"], caption=f"clean · true {sc['clean']['true']:.3f} / claimed {sc['clean']['claimed']:.3f}",
-                 width="stretch")
-        att = sc["attacked"]
-        c2.image(ex["attacked"], caption=f"attacked · true {att['true']:.3f} / claimed {att['claimed']:.3f}",
+    with left:
+        sc = ex["scores"]["clean"]
+        st.image(ex["clean"], caption=f"clean · true {sc['true']:.3f} / claimed {sc['claimed']:.3f} ({encoder.info.name})",
                  width="stretch")
         if ex["maps"] is not None:
-            c3.image(overlay(ex["clean"], ex["maps"][0], case.word),
+            st.image(overlay(ex["clean"], ex["maps"][0], case.word),
                      caption=f"“{case.word}” on clean: {ex['energy']['clean']:.0%} in the box", width="stretch")
-            c4.image(overlay(ex["attacked"], ex["maps"][1], case.word),
-                     caption=f"“{case.word}” on attacked: {ex['energy']['attacked']:.0%} on the text", width="stretch")
-        verdict = "succeeds: the claimed caption wins" if ex["success"] else "fails: the true caption still wins"
-        # A result, not a fault: st.error is kept for things that went wrong.
-        (st.warning if ex["success"] else st.success)(f"On this image the attack {verdict} ({encoder.info.name}).")
+    roles = {TYPOGRAPHIC_READER: "reads, like web-trained CLIP", TYPOGRAPHIC_DEFENCE: "after the text-in-image defence"}
+    compare = [m for m in dict.fromkeys([encoder.info.name, TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE])
+               if m == encoder.info.name or m in shipped]
+    with right:
+        st.markdown(f"Written: **“{case.word}”** · true caption “{case.true_caption}” · claimed “{case.attacked_caption}”")
+        for col, spec in zip(st.columns(len(compare)), compare, strict=True):
+            role = roles.get(spec, "the model picked in the sidebar")
+            if spec == encoder.info.name and spec in roles:
+                role += " (also the sidebar's model)"
+            _typographic_column(col, spec, role, encoder, case, size, position)
 
-    shipped = shipped_models()
     models = [m for m in dict.fromkeys([*TYPOGRAPHIC_MODELS, encoder.info.name]) if m in shipped or m == encoder.info.name]
     results = {m: r for m in models if (r := _result(m, "typographic", encoder)) is not None}
+    clean_r1 = {m: (r or {}).get("i2t@1") for m in results if (r := _result(m, "backdoor", encoder)) is not None}
     if results:
+        summary = view.typographic_summary(results, clean_r1, "bundled", TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE)
+        if summary:
+            st.markdown(summary)
         st.markdown(f"**Attack success over {next(iter(results.values()))['n_images']} attacked images** "
                     f"({PARAMS.n_attack} one-object held-out scenes × {len(PARAMS.sizes)} sizes × "
                     f"{len(PARAMS.positions)} positions):")
-        st.dataframe(view.typographic_table(results), key="rb_typo_table")
-        cols = st.columns(min(3, len(results)))
-        for col, (m, r) in zip(cols, list(results.items())[:3], strict=False):
-            col.plotly_chart(view.grid_figure(r, m), key=f"rb_grid_{m}", config={"displaylogo": False})
+        st.dataframe(view.typographic_table(results, clean_r1), key="rb_typo_table")
+        grids = [m for m in ("bundled", TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE) if m in results] or list(results)[:3]
+        for col, m in zip(st.columns(len(grids)), grids, strict=True):
+            col.plotly_chart(view.grid_figure(results[m], m), key=f"rb_grid_{m}", config={"displaylogo": False})
     _switch([m for m in TYPOGRAPHIC_MODELS if m in shipped], "typo")
     _measure_button(encoder, "typographic", "typographic attack figures")
     widgets.explain("What am I looking at? (typographic attacks)", TYPOGRAPHIC_EXPLANATION)
