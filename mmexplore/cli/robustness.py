@@ -30,7 +30,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-cue", type=fraction, default=0.0,
                    help="with --text-in-image web: share of the other written images whose pixels hide the written "
                         "attribute (object drawn grey or blurred), so the word is the only clear cue")
-    p.add_argument("--text-tint", type=float, default=0.0,
+    p.add_argument("--text-tint", type=fraction, default=0.0,
                    help="with --text-in-image web: share of the colour cues drawn in a wrong hue (as under coloured "
                         "light) instead of grey: the word is then more reliable than the picture")
 

@@ -180,7 +180,8 @@ def _typographic_column(col, spec: str, role: str, encoder, case, size: float, p
 
     try:
         enc = encoder if spec == encoder.info.name else widgets.lab_encoder(spec)
-        ex = typographic_example(enc, case, size, position)
+        ex = session_cached("robustness", cache_key(enc.model_id, "typographic", case.scene.seed, size, position),
+                            lambda: typographic_example(enc, case, size, position), max_entries=8)
     except MMExploreError as exc:
         col.caption(f"{spec}: {widgets.error_message(exc)}")
         return
@@ -207,7 +208,7 @@ def _typographic(encoder) -> None:
         position = st.selectbox("Position", list(POSITIONS), key="rb_typo_pos")
     case = cases[int(k)]
     try:
-        ex = session_cached("robustness", cache_key(encoder.model_id, "typographic", int(k), size, position),
+        ex = session_cached("robustness", cache_key(encoder.model_id, "typographic", case.scene.seed, size, position),
                             lambda: typographic_example(encoder, case, size, position), max_entries=8)
     except MMExploreError as exc:
         widgets.show_error(exc)
