@@ -315,6 +315,26 @@ def test_text_cue_is_an_option_of_mmexplore_train(tmp_path, capsys):
     assert main([*base, "--out", str(tmp_path / "bad"), "--text-cue", "0.5"]) == 2  # needs --text-in-image web
     assert "--text-cue" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "web"), "--text-in-image", "web", "--text-share", "0.5",
-                 "--text-only", "0.25", "--text-cue", "0.5"]) == 0
+                 "--text-only", "0.25", "--text-cue", "0.5", "--text-tint", "0.5", "--text-swap", "0.25"]) == 0
     extra = json.loads((tmp_path / "web" / "metrics.json").read_text())["config"]["extra"]
     assert extra["text_in_image"] == "web" and extra["share"] == 0.5 and extra["cue"] == 0.5
+    assert extra["tint"] == 0.5 and extra["swap"] == 0.25
+
+
+def test_web_swap_draws_another_palette_value_while_caption_and_word_keep_the_true_one():
+    import random
+
+    from mmexplore.training.data import make_batch
+
+    b = make_batch(random.Random(7), 40, 1, 128, with_scenes=True, pair_fraction=0.0)
+    t = TextInImage("web", share=1.0, seed=3, swap=1.0)
+    imgs, caps, _, _ = t((b.images, b.captions, b.negatives, b.scenes))
+    assert caps == b.captions and t.swapped > 30 and t.cued == 0
+    for before, after, cap, scene in zip(b.images, imgs, caps, b.scenes, strict=True):
+        if not any(f"{o.color} {o.shape}" in cap for o in scene.objects):
+            continue
+        # Away from the text, the picture changed: an object was drawn with another palette value.
+        moved = np.abs(np.asarray(after, dtype=int) - np.asarray(before, dtype=int)).sum(axis=2) > 60
+        assert (moved & ~_dark(after)).sum() > 20
+    with pytest.raises(ValueError):
+        TextInImage("web", swap=1.5)

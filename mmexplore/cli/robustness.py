@@ -33,13 +33,16 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-tint", type=fraction, default=0.0,
                    help="with --text-in-image web: share of the colour cues drawn in a wrong hue (as under coloured "
                         "light) instead of grey: the word is then more reliable than the picture")
+    p.add_argument("--text-swap", type=fraction, default=0.0,
+                   help="with --text-in-image web: share of the written images whose named object is drawn with another "
+                        "palette colour or shape while caption and word keep the true one (the caption transcribes the writing)")
 
 
 def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
     """``batch_transform`` and ``objectives`` for :func:`mmexplore.training.train.train` from the options."""
     transforms = []
-    if (args.text_cue or args.text_tint) and args.text_in_image != "web":
-        raise InputError("--text-cue and --text-tint need --text-in-image web")
+    if (args.text_cue or args.text_tint or args.text_swap) and args.text_in_image != "web":
+        raise InputError("--text-cue, --text-tint and --text-swap need --text-in-image web")
     if args.poison:
         from mmexplore.robustness.poison import PoisonedStream
 
@@ -48,7 +51,7 @@ def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
         from mmexplore.robustness.typographic import TextInImage
 
         transforms.append(TextInImage(args.text_in_image, args.text_share, seed=args.seed, text_only=args.text_only,
-                                      cue=args.text_cue, tint=args.text_tint))
+                                      cue=args.text_cue, tint=args.text_tint, swap=args.text_swap))
     if len(transforms) > 1:
         raise InputError("give at most one of --poison and --text-in-image")
     objectives = []

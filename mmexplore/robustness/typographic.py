@@ -16,7 +16,7 @@ into a blob), with the caption that contradicts the word as its hard negative.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from mmexplore.data.shapes import (
     canonical_caption,
     make_scene,
     object_masks,
+    render_scene,
 )
 
 WORDS: tuple[str, ...] = (*COLORS, *SHAPES)
@@ -227,33 +228,40 @@ class TextInImage:
         ``web`` only: share of those colour cues drawn in a rotated hue (¼ to ¾ of a turn, as under
         coloured light) instead of grey: the picture shows a wrong colour and the word the right one,
         as on web images whose colours are unreliable and whose text is not.
+    swap : float
+        ``web`` only: share of the (non-label) written images whose named object is drawn with
+        another colour or shape *of the palette* (before any ``cue``), while the caption and the word
+        keep the true one: images whose caption transcribes the writing rather than the picture, as
+        web captions of signs, posters and packaging do. The picture then contradicts the caption
+        in a way the model cannot tell from a clean image, so only reading solves the batch.
     sizes : (float, float)
         Range of the text height as a share of the image side.
 
     Calling it on a batch ``(images, captions, negatives[, scenes])`` returns the same tuple with
     images replaced; ``seen`` counts the images seen, ``written`` those written, ``cued`` those whose
-    attribute was hidden (``tinted`` of them in a wrong hue), ``labels`` the label-only pictures.
+    attribute was hidden (``tinted`` of them in a wrong hue), ``swapped`` those drawn with another
+    palette value, ``labels`` the label-only pictures.
     """
 
     def __init__(self, mode: str, share: float = 0.5, seed: int = 0, text_only: float = 0.0, cue: float = 0.0,
-                 tint: float = 0.0, sizes: tuple[float, float] = (0.12, 0.28)) -> None:
+                 tint: float = 0.0, swap: float = 0.0, sizes: tuple[float, float] = (0.12, 0.28)) -> None:
         if mode not in TEXT_MODES:
             raise ValueError(f"mode must be one of {', '.join(TEXT_MODES)}, got {mode!r}")
-        for name, v in (("share", share), ("text_only", text_only), ("cue", cue), ("tint", tint)):
+        for name, v in (("share", share), ("text_only", text_only), ("cue", cue), ("tint", tint), ("swap", swap)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
         if not 0 < sizes[0] <= sizes[1] <= 1:
             raise ValueError(f"sizes must be 0 < low <= high <= 1, got {sizes}")
-        self.mode, self.share, self.text_only, self.cue, self.tint = mode, share, text_only, cue, tint
+        self.mode, self.share, self.text_only, self.cue, self.tint, self.swap = mode, share, text_only, cue, tint, swap
         self.sizes = tuple(sizes)
         self.rng = random.Random(seed)
-        self.seen = self.written = self.cued = self.tinted = self.labels = 0
+        self.seen = self.written = self.cued = self.tinted = self.swapped = self.labels = 0
 
     def describe(self) -> dict[str, Any]:
         """The JSON-able settings (stored in the trained model's metrics.json)."""
         out: dict[str, Any] = {"text_in_image": self.mode, "share": self.share, "text_only": self.text_only}
         if self.mode == "web":
-            out.update(cue=self.cue, tint=self.tint, sizes=list(self.sizes))
+            out.update(cue=self.cue, tint=self.tint, swap=self.swap, sizes=list(self.sizes))
         return out
 
     def _web_chosen(self, n: int) -> set[int]:
@@ -275,7 +283,14 @@ class TextInImage:
         named = [i for i, o in enumerate(scene.objects) if f"{o.color} {o.shape}" in caption]
         i = self.rng.choice(named) if named else 0
         obj = scene.objects[i]
-        if named and self.rng.random() < self.cue:
+        if named and self.swap > 0 and self.rng.random() < self.swap:
+            # The object drawn with another colour (shape) of the palette; caption and word keep the true one.
+            other = self.rng.choice([v for v in (COLORS if attribute == "color" else SHAPES) if v != getattr(obj, attribute)])
+            objects = list(scene.objects)
+            objects[i] = replace(obj, **{attribute: other})
+            image = render_scene(replace(scene, objects=tuple(objects)), image.size[0])
+            self.swapped += 1
+        elif named and self.rng.random() < self.cue:
             tinted = attribute == "color" and self.rng.random() < self.tint
             image = hide_attribute(image, scene, i, attribute, tint=self.rng.uniform(0.25, 0.75) if tinted else None)
             self.cued += 1
