@@ -131,7 +131,6 @@ class Settings:
         "bundled", "bundled-nodense", "bundled-noneg",
         # The Robustness lab's fine-tunes (poisoned, cleaned, taught to read).
         "bundled-poison-p0.03", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-cleanclip-p0.1", "bundled-reads",
-        "bundled-typo-reads", "bundled-typo-defence",
     )
     max_images: int = 256
     max_texts: int = 1024

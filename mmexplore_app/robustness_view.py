@@ -92,13 +92,18 @@ def typographic_table(results: dict[str, dict[str, Any]], clean_r1: dict[str, fl
     return pd.DataFrame(rows).set_index("model")
 
 
+WORKING_ATTACK = 0.3  # success at the largest text from which the page calls the attack working
+
+
 def typographic_summary(results: dict[str, dict[str, Any]], clean_r1: dict[str, float | None],
                         plain: str, reader: str, defence: str) -> str | None:
     """The typographic tab's reading of the shipped figures, with the numbers of ``results`` (markdown).
 
-    None when the plain, reading or defended model has no result (the figures then speak alone).
+    None when the plain or the reading model has no result. Whether the attack "works" is decided by
+    the reading model's success at the largest text (at least :data:`WORKING_ATTACK`); the defence
+    sentence appears only when ``defence`` has a result.
     """
-    if not all(m in results for m in (plain, reader, defence)):
+    if plain not in results or reader not in results:
         return None
 
     def big(m: str) -> float:
@@ -109,21 +114,31 @@ def typographic_summary(results: dict[str, dict[str, Any]], clean_r1: dict[str, 
         v = clean_r1.get(m)
         return "n/a" if v is None else f"{v:.2f}"
 
-    size = results[reader]["sizes"][-1]
-    lr = {m: results[m]["label_reading"]["accuracy"] for m in (plain, reader, defence)}
-    return (
-        f"**{plain}** never saw a letter: the written word wins {results[plain]['success']:.0%} of the time "
-        f"({big(plain):.0%} at the largest text) and it reads a label alone {lr[plain]:.0%} of the time "
-        f"(chance {results[plain]['label_reading']['chance']:.0%}): a model that cannot read cannot be fooled by "
-        f"writing. **{reader}** learned to read from web-like data (words that the caption confirms, sometimes "
-        f"the only clear cue): it reads a label {lr[reader]:.0%} of the time, and **the attack works: the written "
-        f"word beats the true caption on {big(reader):.0%} of the images at the largest text ({size:.0%} of the "
-        f"side)**, {results[reader]['success']:.0%} over all sizes and positions, against "
-        f"{results[reader]['clean_success']:.0%} without the word. **{defence}**, the same model fine-tuned with "
-        f"random words written into its images, is fooled {big(defence):.0%} of the time at that size "
-        f"({results[defence]['success']:.0%} overall), with clean image→text R@1 {r1(defence)} against "
-        f"{r1(reader)} before the defence."
+    p, r = results[plain], results[reader]
+    size = r["sizes"][-1]
+    chance = r["label_reading"]["chance"]
+    text = (
+        f"**{plain}** never saw a letter: the written word wins {p['success']:.0%} of the time ({big(plain):.0%} at "
+        f"the largest text; colour words {p['by_attribute']['color']:.0%}, shape words "
+        f"{p['by_attribute']['shape']:.0%}) and it reads a label alone {p['label_reading']['accuracy']:.0%} of the "
+        f"time (chance {chance:.0%}). **{reader}**, taught to read, reads a label alone "
+        f"{r['label_reading']['accuracy']:.0%} of the time; the written word beats the true caption on "
+        f"{big(reader):.0%} of the images at the largest text ({size:.0%} of the side), {r['success']:.0%} over "
+        f"all sizes and positions (against {r['clean_success']:.0%} without the word)"
     )
+    if big(reader) >= WORKING_ATTACK:
+        text += ": **the attack works**."
+    else:
+        text += (": **the attack does not work on it**; the drawn object outweighs the word "
+                 f"(clean image→text R@1 {r1(reader)}).")
+    if defence in results:
+        d = results[defence]
+        text += (f" **{defence}**, the same model fine-tuned with random words written into its images, is fooled "
+                 f"{big(defence):.0%} of the time at that size ({d['success']:.0%} overall), with clean image→text "
+                 f"R@1 {r1(defence)} against {r1(reader)} before the defence.")
+    else:
+        text += " No defence model is shipped: with no working attack, there is nothing for it to remove."
+    return text
 
 
 def grid_figure(result: dict[str, Any], title: str):

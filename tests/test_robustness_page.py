@@ -8,7 +8,6 @@ from apptest_utils import figure_spec, image_captions, open_page, plotly_charts
 from mmexplore.robustness import CORRUPTIONS
 from mmexplore.robustness.evaluate import (
     PARAMS_DEFAULT,
-    TYPOGRAPHIC_DEFENCE,
     TYPOGRAPHIC_READER,
     backdoor_models,
     cached_result,
@@ -69,21 +68,21 @@ def test_typographic_part_shows_attacked_image_heatmaps_and_table(page):
     assert "bundled" in table.index and 0 <= table.loc["bundled", "attack success"] <= 1
 
 
-def test_typographic_example_fools_the_reading_model_and_not_the_defence(page):
-    # Sidebar model, reading model and defence side by side, each with its attacked image and verdict.
+def test_typographic_example_side_by_side_and_the_reading_quotes_the_stored_figures(page):
+    # The plain model (the sidebar's) and the reading model side by side, each with its attacked image,
+    # the word's heatmap and a verdict.
     attacked = [c for c in image_captions(page) if c.startswith("attacked · true")]
-    assert len(attacked) == 3
+    assert len(attacked) == 2
     verdicts = [e.value for e in [*page.warning, *page.success] if e.value.startswith(("Fooled", "Not fooled"))]
-    assert any(v.startswith("Fooled") and TYPOGRAPHIC_READER in v for v in verdicts), verdicts
-    assert any(v.startswith("Not fooled") and TYPOGRAPHIC_DEFENCE in v for v in verdicts), verdicts
-    # The tab's reading quotes the stored figures, and the table shows them.
+    assert len(verdicts) == 2 and any(TYPOGRAPHIC_READER in v for v in verdicts)
     reads = cached_result(TYPOGRAPHIC_READER, "typographic", PARAMS_DEFAULT)
     largest = reads["by_size"][str(PARAMS_DEFAULT.sizes[-1])]
     text = " ".join(m.value for m in page.markdown)
-    assert f"{largest:.0%} of the images at the largest text" in text
+    assert f"on {largest:.0%} of the images at the largest text" in text
+    assert ("the attack works" in text) == (largest >= 0.3)
     table = _table_with(page, "attack success")
     assert table.loc[TYPOGRAPHIC_READER, "attack success"] == round(reads["success"], 3)
-    assert table.loc[TYPOGRAPHIC_DEFENCE, "attack success"] < table.loc[TYPOGRAPHIC_READER, "attack success"]
+    assert table.loc[TYPOGRAPHIC_READER, "at the largest text"] == round(largest, 3)
 
 
 def test_backdoor_part_lists_every_shipped_poison_share(page):

@@ -1,6 +1,5 @@
-"""The typographic lab models shipped in assets: they load, their stored figures are what a fresh
-evaluation gives, and those figures say what the README says (the attack works on the reading
-model; the defence lowers it and keeps clean R@1)."""
+"""The typographic lab's shipped models load, and their stored figures are what a fresh evaluation gives
+(one grid cell and the label test; fast)."""
 
 from __future__ import annotations
 
@@ -8,8 +7,7 @@ import pytest
 
 from mmexplore.robustness.evaluate import (
     PARAMS_DEFAULT,
-    TYPOGRAPHIC_DEFENCE,
-    TYPOGRAPHIC_READER,
+    TYPOGRAPHIC_MODELS,
     RobustnessParams,
     cached_result,
     evaluate_typographic,
@@ -17,20 +15,14 @@ from mmexplore.robustness.evaluate import (
 )
 
 
-@pytest.fixture(scope="module", params=[TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE])
-def shipped(request):
+@pytest.mark.parametrize("spec", [m for m in TYPOGRAPHIC_MODELS if m in shipped_models()])
+def test_stored_typographic_figures_match_a_fresh_evaluation(spec):
     from mmexplore.models import load_model
 
-    spec = request.param
-    assert spec in shipped_models(), f"{spec} must be shipped"
-    return spec, load_model(spec, "cpu")
-
-
-def test_stored_typographic_figures_match_a_fresh_evaluation(shipped):
-    spec, encoder = shipped
     stored = cached_result(spec, "typographic", PARAMS_DEFAULT)
     assert stored is not None, f"no shipped typographic figures for {spec}"
-    # One cell of the grid (largest text, first position: 60 attacked images) and the label test, afresh.
+    encoder = load_model(spec, "cpu")
+    # The largest text at the first position (60 attacked images) and the label test, afresh.
     size, position = PARAMS_DEFAULT.sizes[-1], PARAMS_DEFAULT.positions[0]
     fresh = evaluate_typographic(encoder, RobustnessParams(sizes=(size,), positions=(position,)), with_heatmaps=False)
     assert fresh["grid"][0][0] == pytest.approx(stored["grid"][-1][0], abs=1e-12)
@@ -38,11 +30,8 @@ def test_stored_typographic_figures_match_a_fresh_evaluation(shipped):
     assert fresh["label_reading"]["accuracy"] == pytest.approx(stored["label_reading"]["accuracy"], abs=1e-12)
 
 
-def test_the_attack_works_on_the_reading_model_and_the_defence_lowers_it():
-    reads = cached_result(TYPOGRAPHIC_READER, "typographic", PARAMS_DEFAULT)
-    defended = cached_result(TYPOGRAPHIC_DEFENCE, "typographic", PARAMS_DEFAULT)
-    largest = str(PARAMS_DEFAULT.sizes[-1])
-    assert reads["by_size"][largest] >= 0.3 and reads["clean_success"] < 0.1
-    assert defended["success"] < reads["success"] / 2
-    clean = {m: cached_result(m, "backdoor", PARAMS_DEFAULT) for m in (TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE)}
-    assert abs(clean[TYPOGRAPHIC_DEFENCE]["i2t@1"] - clean[TYPOGRAPHIC_READER]["i2t@1"]) <= 0.05
+def test_the_plain_and_the_reading_model_are_shipped_with_their_figures():
+    assert {"bundled", TYPOGRAPHIC_MODELS[1]} <= set(shipped_models())
+    plain, reads = (cached_result(m, "typographic", PARAMS_DEFAULT) for m in TYPOGRAPHIC_MODELS[:2])
+    # The model taught to read reads a label better than the one that never saw a letter.
+    assert reads["label_reading"]["accuracy"] > plain["label_reading"]["accuracy"]

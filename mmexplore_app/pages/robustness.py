@@ -55,14 +55,16 @@ attack *succeeds* when the caption the word claims ("a small red circle") scores
 caption ("a small blue circle").
 
 The attack needs a model that reads. **bundled** was trained on shapes only and never saw a
-letter, so it cannot be fooled by writing. **bundled-typo-reads** stands in for web-trained CLIP: it
-was fine-tuned on web-like data, where an exact share of the images carries a word the caption
-confirms, sometimes the only clear cue (the object drawn grey, blurred, or in a wrong hue as under
-coloured light, so the written word is more reliable than the picture), plus pictures of labels
-alone. **bundled-typo-defence** is that model fine-tuned with *random* words written into its
-images (text-in-image augmentation): a word then predicts nothing, so the model learns to ignore it.
-The heatmap shows where the written word's text feature lands in the attacked image: on the
-letters for a model that reads.
+letter: a written word has nothing to act on, so it cannot be fooled by writing (its few "wins" are
+shape words whose dark letters clutter the picture; a colour word almost never wins).
+**bundled-reads** stands in for web-trained CLIP: it was fine-tuned with words its captions confirm,
+including pictures of labels alone. It reads a label above chance, and the written word's heatmap
+lands on the letters, but on this small 64-pixel model, within a CPU budget, the drawn object still
+outweighs the word: the README's Robustness section lists what was tried (web-like data where the
+word is sometimes the only cue, or more reliable than the picture) and why none of it made the attack
+work. The text-in-image defence (random words written into the images, so a word predicts nothing)
+is implemented (`mmexplore train --text-in-image random`), but with no working attack there is nothing
+for it to remove, so no defence model is shipped.
 """
 
 BACKDOOR_EXPLANATION = f"""
@@ -222,15 +224,16 @@ def _typographic(encoder) -> None:
         if ex["maps"] is not None:
             st.image(overlay(ex["clean"], ex["maps"][0], case.word),
                      caption=f"“{case.word}” on clean: {ex['energy']['clean']:.0%} in the box", width="stretch")
-    roles = {TYPOGRAPHIC_READER: "reads, like web-trained CLIP", TYPOGRAPHIC_DEFENCE: "after the text-in-image defence"}
-    compare = [m for m in dict.fromkeys([encoder.info.name, TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE])
+    roles = {"bundled": "never saw a letter", TYPOGRAPHIC_READER: "taught to read",
+             TYPOGRAPHIC_DEFENCE: "after the text-in-image defence"}
+    compare = [m for m in dict.fromkeys([encoder.info.name, *TYPOGRAPHIC_MODELS])
                if m == encoder.info.name or m in shipped]
     with right:
         st.markdown(f"Written: **“{case.word}”** · true caption “{case.true_caption}” · claimed “{case.attacked_caption}”")
         for col, spec in zip(st.columns(len(compare)), compare, strict=True):
             role = roles.get(spec, "the model picked in the sidebar")
             if spec == encoder.info.name and spec in roles:
-                role += " (also the sidebar's model)"
+                role += " (the sidebar's model)"
             _typographic_column(col, spec, role, encoder, case, size, position)
 
     models = [m for m in dict.fromkeys([*TYPOGRAPHIC_MODELS, encoder.info.name]) if m in shipped or m == encoder.info.name]
