@@ -287,3 +287,24 @@ def test_relation_word_negatives_flip_the_relation_and_keep_the_order():
         assert "relation_word" not in {n.kind for n in hard_negatives(cap)}
     assert made == 30
     assert hard_negative(canonical_caption(make_scene(3, n_objects=1)), "relation_word", random.Random(0)) is None
+
+
+def test_twin_groups_are_one_pair_of_objects_in_different_layouts():
+    import random
+
+    from mmexplore.data.shapes import canonical_caption, hard_negative
+    from mmexplore.training.data import make_batch
+
+    batch = make_batch(random.Random(7), 20, 1, 32, True, 0.8, twin_group=4)
+    assert len(batch) == 20
+    for g in range(0, 16, 4):  # 16 = 0.8 × 20 rounded down to whole groups of 4
+        group = batch.scenes[g:g + 4]
+        objects = {tuple((o.shape, o.color, o.size) for o in s.objects) for s in group}
+        layouts = {tuple((o.cx, o.cy) for o in s.objects) for s in group}
+        assert len(objects) == 1 and len(layouts) == 4  # the same two objects, four layouts
+        assert len({s.seed for s in group}) == 1  # same colour jitter and noise: only places differ
+        for scene, cap, negs in zip(group, batch.captions[g:g + 4], batch.negatives[g:g + 4], strict=True):
+            assert cap == canonical_caption(scene).text
+            swap = hard_negative(canonical_caption(scene), "relation_swap", random.Random(0))
+            assert negs == [swap.text if swap is not None else cap]
+    assert all(len(s.objects) >= 1 for s in batch.scenes[16:])

@@ -45,7 +45,8 @@ def _config_from_args(args: argparse.Namespace):
         out=str(out), name=name, arch=args.arch, objective=args.objective, steps=args.steps, minutes=args.minutes,
         batch_size=args.batch_size, lr=args.lr, negatives=args.negatives, negative_kinds=list(args.negative_kinds or []),
         pair_fraction=args.pair_fraction, twin_kinds=list(args.twin_kinds or []),
-        curriculum_steps=args.curriculum_steps, positives=args.positives, tau=args.tau, regularizer=args.regularizer,
+        curriculum_steps=args.curriculum_steps, twin_group=args.twin_group, positives=args.positives, tau=args.tau,
+        regularizer=args.regularizer,
         reg_weight=args.reg_weight, seed=args.seed, device=args.device, eval_every=args.eval_every,
         eval_scenes=args.eval_scenes, probe_scenes=args.probe_scenes, snapshot_every=args.snapshot_every,
         threads=args.threads, dense_weight=args.dense_weight, init=args.init, warmup_steps=args.warmup_steps,
@@ -187,6 +188,9 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--twin-kinds", nargs="+", choices=list(TWIN_WEIGHTS), default=None,
                    help="which counterfactual twins to make (default: both, 3 position swaps to 1 colour swap; "
                         "relation_swap alone: only object-order twins)")
+    p.add_argument("--twin-group", type=positive_int, default=2, metavar="G",
+                   help="counterfactual scenes come in groups of G: the same two objects in G layouts, each with "
+                        "its relation caption (2: a scene and its twin with the objects' places swapped)")
     p.add_argument("--curriculum-steps", type=nonneg_int, default=0, metavar="N",
                    help="curriculum: the first N steps draw only two-object scenes with relation captions "
                         "(one relation per scene), then the full mix")

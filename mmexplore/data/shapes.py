@@ -227,6 +227,24 @@ def make_scene(
     return Scene(tuple(objects), bg, sd, seed)  # type: ignore[arg-type]
 
 
+def relaid(scene: Scene, seed: int) -> Scene:
+    """The same objects (shape, colour, size) placed anew, deterministic by ``seed``.
+
+    Objects 0 and 1 stand in an unambiguous relation, as in :func:`make_scene`; background, noise and
+    the scene's seed (so its colour jitter) are kept, so only the layout differs.
+    """
+    rng = random.Random(seed)
+    specs = [(o.shape, o.color, o.size) for o in scene.objects]
+    for _ in range(100):
+        try:
+            objects = _place_objects(rng, specs)
+        except RuntimeError:
+            continue
+        if len(objects) == 1 or _relation(objects[0], objects[1]) is not None:
+            return replace(scene, objects=tuple(objects))
+    raise RuntimeError(f"could not lay out the scene again (seed {seed})")  # pragma: no cover - practically unreachable
+
+
 # --------------------------------------------------------------------------- rendering
 
 

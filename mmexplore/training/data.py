@@ -21,6 +21,7 @@ from mmexplore.data.shapes import (
     count_caption,
     hard_negative,
     make_scene,
+    relaid,
     render_scene,
     sample_caption,
     scene_captions,
@@ -124,6 +125,7 @@ def make_batch(
     positives: int = 1,
     twin_weights: dict[str, float] | None = None,
     relations_only: bool = False,
+    twin_group: int = 2,
 ) -> Batch:
     """One training batch of shapes scenes.
 
@@ -134,12 +136,25 @@ def make_batch(
     drawn kind does not apply to the caption another kind is used. ``positives`` > 1 adds that many
     − 1 further true captions per image. ``twin_weights`` picks the kinds of counterfactual twin
     (default :data:`TWIN_WEIGHTS`). ``relations_only`` (a curriculum's first phase) makes every scene a
-    two-object scene described by its relation caption ("a A left of a B").
+    two-object scene described by its relation caption ("a A left of a B"). ``twin_group`` > 2 makes
+    the counterfactual part of groups of that many scenes of the same two objects in different places
+    (each with its relation caption and its order swap as negative): inside a group only the layout
+    tells the captions apart, so a bag of objects cannot lower the loss there.
     """
     weights = negative_weights or NEGATIVE_WEIGHTS
     images, captions, negs, scenes = [], [], [], []
-    n_pairs = int(batch_size * pair_fraction) // 2 if negatives > 0 else 0
-    while len(images) < 2 * n_pairs:
+    group = max(2, int(twin_group))
+    n_twins = (int(batch_size * pair_fraction) // group) * group if negatives > 0 else 0
+    while group > 2 and len(images) < n_twins:
+        base = make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=2)
+        for scene in [base, *(relaid(base, rng.randrange(HELD_OUT_SEED_START)) for _ in range(group - 1))]:
+            cap = canonical_caption(scene)
+            neg = hard_negative(cap, "relation_swap", rng)
+            images.append(render_scene(scene, render_size))
+            captions.append(cap.text)
+            negs.append([neg.text if neg is not None else cap.text] * negatives)  # equal: masked by the loss
+            scenes.append(scene)
+    while len(images) < n_twins:
         pair = counterfactual_pair(make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=2), rng, twin_weights)
         if pair is None:
             continue
@@ -196,13 +211,15 @@ class ShapesStream:
     positives: int = 1
     twin_weights: dict[str, float] | None = None
     curriculum_steps: int = 0  # steps < this draw only two-object scenes with relation captions
+    twin_group: int = 2  # counterfactual scenes per group of the same two objects (2: a scene and its swap)
 
     def __call__(self, step: int) -> Batch:
         """The batch of ``step`` (the same for the same seed and step, in any process)."""
         rng = random.Random(f"{self.seed}:{step}")
         return make_batch(rng, self.batch_size, self.negatives, self.render_size, self.with_scenes,
                           self.pair_fraction, negative_weights=self.negative_weights, positives=self.positives,
-                          twin_weights=self.twin_weights, relations_only=step < self.curriculum_steps)
+                          twin_weights=self.twin_weights, relations_only=step < self.curriculum_steps,
+                          twin_group=self.twin_group)
 
 
 def negative_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str, float] | None:

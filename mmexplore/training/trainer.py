@@ -79,6 +79,7 @@ class TrainConfig:
     negative_kinds: list[str] = field(default_factory=list)  # empty: all kinds
     pair_fraction: float = 0.0  # share of the batch in counterfactual image pairs (used when negatives > 0)
     twin_kinds: list[str] = field(default_factory=list)  # kinds of counterfactual twin; empty: both (3 order : 1 colour)
+    twin_group: int = 2  # counterfactual scenes per group: the same two objects in that many layouts
     curriculum_steps: int = 0  # a curriculum: the first N steps draw only two-object scenes with relation captions
     positives: int | None = None  # true captions per image (multi-positive)
     tau: float | None = None  # fixed temperature; None: learned
@@ -128,6 +129,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`InputError` naming the first bad setting."""
         self.resolved_objective()
+        if int(self.twin_group) < 2:
+            raise InputError(f"twin_group must be at least 2 (a scene and one other layout), got {self.twin_group}")
         if int(self.curriculum_steps) < 0:
             raise InputError(f"curriculum_steps must be a whole number ≥ 0, got {self.curriculum_steps}")
         for name in ("steps", "batch_size"):
@@ -493,6 +496,7 @@ class Trainer:
             pair_fraction=cfg.pair_fraction if self.negatives > 0 else 0.0,
             negative_weights=negative_weights_for(cfg.negative_kinds), positives=self.positives,
             twin_weights=twin_weights_for(cfg.twin_kinds), curriculum_steps=int(cfg.curriculum_steps),
+            twin_group=int(cfg.twin_group),
         )
         self.data = stream if self.batch_transform is None else _Transformed(stream, self.batch_transform)
         self.probe = ProbeSet.build(cfg.probe_scenes, cfg.snapshot_scenes, self.preprocess, self.tokenizer,
