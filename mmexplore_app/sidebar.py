@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mmexplore.errors import MMExploreError
+from mmexplore.models.specs import ORDER_FAMILY
 from mmexplore_app import state, widgets
 from mmexplore_app.state import Dataset
 
@@ -13,6 +14,8 @@ MODEL_SOURCES: dict[str, str] = {
     "Bundled (shapes world)": "bundled",
     "Bundled without the dense term (unlocalised attention maps)": "bundled-nodense",
     "Bundled without hard negatives (for probes)": "bundled-noneg",
+    # The order family, side by side on the Probes page.
+    **{f"Order family: {label}": spec for spec, label in ORDER_FAMILY.items()},
     "Training run (Train page)": "run:",
     "open_clip pretrained (ARCH:TAG)": "ViT-B-32:laion2b_s34b_b79k",
     "Local weights file (ARCH:/path)": "ViT-B-32:/path/to/weights.safetensors",

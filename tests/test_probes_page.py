@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from apptest_utils import figure_spec, open_page
+import pytest
+from apptest_utils import _decode_array, figure_spec, open_page, plotly_charts
 
 PAGE = "mmexplore_app/pages/probes.py"
 
@@ -40,3 +41,31 @@ def test_page_without_data():
     at = open_page(PAGE, samples=None)
     assert not at.exception
     assert any("needs at least" in i.value for i in at.info)
+
+
+@pytest.mark.slow  # three models × 50 scenes (~30 s on a busy CPU); the browser test clicks it too
+def test_order_family_side_by_side_on_request():
+    from mmexplore.models.specs import ORDER_FAMILY
+    from mmexplore_app.sidebar import MODEL_SOURCES
+
+    assert set(ORDER_FAMILY) <= set(MODEL_SOURCES.values())  # the sidebar offers every family model
+    at = open_page(PAGE, samples="shapes", n=2)
+    assert not at.exception
+    charts_before = len(plotly_charts(at))
+    frames_before = len(at.dataframe)
+    assert at.button(key="probe_family_go")  # nothing measured unasked: a button
+    at.selectbox(key="probe_family_scenes").set_value(50).run()
+    at.button(key="probe_family_go").click().run(timeout=120)
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]  # every family model loads
+    assert len(at.dataframe) == frames_before + 1
+    table = at.dataframe[-1].value
+    assert list(table.index) == [label.split(" (")[0] for label in ORDER_FAMILY.values()]
+    assert "relation order" in table.columns and ((table >= 0) & (table <= 1)).all().all()
+    assert len(plotly_charts(at)) == charts_before + 1
+    spec = figure_spec(at, -1)
+    names = {t["name"] for t in spec["data"]}
+    assert names == {"model", "bag-of-words baseline"} and len(spec["data"]) == 2 * len(ORDER_FAMILY)
+    # The bag of words ties on relation order for every model.
+    bow = [t for t in spec["data"] if t["name"] == "bag-of-words baseline"]
+    assert all(dict(zip(t["x"], _decode_array(t["y"]), strict=True))["relation order"] == 0.5 for t in bow)

@@ -90,3 +90,23 @@ def test_eval_compositional_json_and_missing_variant(capsys):
     assert all(set(v) == {"model", "bag_of_words", "n"} for v in acc.values())
     assert res["reference"]["figures"]["NegCLIP"]["vg_relation"] == 0.81
     assert "bundled-nosuchvariant" in run_bad(capsys, "eval", "compositional", "--models", "bundled-nosuchvariant")
+
+
+def test_eval_compositional_lists_the_shipped_order_family_side_by_side(capsys):
+    """The default comparison is the order family (plain CLIP, NegCLIP, spatial bias) and bundled; all load."""
+    from mmexplore.models.specs import ORDER_FAMILY
+    from mmexplore.settings import Settings
+
+    res = run_json(capsys, "eval", "compositional", "--scenes", "4", "--device", "cpu")
+    assert list(res["models"]) == [*ORDER_FAMILY, "bundled"] and len(ORDER_FAMILY) == 3
+    assert res["renderers"] == ["train", "alt"]
+    for spec in ORDER_FAMILY:
+        assert "missing" not in res["models"][spec], res["models"][spec]
+        for renderer in ("train", "alt"):
+            acc = res["models"][spec]["accuracy"][renderer]
+            assert acc["relation_swap"]["bag_of_words"] == 0.5 and 0 <= acc["relation_swap"]["model"] <= 1
+    # The text table names every model; a shared server offers them (its default allow-list).
+    main(["eval", "compositional", "--scenes", "2", "--renderer", "alt", "--device", "cpu"])
+    text = capsys.readouterr().out
+    assert all(spec in text for spec in ORDER_FAMILY)
+    assert set(ORDER_FAMILY) <= set(Settings.allowed_models)

@@ -9,8 +9,12 @@ from mmexplore.cli.argtypes import any_int, int_range
 from mmexplore.cli.common import command, each_model, load_encoder, model_specs, readability_fields
 from mmexplore.errors import InputError, ModelLoadError
 
-# The hard-negative model and its plain-CLIP twin: NegCLIP's effect on the same scenes.
-DEFAULT_COMPARED = "bundled,bundled-nodense,bundled-noneg"
+
+def default_compared() -> str:
+    """The order family (plain CLIP, NegCLIP, NegCLIP + spatial bias) and the default model, side by side."""
+    from mmexplore.models.specs import ORDER_FAMILY
+
+    return ",".join([*ORDER_FAMILY, "bundled"])
 
 
 def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
@@ -60,7 +64,7 @@ def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.scenes < 1:
         raise InputError(f"--scenes must be at least 1, got {args.scenes}")
-    specs = model_specs(args.models or args.model or DEFAULT_COMPARED)
+    specs = model_specs(args.models or args.model or default_compared())
     if not specs:
         raise InputError("--models is empty; e.g. --models bundled,bundled-noneg")
     renderers = RENDERERS if args.renderer == "both" else (args.renderer,)
@@ -93,6 +97,6 @@ def register(commands: Any, evals: Any) -> None:
                 "per-perturbation accuracy vs a bag-of-words baseline (ARO-style)")
     p.set_defaults(model=None)
     p.add_argument("--models", default=None,
-                   help=f"comma-separated model specs compared side by side (default: --model, else {DEFAULT_COMPARED})")
+                   help=f"comma-separated model specs compared side by side (default: --model, else {default_compared()})")
     p.add_argument("--scenes", type=int_range(1, 100_000), default=200, help="held-out two-object scenes")
     p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")

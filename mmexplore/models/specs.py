@@ -32,6 +32,16 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 BUNDLED_DIR = get_settings().assets_dir / "bundled"
 
 
+# The order family (the bag-of-words lesson and its fix, README "Order-sensitive models"): one
+# architecture size, one training budget, three recipes. spec -> what it is (sidebar and Probes page).
+ORDER_FAMILY: dict[str, str] = {
+    "bundled-order-clip": "plain CLIP (no hard negatives)",
+    "bundled-order-negclip": "NegCLIP (hard negatives, counterfactual twins)",
+    "bundled-order-negclip-sincos-avg-groups": "NegCLIP + spatial bias (fixed 2-D sin-cos positions, average-pooled "
+                                               "patch tokens, same-object layout groups)",
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A parsed model spec.

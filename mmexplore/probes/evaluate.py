@@ -71,3 +71,33 @@ def evaluate_compositional(
         img = encoder.encode_images([render(s, renderer) for s in scenes])
         out[renderer] = evaluate_pairs(encoder, img, captions, kinds=kinds, seed=seed)
     return out
+
+
+def compare_compositional(
+    specs: Sequence[str],
+    *,
+    n_scenes: int = 200,
+    renderers: tuple[str, ...] = ("train", "alt"),
+    device: str = "auto",
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate_compositional` for several models side by side (``eval compositional``, Probes page).
+
+    Returns
+    -------
+    dict
+        ``{spec: {"model_id", "name", "accuracy": {renderer: {kind: {"model", "bag_of_words", "n"}}}}}``,
+        or ``{spec: {"missing": message}}`` for a model that cannot be loaded (the others still run).
+    """
+    from mmexplore.errors import ModelLoadError
+    from mmexplore.models import load_model
+
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        try:
+            encoder = load_model(spec, device)
+        except ModelLoadError as exc:
+            out[spec] = {"missing": f"model '{spec}' is not available ({exc})"}
+            continue
+        out[spec] = {"model_id": encoder.model_id, "name": encoder.info.name,
+                     "accuracy": evaluate_compositional(encoder, n_scenes=n_scenes, renderers=renderers)}
+    return out

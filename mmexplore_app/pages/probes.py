@@ -10,6 +10,7 @@ from mmexplore.errors import MMExploreError
 from mmexplore.probes import ARO_NOTE, PERTURBATION_KINDS, accuracy_by_kind, score_probes
 from mmexplore_app import widgets
 from mmexplore_app.cache import cache_key, session_cached
+from mmexplore_app.order_family_view import order_family_section
 from mmexplore_app.text_attribution_view import word_attribution_view
 
 OWN = "✎ type a caption…"
@@ -40,7 +41,8 @@ same colour have no colour swap) is left out and not counted.
 {ARO_NOTE}
 
 The bundled model was trained with hard negatives (NegCLIP-style); compare it with `bundled-noneg`
-(no hard negatives) in the sidebar, or run `mmexplore eval compositional`.
+(no hard negatives) in the sidebar. The *order family* below (three models, one budget) compares the
+recipes side by side, as `mmexplore eval compositional` does.
 """
 
 
@@ -125,3 +127,4 @@ else:
                + ", ".join(f"{k} {n}" for k, n in acc["pairs"].items()))
     widgets.download_csv(acc, "probe_accuracy", key="probe_csv")
 widgets.explain("What am I looking at? (the bag-of-words finding)", EXPLANATION)
+order_family_section()
