@@ -22,8 +22,16 @@ FAMILY_TEXT = """
 **The lesson, measured.** Three models of the same small architecture, trained on the same shapes
 world for the same budget (800 steps × 64 pairs on one CPU thread; README, *Order-sensitive
 models*), differ only in their recipe: **plain CLIP** (no hard negatives), **NegCLIP** (one hard
-negative per image and counterfactual image twins) and **NegCLIP with a spatial inductive bias**.
-A bar at 0.5 on *attributes*, *relation order* or *shuffled* is what a bag of words gets.
+negative per image and counterfactual image twins) and **NegCLIP with a spatial inductive bias**
+(fixed 2-D sin-cos positions, the patch tokens' mean as the image embedding). A bar at 0.5 on
+*attributes*, *relation order* or *shuffled* is what a bag of words gets.
+
+What we measured (200 scenes, independent renderer): hard negatives teach **attribute binding**
+(0.73 → 0.86) and word order in general (*shuffled* 0.64 → 0.83), as ARO found. **Relation order
+stays at a coin toss for all three** (0.50–0.51): at this budget none of them reads "left of" the
+right way round, the spatial bias included. Why: the text tower learns to give "A left of B" and
+"A right of B" the same embedding, because the image embedding does not yet say where each object
+is, and the image tower has no reason to say it while no caption needs it.
 """
 
 
