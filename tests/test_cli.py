@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import run_json
 
 from mmexplore.cli import main
 from mmexplore.data.shapes import canonical_caption, make_scene, render_scene
@@ -22,13 +23,6 @@ def scene_files(tmp_path_factory):
         paths.append(str(p))
         texts.append(canonical_caption(scene).text)
     return d, paths, texts
-
-
-def run_json(capsys, *argv):
-    code = main([*argv, "--json"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)
 
 
 def test_info_json(capsys):

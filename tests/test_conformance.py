@@ -8,10 +8,9 @@ bundled model) and ``eval relation`` (calibrated for the bundled model; minutes)
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from apptest_utils import PAGES, open_page
+from clirun import run_json
 
 from mmexplore.cli import main
 
@@ -35,28 +34,21 @@ def samples(tmp_path_factory):
     return out, images, rows
 
 
-def _json(capsys, *argv):
-    code = main([*argv, "--json"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)
-
-
 @pytest.mark.parametrize("spec", SPECS)
 def test_every_cli_command_on_every_family(capsys, samples, spec, tmp_path):
     folder, images, _ = samples
     family, rule = FAMILIES[spec]
     m = ["--model", spec, "--device", "cpu"]
-    info = _json(capsys, "info", *m)
+    info = run_json(capsys, "info", *m)
     assert (info["facts"]["family"], info["facts"]["scoring"]) == (family, rule)
     assert [k for k, v in info["heatmap_methods"].items() if v["applies"]] == HEATMAP_METHODS[spec]
 
-    sim = _json(capsys, "similarity", "--captions", str(folder / "pairs.csv"), *m)
+    sim = run_json(capsys, "similarity", "--captions", str(folder / "pairs.csv"), *m)
     assert sim["rule"] == rule and sim["loss"] is not None and sim["recall"]["i2t@1"] is not None
 
     text = "a red circle"
     for method in HEATMAP_METHODS[spec]:
-        hm = _json(capsys, "heatmap", "--image", images[0], "--text", text, "--method", method, *m)
+        hm = run_json(capsys, "heatmap", "--image", images[0], "--text", text, "--method", method, *m)
         assert hm["method"] == method and hm["grid"] == info["facts"]["grid"] and len(hm["maps"]) == 3
         assert hm["word_attribution"]["words"] == ["a", "red", "circle"]
         if method == "attention":
@@ -64,22 +56,22 @@ def test_every_cli_command_on_every_family(capsys, samples, spec, tmp_path):
             assert abs(sum(map(sum, dec["contributions"])) + dec["remainder_total"] - dec["score"]) < 1e-3
 
     texts = ["a red circle", "a blue square", "a green triangle", "a yellow circle"]
-    proj = _json(capsys, "project", "--images", *images, "--texts", *texts, "--method", "pca", *m)
+    proj = run_json(capsys, "project", "--images", *images, "--texts", *texts, "--method", "pca", *m)
     assert len(proj["points"]) == 8 and "modality_gap" in proj
-    cca = _json(capsys, "cca", "--images", *images, "--texts", *texts, "--no-retrieval", *m)
+    cca = run_json(capsys, "cca", "--images", *images, "--texts", *texts, "--no-retrieval", *m)
     assert len(cca["correlations"]) >= 1
-    rel = _json(capsys, "relation", "--image", images[0], "--text", text, *m)
+    rel = run_json(capsys, "relation", "--image", images[0], "--text", text, *m)
     assert rel["label"] and set(rel) >= {"cmi", "sc", "stat", "probabilities"}
-    _json(capsys, "index", "build", str(folder), "--index", str(tmp_path / "ix"), *m)
-    found = _json(capsys, "search", "--index", str(tmp_path / "ix"), "--text", text, "--k", "2", *m)
+    run_json(capsys, "index", "build", str(folder), "--index", str(tmp_path / "ix"), *m)
+    found = run_json(capsys, "search", "--index", str(tmp_path / "ix"), "--text", text, "--k", "2", *m)
     assert len(found["results"]) == 2
-    probe = _json(capsys, "probe", "--image", images[0], "--text", "a small red circle left of a blue square", *m)
+    probe = run_json(capsys, "probe", "--image", images[0], "--text", "a small red circle left of a blue square", *m)
     assert probe
-    point = _json(capsys, "eval", "pointing", "--scenes", "2", *m)
+    point = run_json(capsys, "eval", "pointing", "--scenes", "2", *m)
     assert set(point["pointing"]["methods"]) == set(HEATMAP_METHODS[spec])
-    ret = _json(capsys, "eval", "retrieval", "--scenes", "4", "--renderer", "train", *m)
+    ret = run_json(capsys, "eval", "retrieval", "--scenes", "4", "--renderer", "train", *m)
     assert ret["retrieval"]
-    comp = _json(capsys, "eval", "compositional", "--scenes", "4", "--renderer", "train", *m)
+    comp = run_json(capsys, "eval", "compositional", "--scenes", "4", "--renderer", "train", *m)
     assert comp
 
 

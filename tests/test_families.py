@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from clirun import run_json
 
 from mmexplore.cli import main
 
@@ -27,13 +28,6 @@ EXPECTED_FACTS = {
     RESNET: {"family": "clip-resnet", "scoring": "softmax", "logit_bias": None, "vision": "resnet",
              "vision_impl": "open_clip.ModifiedResNet", "pooling": "attention-pool", "grid": [4, 4]},
 }
-
-
-def run_json(capsys, *argv):
-    code = main([*argv, "--json"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)
 
 
 @pytest.mark.parametrize("spec", list(EXPECTED_FACTS))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from clirun import run_json
 
 from mmexplore.cli import main
 from mmexplore.data.shapes import HELD_OUT_SEED_START, canonical_caption, make_scene, render_scene
@@ -20,13 +19,6 @@ def scene_folder(tmp_path_factory):
         captions[f"s{i}.png"] = canonical_caption(scene).text
     (d / "captions.csv").write_text("image,text\n" + "".join(f"{k},{v}\n" for k, v in captions.items()))
     return d, captions
-
-
-def run_json(capsys, *argv):
-    code = main([*argv, "--json"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    return json.loads(out.out)
 
 
 def run_bad(capsys, *argv):
