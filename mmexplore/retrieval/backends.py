@@ -244,7 +244,41 @@ class IVFConfig(_IVFBase):
 
 
 @dataclass
-class IVFPQConfig(_IVFBase):
+class _CompressedIVF(_IVFBase):
+    """Shared by the inverted files that keep codes, not vectors: a bounded training sample, and from
+    2,048 cells an HNSW graph over the centroids (k-means still assigns exactly while training)."""
+
+    train_size: int = 200_000
+    _keep: list[Any] = field(default_factory=list, repr=False)
+
+    def train_size_for(self, n: int) -> int:
+        return int(min(n, self.train_size, max(self.choose_nlist(n) * self.train_per_cell, 256 * 40)))
+
+    def coarse_quantizer(self, dim: int, nlist: int) -> Any:
+        """The index that assigns vectors to cells: exact below 2,048 cells, an HNSW graph above."""
+        import faiss
+
+        if nlist >= 2048:
+            return faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        return faiss.IndexFlatIP(dim)
+
+    def setup_ivf(self, ivf: Any, quantizer: Any, dim: int, nlist: int) -> None:
+        """k-means parameters on ``ivf``; with an HNSW quantizer, exact assignment while training."""
+        import faiss
+
+        self._cp(ivf)
+        self._keep = [quantizer]
+        if nlist >= 2048:
+            clustering = faiss.IndexFlatIP(dim)  # k-means assigns exactly; the HNSW is filled after
+            ivf.clustering_index = clustering
+            self._keep.append(clustering)
+
+    def train(self, index: Any, sample: np.ndarray) -> None:
+        index.train(np.ascontiguousarray(sample))
+
+
+@dataclass
+class IVFPQConfig(_CompressedIVF):
     """Inverted file with product quantisation, re-ranked (``IndexRefine(IndexIVFPQ)``).
 
     Parameters
@@ -273,11 +307,6 @@ class IVFPQConfig(_IVFBase):
     nbits: int = 8
     refine: str = "flat"
     refine_factor: int = 10
-    train_size: int = 200_000
-    _keep: list[Any] = field(default_factory=list, repr=False)
-
-    def train_size_for(self, n: int) -> int:
-        return int(min(n, self.train_size, max(self.choose_nlist(n) * self.train_per_cell, 256 * 40)))
 
     def create(self, dim: int, n: int) -> Any:
         import faiss
@@ -289,16 +318,9 @@ class IVFPQConfig(_IVFBase):
         # faiss's k-means wants ≥ 39 training points per centroid: small sets get fewer bits.
         nbits = int(min(self.nbits, max(1, math.floor(math.log2(max(2, n_train // 39))))))
         pq_m = self.pq_m or next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
-        if nlist >= 2048:
-            quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        else:
-            quantizer = faiss.IndexFlatIP(dim)
+        quantizer = self.coarse_quantizer(dim, nlist)
         ivf = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
-        self._cp(ivf)
-        if nlist >= 2048:
-            clustering = faiss.IndexFlatIP(dim)  # k-means assigns exactly; the HNSW is filled after
-            ivf.clustering_index = clustering
-            self._keep = [clustering]
+        self.setup_ivf(ivf, quantizer, dim, nlist)
         if self.refine == "sq8":
             refine = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
             index = faiss.IndexRefine(ivf, refine)
@@ -307,9 +329,6 @@ class IVFPQConfig(_IVFBase):
         index.k_factor = float(self.refine_factor)
         self._chosen = {"nlist": nlist, "pq_m": pq_m, "nbits": nbits}
         return index
-
-    def train(self, index: Any, sample: np.ndarray) -> None:
-        index.train(np.ascontiguousarray(sample))
 
     def configure_search(self, index: Any) -> None:
         import faiss
@@ -321,7 +340,7 @@ class IVFPQConfig(_IVFBase):
 
 
 @dataclass
-class IVFSQConfig(_IVFBase):
+class IVFSQConfig(_CompressedIVF):
     """Inverted file with 8-bit scalar codes (``IndexIVFScalarQuantizer``), re-ranked exactly from disk.
 
     Memory: 1 byte per dimension per vector (plus the cells' ids); the float16 rows that re-rank the
@@ -344,11 +363,6 @@ class IVFSQConfig(_IVFBase):
     reranks_from_disk: ClassVar[bool] = True
     capabilities: ClassVar[Capabilities] = Capabilities(exact=False, incremental=True, needs_training=True, min_size=1024)
     rerank_factor: int = 10
-    train_size: int = 200_000
-    _keep: list[Any] = field(default_factory=list, repr=False)
-
-    def train_size_for(self, n: int) -> int:
-        return int(min(n, self.train_size, max(self.choose_nlist(n) * self.train_per_cell, 256 * 40)))
 
     def create(self, dim: int, n: int) -> Any:
         import faiss
@@ -356,25 +370,12 @@ class IVFSQConfig(_IVFBase):
         if self.rerank_factor < 1:
             raise InputError(f"ivfsq rerank_factor must be at least 1, got {self.rerank_factor}")
         nlist = self.choose_nlist(n)
-        if nlist >= 2048:
-            quantizer = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        else:
-            quantizer = faiss.IndexFlatIP(dim)
+        quantizer = self.coarse_quantizer(dim, nlist)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
-        self._cp(index)
-        if nlist >= 2048:
-            clustering = faiss.IndexFlatIP(dim)  # k-means assigns exactly; the HNSW is filled after
-            index.clustering_index = clustering
-            self._keep = [clustering, quantizer]
-        else:
-            self._keep = [quantizer]
+        self.setup_ivf(index, quantizer, dim, nlist)
         self._chosen = {"nlist": nlist}
         return index
-
-    def train(self, index: Any, sample: np.ndarray) -> None:
-        index.train(np.ascontiguousarray(sample))
-
 
 BACKENDS: dict[str, type[BackendConfig]] = {
     c.name: c for c in (ExactConfig, HNSWConfig, IVFConfig, IVFPQConfig, IVFSQConfig)}
