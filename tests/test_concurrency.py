@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.browser
 
 
-def test_three_concurrent_sessions_see_only_their_own_data_and_numbers(tmp_path):
+def harness():
+    """(Chromium's path, the benchmark's ``concurrency`` module); skips without Chromium or Playwright."""
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("Chromium is not installed")
@@ -27,6 +28,11 @@ def test_three_concurrent_sessions_see_only_their_own_data_and_numbers(tmp_path)
         import concurrency
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+    return chromium, concurrency
+
+
+def test_three_concurrent_sessions_see_only_their_own_data_and_numbers(tmp_path):
+    chromium, concurrency = harness()
     # bounded in time: a session that overruns 600 s is a problem of the report, not a hang
     report = concurrency.run(3, 2, chromium, tmp_path / "server.log", probe_blocking=False, session_timeout_s=600)
     assert report["problems"] == []
@@ -40,15 +46,7 @@ def test_three_concurrent_sessions_see_only_their_own_data_and_numbers(tmp_path)
 def test_quick_second_click_on_a_cold_server_is_not_lost(tmp_path):
     import asyncio
 
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("Chromium is not installed")
-    pytest.importorskip("playwright.async_api")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import concurrency
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    chromium, concurrency = harness()
     from playwright.async_api import async_playwright
 
     async def clicks(url: str) -> str:
