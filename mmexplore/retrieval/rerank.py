@@ -136,6 +136,3 @@ class RowStore:
             s = np.pad(s, ((0, 0), (0, k - kk)), constant_values=-np.inf)
             i = np.pad(i, ((0, 0), (0, k - kk)), constant_values=-1)
         return s.astype(np.float32), i
-
-    def close(self) -> None:
-        """Nothing is held open between calls (each read opens the file); kept for symmetry."""

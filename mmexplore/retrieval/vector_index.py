@@ -326,8 +326,7 @@ class VectorIndex:
         """Tell the index that its row file now lives at ``path`` (after a rename by the caller)."""
         rows = getattr(self, "rows_", None)
         if rows is not None:
-            rows.path = Path(path)
-            rows.close()
+            rows.path = Path(path)  # nothing is held open: each read opens the file by this path
 
     @classmethod
     def load(cls, path: str | Path, description: dict[str, Any]) -> VectorIndex:
