@@ -91,10 +91,10 @@ def test_eval_compositional_lists_the_shipped_order_family_side_by_side(capsys):
 
     res = run_json(capsys, "eval", "compositional", "--scenes", "4", "--device", "cpu")
     assert list(res["models"]) == [*ORDER_FAMILY, "bundled"] and len(ORDER_FAMILY) == 3
-    assert res["renderers"] == ["train", "alt"]
+    assert res["renderers"] == ["train", "alt", "sketch"]  # every registered renderer by default
     for spec in ORDER_FAMILY:
         assert "missing" not in res["models"][spec], res["models"][spec]
-        for renderer in ("train", "alt"):
+        for renderer in ("train", "alt", "sketch"):
             acc = res["models"][spec]["accuracy"][renderer]
             assert acc["relation_swap"]["bag_of_words"] == 0.5 and 0 <= acc["relation_swap"]["model"] <= 1
     # The text table names every model; a shared server offers them (its default allow-list).
@@ -102,3 +102,23 @@ def test_eval_compositional_lists_the_shipped_order_family_side_by_side(capsys):
     text = capsys.readouterr().out
     assert all(spec in text for spec in ORDER_FAMILY)
     assert set(ORDER_FAMILY) <= set(Settings.allowed_models)
+
+
+def test_eval_renderer_choices_come_from_the_registry(capsys):
+    """``--renderer`` offers every registered renderer plus ``all`` and ``both``; ``sketch`` alone works."""
+    from mmexplore.cli import build_parser
+    from mmexplore.data.renderers import RENDERERS
+
+    parser = build_parser()
+    for argv in (["eval", "compositional"], ["eval", "retrieval"]):
+        args = parser.parse_args([*argv, "--renderer", "sketch"])
+        assert args.renderer == "sketch"
+        assert parser.parse_args(argv).renderer == "all"
+    res = run_json(capsys, "eval", "compositional", "--renderer", "sketch", "--scenes", "5", "--models", "bundled",
+                   "--device", "cpu")
+    assert res["renderers"] == ["sketch"] and set(res["models"]["bundled"]["accuracy"]) == {"sketch"}
+    assert res["models"]["bundled"]["accuracy"]["sketch"]["relation_swap"]["n"] == 5
+    res = run_json(capsys, "eval", "retrieval", "--renderer", "both", "--scenes", "3", "--device", "cpu")
+    assert list(res["retrieval"]) == ["train", "alt"]
+    assert "sketch" in run_bad(capsys, "eval", "retrieval", "--renderer", "crayon")  # the usage line lists it
+    assert len(RENDERERS) == 3

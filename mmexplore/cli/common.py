@@ -82,6 +82,23 @@ def load_encoder(args: argparse.Namespace):
     return load_model(args.model, args.device)
 
 
+def add_renderer_arg(parser: argparse.ArgumentParser) -> None:
+    """``--renderer``: a registered shapes renderer, ``all`` (the default) or ``both`` (train + alt)."""
+    from mmexplore.data.renderers import RENDERER_GROUPS, RENDERERS
+
+    parser.add_argument(
+        "--renderer", choices=[*RENDERERS, *RENDERER_GROUPS], default="all",
+        help=f"which renderer draws the held-out scenes: one of {', '.join(RENDERERS)}; 'all' (default) every one; "
+        "'both' train and alt (the two renderers before the sketch renderer was added)")
+
+
+def renderers_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """The renderer names ``--renderer`` stands for."""
+    from mmexplore.data.renderers import resolve_renderers
+
+    return resolve_renderers(args.renderer)
+
+
 def model_specs(raw: str | None) -> list[str]:
     """The model specs of a comma-separated option such as ``--models bundled,bundled-noneg`` (blanks dropped)."""
     return [s.strip() for s in (raw or "").split(",") if s.strip()]

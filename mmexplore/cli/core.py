@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from mmexplore.cli.argtypes import int_range, out_dir
-from mmexplore.cli.common import command, load_encoder, readability_fields
+from mmexplore.cli.common import add_renderer_arg, command, load_encoder, readability_fields, renderers_of
 from mmexplore.errors import InputError
 
 
@@ -75,11 +75,10 @@ def cmd_samples(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval_retrieval(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.evaluation.retrieval import RENDERERS, evaluate_retrieval
+    from mmexplore.evaluation.retrieval import evaluate_retrieval
 
     encoder = load_encoder(args)
-    renderers = RENDERERS if args.renderer == "both" else (args.renderer,)
-    res = evaluate_retrieval(encoder, n_scenes=args.scenes, renderers=renderers)
+    res = evaluate_retrieval(encoder, n_scenes=args.scenes, renderers=renderers_of(args))
     return {"model": encoder.info.name, "retrieval": res}
 
 
@@ -105,4 +104,4 @@ def register(commands: Any, evals: Any) -> None:
 
     p = command(evals, "retrieval", cmd_eval_retrieval, "R@K and hard-negative accuracy on held-out scenes")
     p.add_argument("--scenes", type=int_range(1, 100_000), default=200)
-    p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")
+    add_renderer_arg(p)

@@ -6,7 +6,15 @@ import argparse
 from typing import Any
 
 from mmexplore.cli.argtypes import any_int, int_range
-from mmexplore.cli.common import command, each_model, load_encoder, model_specs, readability_fields
+from mmexplore.cli.common import (
+    add_renderer_arg,
+    command,
+    each_model,
+    load_encoder,
+    model_specs,
+    readability_fields,
+    renderers_of,
+)
 from mmexplore.errors import InputError, ModelLoadError
 
 
@@ -59,7 +67,6 @@ def _table(results: dict[str, Any]) -> str:
 
 
 def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
-    from mmexplore.evaluation.retrieval import RENDERERS
     from mmexplore.probes import ARO_NOTE, ARO_REFERENCE, evaluate_compositional
 
     if args.scenes < 1:
@@ -67,7 +74,7 @@ def cmd_eval_compositional(args: argparse.Namespace) -> dict[str, Any]:
     specs = model_specs(args.models or args.model or default_compared())
     if not specs:
         raise InputError("--models is empty; e.g. --models bundled,bundled-noneg")
-    renderers = RENDERERS if args.renderer == "both" else (args.renderer,)
+    renderers = renderers_of(args)
 
     def missing(spec: str, exc: Exception) -> str:
         # A variant not shipped yet (e.g. bundled-noneg) must not hide the others' results.
@@ -99,4 +106,4 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--models", default=None,
                    help=f"comma-separated model specs compared side by side (default: --model, else {default_compared()})")
     p.add_argument("--scenes", type=int_range(1, 100_000), default=200, help="held-out two-object scenes")
-    p.add_argument("--renderer", choices=["train", "alt", "both"], default="both")
+    add_renderer_arg(p)

@@ -8,6 +8,7 @@ from typing import Any
 
 from mmexplore.cli.argtypes import int_range, out_file
 from mmexplore.cli.common import command, load_encoder, subcommands
+from mmexplore.data.renderers import RENDERERS
 from mmexplore.errors import InputError
 
 
@@ -154,6 +155,7 @@ def register(commands: Any, evals: Any) -> None:
                 "macro accuracy, per-component accuracy and confusion of the relation label")
     _relation_args(e)
     e.add_argument("--per-class", type=int_range(1, 100_000), default=40, help="test pairs per class (held-out scenes)")
-    e.add_argument("--renderer", choices=["train", "alt", "mixed"], default="mixed")
+    e.add_argument("--renderer", choices=[*RENDERERS, "mixed"], default="mixed",
+                   help="renderer of the generated test pairs ('mixed': train and alt, every other pair)")
     e.add_argument("--handset", metavar="DIR", help="hand-written set folder (default mmexplore/assets/relation/handset)")
     e.add_argument("--no-handset", action="store_true", help="skip the hand-written set")

@@ -1,7 +1,8 @@
 """Measured quality of a model on held-out shapes-world scenes (``mmexplore eval retrieval``).
 
 For ``n_scenes`` held-out scenes (seeds from :data:`~mmexplore.data.shapes.HELD_OUT_SEED_START`), drawn
-by the training renderer ("train") and by the independent renderer ("alt"):
+by each registered renderer (:mod:`mmexplore.data.renderers`: the training renderer "train", the
+independent renderer "alt" and the hand-drawn "sketch" renderer):
 
 - image→text and text→image recall@K against the scenes' canonical captions; identical caption
   strings count as the same pair (two scenes with "a small red circle" both match it);
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mmexplore.data.renderers import draw_scene, renderer_names
 from mmexplore.data.shapes import (
     HELD_OUT_SEED_START,
     NEGATIVE_KINDS,
@@ -25,12 +27,10 @@ from mmexplore.data.shapes import (
     count_caption,
     hard_negative,
     make_scene,
-    render_scene,
 )
-from mmexplore.data.shapes_alt import render_scene_alt
 from mmexplore.metrics.similarity import cosine_matrix, recall_at_k
 
-RENDERERS = ("train", "alt")
+RENDERERS = renderer_names()
 # Reported names of two negative kinds (the course notes' words).
 NEGATIVE_NAMES = {"color_swap": "color_binding", "relation_swap": "relation_order"}
 
@@ -40,13 +40,13 @@ def held_out_scenes(n_scenes: int = 200, seed_offset: int = 0) -> list:
     return [make_scene(HELD_OUT_SEED_START + seed_offset + i) for i in range(n_scenes)]
 
 
-def render(scene, renderer: str, size: int = 128):
-    """Draw a scene with the named renderer ("train" or "alt")."""
-    if renderer == "train":
-        return render_scene(scene, size)
-    if renderer == "alt":
-        return render_scene_alt(scene, style_seed=scene.seed)
-    raise ValueError(f"unknown renderer '{renderer}'; choose one of {RENDERERS}")
+def render(scene, renderer: str, size: int | None = None):
+    """Draw a held-out scene with the named renderer (:data:`RENDERERS`), its style seeded by the scene.
+
+    ``size`` None is each renderer's own canvas (``train`` 128 px; ``alt`` and ``sketch`` vary with
+    the style), which is what every evaluation uses.
+    """
+    return draw_scene(scene, renderer, size)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``evaluate_compositional`` runs the probes on held-out shapes-world scenes (seeds from
 :data:`~mmexplore.data.shapes.HELD_OUT_SEED_START`, two objects each, canonical captions such as
-"a large red triangle above a small yellow square"), drawn by each renderer; ``evaluate_pairs`` on any
+"a large red triangle above a small yellow square"), drawn by each registered renderer
+(:mod:`mmexplore.data.renderers`: train, alt, sketch); ``evaluate_pairs`` on any
 images with captions (the app's current data set).
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mmexplore.data.renderers import renderer_names
 from mmexplore.probes.perturb import PERTURBATION_KINDS
 from mmexplore.probes.scoring import accuracy_by_kind, score_probes
 
@@ -50,7 +52,7 @@ def evaluate_compositional(
     encoder: Any,
     *,
     n_scenes: int = 200,
-    renderers: tuple[str, ...] = ("train", "alt"),
+    renderers: tuple[str, ...] = renderer_names(),
     kinds: tuple[str, ...] = PERTURBATION_KINDS,
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -77,7 +79,7 @@ def compare_compositional(
     specs: Sequence[str],
     *,
     n_scenes: int = 200,
-    renderers: tuple[str, ...] = ("train", "alt"),
+    renderers: tuple[str, ...] = renderer_names(),
     device: str = "auto",
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_compositional` for several models side by side (``eval compositional``, Probes page).

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from mmexplore.data.renderers import draw_scene
 from mmexplore.data.shapes import (
     COLORS,
     HELD_OUT_SEED_START,
@@ -34,7 +35,6 @@ from mmexplore.data.shapes import (
     ShapeObject,
     make_scene,
     relation_between,
-    render_scene,
 )
 from mmexplore.relation.taxonomy import CLASSES, COMPONENTS
 
@@ -294,12 +294,7 @@ def make_pair(label: str, seed: int, *, renderer: str = "train", size: int = 128
             text = _capital(body) + ". " + _capital(_article(_words(far, False))) + " is missing from it."
         else:
             text = _capital(body) + ". " + rng.choice(FILLER_SENTENCES)
-    if renderer == "alt":
-        from mmexplore.data.shapes_alt import render_scene_alt
-
-        image = render_scene_alt(scene, size, style_seed=seed)
-    else:
-        image = render_scene(scene, size)
+    image = draw_scene(scene, renderer, size, style_seed=seed)
     return LabelledPair(image, text, label, scene, kind)
 
 
@@ -313,8 +308,9 @@ def generate_pairs(
     split : {"train", "test"}
         "test" draws held-out scenes (seeds >= ``HELD_OUT_SEED_START``), disjoint from "train".
     n_per_class : int
-    renderer : {"train", "alt", "mixed"}
-        Which drawing routine makes the pictures ("mixed": every other pair with the alternative one).
+    renderer : str
+        A registered renderer (:mod:`mmexplore.data.renderers`: train, alt, sketch) or "mixed" (every
+        other pair drawn by the alternative one).
 
     Returns
     -------

@@ -17,7 +17,7 @@
   ``count_change``, ``modality_gap``, ``dim_corr``, ``elapsed_s``; ``snapshot`` names the replay
   file written at the same step (``snapshot_every``);
 - ``checkpoint``: the model folder and optimizer state were written (``path``);
-- ``end``: ``status`` (``finished`` or ``stopped``), ``eval`` (final retrieval on both renderers),
+- ``end``: ``status`` (``finished`` or ``stopped``), ``eval`` (final retrieval on every renderer),
   ``wall_s``.
 
 **A run folder** is a model any open_clip user can load (``local-dir:``; ``run:NAME`` in mmexplore):
@@ -89,7 +89,7 @@ class TrainConfig:
     device: str = "auto"
     render_size: int = 128
     eval_every: int = 250
-    eval_scenes: int = 200  # final evaluation (both renderers)
+    eval_scenes: int = 200  # final evaluation (every registered renderer: train, alt, sketch)
     probe_scenes: int = 100  # live evaluation (training renderer)
     snapshot_every: int = 0  # replay snapshots (0: none); taken at eval steps that are multiples of it
     snapshot_scenes: int = 16
