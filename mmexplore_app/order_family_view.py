@@ -1,5 +1,5 @@
 """The Probes page's family section: the shipped order family side by side, each model against its
-bag-of-words baseline, on held-out scenes of either renderer (the numbers of ``eval compositional``)."""
+bag-of-words baseline, on held-out scenes of any registered renderer (the numbers of ``eval compositional``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from mmexplore.data.renderers import RENDERERS
 from mmexplore.models.specs import ORDER_FAMILY
 from mmexplore.probes import PERTURBATION_KINDS, compare_compositional
 from mmexplore_app import state, widgets
 
 SHORT_KIND = {"attribute_swap": "attributes", "relation_swap": "relation order", "word_shuffle": "shuffled",
               "word_drop": "dropped", "negation": "negation"}
-RENDERER_LABELS = {"alt": "independent renderer (never trained on)", "train": "training renderer"}
+# The picker lists every registered renderer (train, alt, sketch), in registry order.
+RENDERER_LABELS = {name: r.label for name, r in RENDERERS.items()}
 SCENE_CHOICES = (50, 100, 200)
+N_EXAMPLES = 3  # example thumbnails of the chosen renderer, in narrow columns
 ON_KEY = "probe_family_on"
 
 FAMILY_TEXT = """
@@ -78,13 +81,28 @@ def _figure(table: pd.DataFrame, specs: list[str]):
     return fig
 
 
+def _renderer_examples(renderer: str) -> None:
+    """Three of the held-out scenes as the chosen renderer draws them, and what sets it apart."""
+    from mmexplore.data.renderers import draw_scene
+    from mmexplore.probes.evaluate import compositional_scenes
+
+    scenes = compositional_scenes(N_EXAMPLES)
+    # One spare wide column keeps the thumbnails small (128 px drawings) at every width.
+    for col, scene in zip(st.columns([1] * N_EXAMPLES + [3]), scenes, strict=False):
+        col.image(draw_scene(scene, renderer, 128), width="stretch")
+    st.caption(f"Three of the held-out scenes, drawn by `{renderer}`: {RENDERERS[renderer].description}")
+
+
 def order_family_section() -> None:
     """Draw the family section (computed on request; the result is shared by every session)."""
     st.subheader("The order family: bag of words and its fix")
     st.markdown(FAMILY_TEXT)
     specs = list(ORDER_FAMILY)
     renderer = st.radio("Scenes drawn by", list(RENDERER_LABELS), format_func=RENDERER_LABELS.get, horizontal=True,
+                        help="The shipped models trained on the training renderer only: the independent renderer and "
+                        "the hand-drawn sketches test whether they learned shapes and colours or pixels.",
                         key=widgets.keep("probe_family_renderer", "alt", valid=list(RENDERER_LABELS)))
+    _renderer_examples(str(renderer))
     c2, c3 = st.columns([1, 1], vertical_alignment="bottom")
     n_scenes = c2.selectbox("Held-out scenes", SCENE_CHOICES,
                             key=widgets.keep("probe_family_scenes", 100, valid=SCENE_CHOICES))

@@ -1,8 +1,10 @@
 """The Probes page's order family in a real browser: one click measures the three shipped models and
-draws one panel per model (model vs bag-of-words bars) and the side-by-side table.
+draws one panel per model (model vs bag-of-words bars) and the side-by-side table; the renderer picker
+offers every registered renderer, the hand-drawn sketches included.
 
-Screenshots at 1024 and 1400 px go to ``tests/artifacts/probes_family_*.png`` (and to
-``$MMEXPLORE_SCREENSHOTS/probes.png`` for the README when set).
+Screenshots at 1024 and 1400 px go to ``tests/artifacts/probes_family_*.png`` and
+``tests/artifacts/probes_family_sketch_*.png`` (and to ``$MMEXPLORE_SCREENSHOTS/probes.png`` for the
+README when set).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_browser import ARTIFACTS, ROOT, _open, _wait_idle, app_url, browser, chromium_path, page  # noqa: F401 - fixtures
 
+from mmexplore.data.renderers import RENDERERS
 from mmexplore.models.specs import ORDER_FAMILY
 
 pytestmark = pytest.mark.browser
@@ -59,5 +62,23 @@ def test_probes_page_compares_the_order_family(page):  # noqa: F811 - the fixtur
             pg.set_viewport_size({"width": 1400, "height": 1100})
             pg.wait_for_timeout(1000)
             pg.screenshot(path=str(target / "probes.png"), full_page=True)
+        # The picker lists every registered renderer; the sketches' figures replace the others' in place.
+        pg.set_viewport_size({"width": 1400, "height": 1100})
+        for r in RENDERERS.values():
+            assert pg.get_by_text(r.label, exact=True).count() == 1, r.name
+        pg.get_by_text(RENDERERS["sketch"].label, exact=True).click()
+        pg.get_by_text(f"held-out scenes ({RENDERERS['sketch'].label})").wait_for(timeout=400_000)
+        pg.get_by_text("drawn by sketch:").wait_for()
+        _wait_idle(pg)
+        assert not pg.locator('[data-testid="stException"]').count()
+        chart = pg.locator(".js-plotly-plot").last
+        assert chart.locator(".barlayer .trace").count() == 2 * len(ORDER_FAMILY)
+        for width in (1400, 1024):
+            pg.set_viewport_size({"width": width, "height": 1100})
+            pg.wait_for_timeout(1500)
+            box = chart.bounding_box()
+            assert box is not None and box["width"] <= width, (width, box)
+            pg.get_by_text("drawn by sketch:").scroll_into_view_if_needed()
+            pg.screenshot(path=str(ARTIFACTS / f"probes_family_sketch_{width}.png"))
     finally:
         pg.set_viewport_size({"width": 1500, "height": 1400})

@@ -88,9 +88,9 @@ RENDERERS: dict[str, Renderer] = {
     for r in (
         Renderer("train", "training renderer",
                  "PIL polygons on a flat pale background, the training data's look (128 px).", _train),
-        Renderer("alt", "independent renderer (not trained on by the shipped models)",
+        Renderer("alt", "independent renderer",
                  "numpy signed-distance shapes: gradients, dark outlines, other shades and canvas sizes.", _alt),
-        Renderer("sketch", "hand-drawn sketch renderer (never trained on)",
+        Renderer("sketch", "hand-drawn sketches (never trained on)",
                  "a person's drawing on paper: wobbly outlines, hatched or crayon fills, ruled paper, "
                  "other shades and proportions.", _sketch, trainable=False),
     )
