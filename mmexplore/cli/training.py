@@ -50,7 +50,8 @@ def _config_from_args(args: argparse.Namespace):
         reg_weight=args.reg_weight, seed=args.seed, device=args.device, eval_every=args.eval_every,
         eval_scenes=args.eval_scenes, probe_scenes=args.probe_scenes, snapshot_every=args.snapshot_every,
         threads=args.threads, dense_weight=args.dense_weight, init=args.init, warmup_steps=args.warmup_steps,
-        render_size=args.render_size, snapshot_scenes=args.snapshot_scenes,
+        render_size=args.render_size, snapshot_scenes=args.snapshot_scenes, augment=args.augment,
+        train_renderers=list(args.train_renderers or ["train"]),
     )
 
 
@@ -59,7 +60,7 @@ _FIELDS = {"arch": "arch", "steps": "steps", "minutes": "minutes", "batch_size":
            "negatives": "negatives", "pair_fraction": "pair_fraction", "positives": "positives", "tau": "tau",
            "eval_every": "eval_every", "eval_scenes": "eval_scenes", "probe_scenes": "probe_scenes",
            "snapshot_every": "snapshot_every", "warmup_steps": "warmup_steps", "render_size": "render_size",
-           "snapshot_scenes": "snapshot_scenes"}
+           "snapshot_scenes": "snapshot_scenes", "augment": "augment", "train_renderers": "train_renderers"}
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -155,6 +156,8 @@ def cmd_runs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def register(commands: Any, evals: Any) -> None:
+    from mmexplore.data.renderers import RENDERERS
+    from mmexplore.training.augment import AUGMENTATIONS
     from mmexplore.training.data import NEGATIVE_WEIGHTS, OPT_IN_NEGATIVE_WEIGHTS, TWIN_WEIGHTS
     from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
 
@@ -194,6 +197,11 @@ def register(commands: Any, evals: Any) -> None:
     p.add_argument("--curriculum-steps", type=nonneg_int, default=0, metavar="N",
                    help="curriculum: the first N steps draw only two-object scenes with relation captions "
                         "(one relation per scene), then the full mix")
+    p.add_argument("--augment", choices=list(AUGMENTATIONS), default="none",
+                   help="training-image variation: " + "; ".join(f"{a.name}: {a.description}" for a in AUGMENTATIONS.values()))
+    p.add_argument("--train-renderers", nargs="+", choices=list(RENDERERS), default=None, metavar="RENDERER",
+                   help="draw each training image with one of these renderers, chosen at random (default: train; "
+                        "'train alt' makes alt no longer independent, and sketch is never trained on)")
     p.add_argument("--positives", type=positive_int, default=None, help="true captions per image (multi-positive: 2)")
     p.add_argument("--tau", type=nonneg_float, default=None, help="fix the temperature τ (default: learned)")
     p.add_argument("--regularizer", choices=list(REGULARIZERS), default=None)

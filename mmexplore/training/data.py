@@ -10,8 +10,12 @@ the trainer.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from PIL import Image
+
+from mmexplore.data.renderers import draw_scene, get_renderer, renderer_names
 from mmexplore.data.shapes import (
     EXTRA_NEGATIVE_KINDS,
     HELD_OUT_SEED_START,
@@ -26,6 +30,8 @@ from mmexplore.data.shapes import (
     sample_caption,
     scene_captions,
 )
+from mmexplore.errors import InputError
+from mmexplore.training.augment import get_augmentation
 
 # Words outside the vocabulary (they map to <unk>): seen in training so the model learns to ignore them.
 UNK_PREFIXES = ("here is ", "look at this: ", "we see ")
@@ -35,6 +41,8 @@ NEGATIVE_WEIGHTS = {"relation_swap": 0.45, "color_swap": 0.25, "shape_change": 0
 OPT_IN_NEGATIVE_WEIGHTS = {"relation_word": 0.45}
 # Counterfactual twins: how often the twin swaps the two objects' places (relation order) or their colours.
 TWIN_WEIGHTS = {"relation_swap": 0.75, "color_swap": 0.25}
+# Draws a training scene: the image and the scene as drawn (an augmentation may rescale objects).
+Drawer = Callable[[Scene], tuple[Image.Image, Scene]]
 # The kinds under the names the page uses.
 NEGATIVE_LABELS = {"relation_swap": "relation order", "color_swap": "colour binding", "shape_change": "attribute: shape",
                    "size_swap": "attribute: size", "count_change": "count"}
@@ -126,6 +134,7 @@ def make_batch(
     twin_weights: dict[str, float] | None = None,
     relations_only: bool = False,
     twin_group: int = 2,
+    draw: Drawer | None = None,
 ) -> Batch:
     """One training batch of shapes scenes.
 
@@ -139,9 +148,12 @@ def make_batch(
     two-object scene described by its relation caption ("a A left of a B"). ``twin_group`` > 2 makes
     the counterfactual part of groups of that many scenes of the same two objects in different places
     (each with its relation caption and its order swap as negative): inside a group only the layout
-    tells the captions apart, so a bag of objects cannot lower the loss there.
+    tells the captions apart, so a bag of objects cannot lower the loss there. ``draw`` draws each
+    scene (default: the training renderer at ``render_size``; see :func:`make_drawer`); it never
+    touches ``rng``, so the scenes and captions of a batch do not depend on how they are drawn.
     """
     weights = negative_weights or NEGATIVE_WEIGHTS
+    draw = draw or make_drawer(render_size)
     images, captions, negs, scenes = [], [], [], []
     group = max(2, int(twin_group))
     n_twins = (int(batch_size * pair_fraction) // group) * group if negatives > 0 else 0
@@ -150,19 +162,21 @@ def make_batch(
         for scene in [base, *(relaid(base, rng.randrange(HELD_OUT_SEED_START)) for _ in range(group - 1))]:
             cap = canonical_caption(scene)
             neg = hard_negative(cap, "relation_swap", rng)
-            images.append(render_scene(scene, render_size))
+            image, drawn = draw(scene)
+            images.append(image)
             captions.append(cap.text)
             negs.append([neg.text if neg is not None else cap.text] * negatives)  # equal: masked by the loss
-            scenes.append(scene)
+            scenes.append(drawn)
     while len(images) < n_twins:
         pair = counterfactual_pair(make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=2), rng, twin_weights)
         if pair is None:
             continue
         for scene, text, other in ((pair[0], pair[1], pair[3]), (pair[2], pair[3], pair[1])):
-            images.append(render_scene(scene, render_size))
+            image, drawn = draw(scene)
+            images.append(image)
             captions.append(text)
             negs.append([other] * negatives)
-            scenes.append(scene)
+            scenes.append(drawn)
     while len(images) < batch_size:
         n = 2 if relations_only else rng.choices([1, 2, 3, 4], weights=[0.15, 0.45, 0.25, 0.15])[0]
         scene = make_scene(rng.randrange(HELD_OUT_SEED_START), n_objects=n)
@@ -185,13 +199,55 @@ def make_batch(
                     break
                 neg = hard_negative(caption, other, rng)
             mine.append(lead + neg.text if neg is not None else text)  # masked by the loss when equal
-        images.append(render_scene(scene, render_size))
+        image, drawn = draw(scene)
+        images.append(image)
         captions.append(text)
         negs.append(mine)
-        scenes.append(scene)
+        scenes.append(drawn)
     pos = [_other_positives(s, c, positives - 1, rng) for s, c in zip(scenes, captions, strict=True)] \
         if positives > 1 else [[] for _ in images]
     return Batch(images, captions, negs, pos, scenes if with_scenes else None)
+
+
+def make_drawer(
+    render_size: int, renderers: tuple[str, ...] = ("train",), augment: str = "none",
+    rng: random.Random | None = None,
+) -> Drawer:
+    """How a training scene is drawn: a renderer from ``renderers``, then the augmentation ``augment``.
+
+    With one renderer the choice draws nothing from ``rng``; with the default (``train``, ``none``) the
+    image is :func:`~mmexplore.data.shapes.render_scene`'s, so older runs' batches are unchanged.
+    ``rng`` (seeded by the stream per step) chooses the renderer, the style seed and the augmentation.
+
+    Returns
+    -------
+    callable
+        ``draw(scene) -> (image, drawn scene)``: a ``render_size`` × ``render_size`` RGB image and the
+        scene as drawn (the dense term's masks follow a rescaled object).
+    """
+    check_train_renderers(renderers)
+    aug = get_augmentation(augment)
+    if tuple(renderers) == ("train",) and augment == "none":
+        return lambda scene: (render_scene(scene, render_size), scene)
+    rng = rng or random.Random(0)
+
+    def draw(scene: Scene) -> tuple[Image.Image, Scene]:
+        name = renderers[0] if len(renderers) == 1 else rng.choice(renderers)
+        drawn = aug.scene(scene, rng)
+        image = draw_scene(drawn, name, render_size, style_seed=rng.getrandbits(31))
+        return aug.image(image, rng), drawn
+
+    return draw
+
+
+def check_train_renderers(renderers: tuple[str, ...] | list[str]) -> None:
+    """Raise :class:`InputError` unless ``renderers`` is a non-empty list of trainable renderers."""
+    if not renderers:
+        raise InputError("train_renderers is empty; name at least one renderer, e.g. train")
+    for name in renderers:
+        if not get_renderer(name).trainable:
+            raise InputError(f"renderer '{name}' is a held-out test renderer and is never trained on; "
+                             f"train on any of {', '.join(renderer_names(trainable=True))}")
 
 
 @dataclass
@@ -212,14 +268,18 @@ class ShapesStream:
     twin_weights: dict[str, float] | None = None
     curriculum_steps: int = 0  # steps < this draw only two-object scenes with relation captions
     twin_group: int = 2  # counterfactual scenes per group of the same two objects (2: a scene and its swap)
+    renderers: tuple[str, ...] = ("train",)  # each image drawn by one of these (registered, trainable)
+    augment: str = "none"  # a registered augmentation (training/augment.py)
 
     def __call__(self, step: int) -> Batch:
         """The batch of ``step`` (the same for the same seed and step, in any process)."""
         rng = random.Random(f"{self.seed}:{step}")
+        # Drawing has its own generator: the same scenes and captions whatever the renderers and augmentation.
+        draw = make_drawer(self.render_size, tuple(self.renderers), self.augment, random.Random(f"{self.seed}:{step}:draw"))
         return make_batch(rng, self.batch_size, self.negatives, self.render_size, self.with_scenes,
                           self.pair_fraction, negative_weights=self.negative_weights, positives=self.positives,
                           twin_weights=self.twin_weights, relations_only=step < self.curriculum_steps,
-                          twin_group=self.twin_group)
+                          twin_group=self.twin_group, draw=draw)
 
 
 def negative_weights_for(kinds: list[str] | tuple[str, ...] | None) -> dict[str, float] | None:

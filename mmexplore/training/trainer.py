@@ -45,7 +45,14 @@ from typing import Any
 import numpy as np
 
 from mmexplore.errors import InputError
-from mmexplore.training.data import Batch, ShapesStream, negative_weights_for, twin_weights_for
+from mmexplore.training.augment import get_augmentation
+from mmexplore.training.data import (
+    Batch,
+    ShapesStream,
+    check_train_renderers,
+    negative_weights_for,
+    twin_weights_for,
+)
 from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS, LossInputs, Objective
 from mmexplore.training.probeset import LIVE_METRICS, ProbeSet, write_snapshot
 
@@ -96,6 +103,8 @@ class TrainConfig:
     threads: int | None = None
     dense_weight: float = 0.0  # weight of the dense phrase-patch alignment term (0: off; training/dense.py)
     init: str | None = None  # start from the weights of this model folder (same arch), e.g. to fine-tune
+    augment: str = "none"  # training-image augmentation (training/augment.py: none, style)
+    train_renderers: list[str] = field(default_factory=lambda: ["train"])  # each image drawn by one of these
     name: str | None = None  # display name (default: the folder name)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -155,6 +164,8 @@ class TrainConfig:
             twin_weights_for(self.twin_kinds)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
+        get_augmentation(self.augment)
+        check_train_renderers(self.train_renderers)
         from mmexplore.models.loader import check_trainable_arch
 
         check_trainable_arch(self.arch)  # `--arch nosuch`: one line naming the known architectures
@@ -496,7 +507,7 @@ class Trainer:
             pair_fraction=cfg.pair_fraction if self.negatives > 0 else 0.0,
             negative_weights=negative_weights_for(cfg.negative_kinds), positives=self.positives,
             twin_weights=twin_weights_for(cfg.twin_kinds), curriculum_steps=int(cfg.curriculum_steps),
-            twin_group=int(cfg.twin_group),
+            twin_group=int(cfg.twin_group), renderers=tuple(cfg.train_renderers), augment=cfg.augment,
         )
         self.data = stream if self.batch_transform is None else _Transformed(stream, self.batch_transform)
         self.probe = ProbeSet.build(cfg.probe_scenes, cfg.snapshot_scenes, self.preprocess, self.tokenizer,
