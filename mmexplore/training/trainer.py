@@ -102,6 +102,7 @@ class TrainConfig:
     snapshot_scenes: int = 16
     threads: int | None = None
     dense_weight: float = 0.0  # weight of the dense phrase-patch alignment term (0: off; training/dense.py)
+    layout_weight: float = 0.0  # weight of the layout readout term, image and text (0: off; training/layout.py)
     init: str | None = None  # start from the weights of this model folder (same arch), e.g. to fine-tune
     augment: str = "none"  # training-image augmentation (training/augment.py: none, style)
     train_renderers: list[str] = field(default_factory=lambda: ["train"])  # each image drawn by one of these
@@ -145,7 +146,7 @@ class TrainConfig:
         for name in ("steps", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be a positive whole number, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "pair_fraction", "dense_weight"):
+        for name in ("lr", "weight_decay", "pair_fraction", "dense_weight", "layout_weight"):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise InputError(f"{name} must be a finite number ≥ 0, got {value}")
@@ -494,16 +495,21 @@ class Trainer:
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         decay = [p for n, p in named if p.ndim >= 2 and "embedding" not in n]
         no_decay = [p for n, p in named if not (p.ndim >= 2 and "embedding" not in n)]
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
-        )
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        self.layout_readout = None
+        if cfg.layout_weight > 0:
+            from mmexplore.training.layout import make_readout
+
+            # Not part of the model: the saved folder stays a plain open_clip model.
+            self.layout_readout = make_readout(int(self.model_cfg["embed_dim"]), self.device)
+            groups.append({"params": list(self.layout_readout.parameters()), "weight_decay": 0.0})
+        self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         self.out.mkdir(parents=True, exist_ok=True)
         if self._resume:
             self._load_checkpoint()
         stream = self._data or ShapesStream(
             seed=cfg.seed, batch_size=cfg.batch_size, negatives=self.negatives, render_size=cfg.render_size,
-            with_scenes=cfg.dense_weight > 0 or self.batch_transform is not None,
+            with_scenes=cfg.dense_weight > 0 or cfg.layout_weight > 0 or self.batch_transform is not None,
             pair_fraction=cfg.pair_fraction if self.negatives > 0 else 0.0,
             negative_weights=negative_weights_for(cfg.negative_kinds), positives=self.positives,
             twin_weights=twin_weights_for(cfg.twin_kinds), curriculum_steps=int(cfg.curriculum_steps),
@@ -534,6 +540,8 @@ class Trainer:
         tensors = load_file(str(ck / "optimizer.safetensors"), device=self.device) \
             if (ck / "optimizer.safetensors").is_file() else {}
         self.opt.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
+        if self.layout_readout is not None and (ck / "layout_readout.safetensors").is_file():
+            self.layout_readout.load_state_dict(load_file(str(ck / "layout_readout.safetensors"), device=self.device))
         self.step = int(state["step"])
         self.samples = int(state["samples"])
         self.elapsed_before = float(state["elapsed_s"])
@@ -630,6 +638,15 @@ class Trainer:
         if dense:
             terms["dense"] = dense_loss.float()
             loss = loss + cfg.dense_weight * terms["dense"]
+        if self.layout_readout is not None:
+            from mmexplore.training.layout import layout_terms
+
+            if batch.scenes is None:
+                raise InputError("layout_weight needs the scene graph of every image (the shapes-world stream)")
+            for name, value in layout_terms(self.layout_readout, img, inputs.txt, batch.captions,
+                                            batch.scenes).items():
+                terms[name] = value
+                loss = loss + cfg.layout_weight * value
         if self.objectives:
             ctx_dict = {"model": model, "pixels": pixels, "img": img, "txt": inputs.txt, "captions": batch.captions,
                         "tokenizer": self.tokenizer, "scale": scale}
@@ -699,6 +716,9 @@ class Trainer:
         ck = self.out / "checkpoint"
         ck.mkdir(exist_ok=True)
         save_file(tensors, str(ck / "optimizer.safetensors"))
+        if self.layout_readout is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.layout_readout.state_dict().items()},
+                      str(ck / "layout_readout.safetensors"))
         state = {"step": self.step, "samples": self.samples, "elapsed_s": round(self.elapsed(), 2), "optimizer": rest}
         tmp = ck / "state.json.tmp"
         tmp.write_text(json.dumps(state))
