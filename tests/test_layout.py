@@ -68,9 +68,8 @@ def test_layout_terms_reach_both_towers_through_one_readout():
     readout = make_readout(16, "cpu")
     img = torch.nn.functional.normalize(torch.randn(1, 16), dim=-1).requires_grad_()
     txt = torch.nn.functional.normalize(torch.randn(1, 16), dim=-1).requires_grad_()
-    terms = layout_terms(readout, img, txt, ["a small red circle left of a large blue square"], [SCENE])
-    assert set(terms) == {"layout_image", "layout_text"}
-    sum(terms.values()).backward()
+    image_term, text_term = layout_terms(readout, img, txt, ["a small red circle left of a large blue square"], [SCENE])
+    (image_term + text_term).backward()
     assert img.grad.abs().sum() > 0 and txt.grad.abs().sum() > 0 and readout.weight.grad.abs().sum() > 0
 
 
@@ -82,7 +81,7 @@ def _cfg(out, **kw):
 
 def test_a_run_with_the_layout_term_reports_it_saves_a_plain_model_and_resumes(tmp_path):
     first: list = []
-    trainer = Trainer(_cfg(tmp_path / "r", steps=6), callbacks=[first.append])
+    trainer = Trainer(_cfg(tmp_path / "r", steps=6, layout_text_weight=3.0), callbacks=[first.append])
     trainer.run()
     steps = [e for e in first if e["event"] == "step"]
     assert {"layout_image", "layout_text"} <= set(steps[0]["terms"])
@@ -105,3 +104,8 @@ def test_layout_weight_must_be_a_finite_non_negative_number(tmp_path):
 
     with pytest.raises(InputError, match="layout_weight"):
         Trainer(_cfg(tmp_path, layout_weight=-1.0))
+    with pytest.raises(InputError, match="layout_text_weight"):
+        Trainer(_cfg(tmp_path, layout_text_weight=float("nan")))
+    assert _cfg(tmp_path, layout_weight=1.0).layout_weights() == (1.0, 1.0)
+    assert _cfg(tmp_path, layout_weight=1.0, layout_text_weight=3.0).layout_weights() == (1.0, 3.0)
+    assert _cfg(tmp_path, layout_weight=0.0, layout_text_weight=2.0).layout_weights() == (0.0, 2.0)

@@ -16,8 +16,10 @@ where the pair sits. Because the readout is shared, it asks for the *same* layou
 embeddings, so the contrastive term can then use it.
 
 The loss per side is ``BCE(presence) + 10 · mean squared error of the centres`` over the values
-present (centres in canvas widths, so an error of 0.1 costs 0.1); the term is the sum of both
-sides. It needs the scene graph of each image, so it works only on the shapes-world stream.
+present (centres in canvas widths). The two sides have their own weights (``--layout-weight``,
+``--layout-text-weight``): the text side matters most, since a text tower that already tells
+"A left of B" from "B left of A" gives the image tower a reason to (README, experiment table).
+It needs the scene graph of each image, so it works only on the shapes-world stream.
 """
 
 from __future__ import annotations
@@ -107,13 +109,12 @@ def make_readout(dim: int, device: str) -> Any:
     return torch.nn.Linear(dim, 3 * len(LAYOUT_VALUES)).to(device)
 
 
-def layout_terms(readout: Any, img: Any, txt: Any, captions: Sequence[str], scenes: Sequence[Any]) -> dict[str, Any]:
-    """Both sides of the term for one batch: ``{"layout_image": Tensor (), "layout_text": Tensor ()}``.
+def layout_terms(readout: Any, img: Any, txt: Any, captions: Sequence[str], scenes: Sequence[Any]) -> tuple[Any, Any]:
+    """Both sides of the term for one batch: ``(image term, text term)``, each Tensor ().
 
     ``img`` / ``txt`` are the batch's unit-norm image and true-caption embeddings (B, d); ``scenes``
     the scene graph of each image.
     """
     p_img, c_img = layout_targets([s.objects for s in scenes])
     p_txt, c_txt = layout_targets([named_objects(c, s) for c, s in zip(captions, scenes, strict=True)])
-    return {"layout_image": layout_loss(readout, img, p_img, c_img),
-            "layout_text": layout_loss(readout, txt, p_txt, c_txt)}
+    return layout_loss(readout, img, p_img, c_img), layout_loss(readout, txt, p_txt, c_txt)

@@ -102,7 +102,8 @@ class TrainConfig:
     snapshot_scenes: int = 16
     threads: int | None = None
     dense_weight: float = 0.0  # weight of the dense phrase-patch alignment term (0: off; training/dense.py)
-    layout_weight: float = 0.0  # weight of the layout readout term, image and text (0: off; training/layout.py)
+    layout_weight: float = 0.0  # weight of the layout readout term on the image side (0: off; training/layout.py)
+    layout_text_weight: float | None = None  # its weight on the text side (None: layout_weight)
     init: str | None = None  # start from the weights of this model folder (same arch), e.g. to fine-tune
     augment: str = "none"  # training-image augmentation (training/augment.py: none, style)
     train_renderers: list[str] = field(default_factory=lambda: ["train"])  # each image drawn by one of these
@@ -131,6 +132,11 @@ class TrainConfig:
             return 0
         return obj.negatives if self.negatives is None else int(self.negatives)
 
+    def layout_weights(self) -> tuple[float, float]:
+        """Weights of the layout readout term on the (image, text) side; (0, 0): off."""
+        text = self.layout_weight if self.layout_text_weight is None else self.layout_text_weight
+        return float(self.layout_weight), float(text)
+
     def effective_positives(self) -> int:
         """True captions per image actually drawn."""
         obj = self.resolved_objective()
@@ -152,6 +158,9 @@ class TrainConfig:
                 raise InputError(f"{name} must be a finite number ≥ 0, got {value}")
         if self.minutes is not None and (not math.isfinite(self.minutes) or self.minutes <= 0):
             raise InputError(f"minutes must be a finite number > 0, got {self.minutes}")
+        if self.layout_text_weight is not None and not (math.isfinite(self.layout_text_weight)
+                                                        and self.layout_text_weight >= 0):
+            raise InputError(f"layout_text_weight must be a finite number ≥ 0, got {self.layout_text_weight}")
         if self.tau is not None and (not math.isfinite(self.tau) or not 1 / MAX_SCALE <= self.tau <= 10):
             raise InputError(f"tau must lie in [{1 / MAX_SCALE}, 10], got {self.tau}")
         if self.pair_fraction > 1:
@@ -497,7 +506,7 @@ class Trainer:
         no_decay = [p for n, p in named if not (p.ndim >= 2 and "embedding" not in n)]
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         self.layout_readout = None
-        if cfg.layout_weight > 0:
+        if cfg.layout_weights() != (0.0, 0.0):
             from mmexplore.training.layout import make_readout
 
             # Not part of the model: the saved folder stays a plain open_clip model.
@@ -509,7 +518,7 @@ class Trainer:
             self._load_checkpoint()
         stream = self._data or ShapesStream(
             seed=cfg.seed, batch_size=cfg.batch_size, negatives=self.negatives, render_size=cfg.render_size,
-            with_scenes=cfg.dense_weight > 0 or cfg.layout_weight > 0 or self.batch_transform is not None,
+            with_scenes=cfg.dense_weight > 0 or self.layout_readout is not None or self.batch_transform is not None,
             pair_fraction=cfg.pair_fraction if self.negatives > 0 else 0.0,
             negative_weights=negative_weights_for(cfg.negative_kinds), positives=self.positives,
             twin_weights=twin_weights_for(cfg.twin_kinds), curriculum_steps=int(cfg.curriculum_steps),
@@ -643,10 +652,10 @@ class Trainer:
 
             if batch.scenes is None:
                 raise InputError("layout_weight needs the scene graph of every image (the shapes-world stream)")
-            for name, value in layout_terms(self.layout_readout, img, inputs.txt, batch.captions,
-                                            batch.scenes).items():
-                terms[name] = value
-                loss = loss + cfg.layout_weight * value
+            image_term, text_term = layout_terms(self.layout_readout, img, inputs.txt, batch.captions, batch.scenes)
+            w_image, w_text = cfg.layout_weights()
+            terms["layout_image"], terms["layout_text"] = image_term, text_term
+            loss = loss + w_image * image_term + w_text * text_term
         if self.objectives:
             ctx_dict = {"model": model, "pixels": pixels, "img": img, "txt": inputs.txt, "captions": batch.captions,
                         "tokenizer": self.tokenizer, "scale": scale}
