@@ -59,11 +59,12 @@ def test_order_options_reach_the_run_and_the_inductive_bias_configs_load(runs_di
     argv = ["train", "--arch", "mmexplore-shapes-o64-sincos-avg", "--steps", "2", "--batch-size", "8",
             "--render-size", "32", "--eval-every", "0", "--eval-scenes", "4", "--device", "cpu", "--name", "o",
             "--negative-kinds", "relation_swap", "--pair-fraction", "0.5", "--twin-kinds", "relation_swap",
-            "--curriculum-steps", "1", "--json"]
+            "--curriculum-steps", "1", "--layout-weight", "0.5", "--layout-text-weight", "2", "--json"]
     assert main(argv) == 0
     capsys.readouterr()
     run = json.loads((runs_dir / "o" / "run.json").read_text())
     assert run["config"]["twin_kinds"] == ["relation_swap"] and run["config"]["curriculum_steps"] == 1
+    assert (run["config"]["layout_weight"], run["config"]["layout_text_weight"]) == (0.5, 2.0)
     enc = load_model("run:o", "cpu")
     visual = enc.model.visual
     # Fixed 2-D sin-cos positions (not trained: still the table after two steps) and the patch tokens'
@@ -74,3 +75,4 @@ def test_order_options_reach_the_run_and_the_inductive_bias_configs_load(runs_di
     assert visual.pool_type == "avg" and enc.facts.pooling == "average"
     assert main(["train", "--twin-kinds", "size_swap", "--steps", "1"]) == 2
     assert main(["train", "--curriculum-steps", "-3", "--steps", "1"]) == 2
+    assert main(["train", "--layout-text-weight", "-1", "--steps", "1"]) == 2
