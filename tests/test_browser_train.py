@@ -45,6 +45,22 @@ def test_train_page_replays_trains_live_and_stops(page):  # noqa: F811 - the fix
     _wait_idle(pg)
     pg.locator(".st-key-tr_budget").get_by_text("steps", exact=True).click()
     _wait_idle(pg)
+    # Training-time variation from the registries: the live run below draws with the "style" augmentation.
+    pg.locator(".st-key-tr_augment").click()
+    pg.get_by_role("option").filter(has_text="style —").click()
+    _wait_idle(pg)
+    chosen = pg.locator(".st-key-tr_augment")
+    assert "style —" in chosen.inner_text() + " ".join(chosen.locator("input").evaluate_all("els => els.map(e => e.value)")), \
+        chosen.inner_text()
+    assert pg.locator(".st-key-tr_renderers").get_by_text("train", exact=True).count()
+    for width in (1400, 1024):
+        pg.set_viewport_size({"width": width, "height": 1400})
+        pg.wait_for_timeout(1000)
+        box = pg.locator(".st-key-tr_renderers").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width, (width, box)
+        pg.locator(".st-key-tr_augment").scroll_into_view_if_needed()
+        pg.screenshot(path=str(ARTIFACTS / f"train_settings_{width}.png"))
+    pg.set_viewport_size({"width": 1500, "height": 1400})
     t0 = time.time()
     pg.get_by_role("button", name="Start training").click()
     pg.get_by_text("is training on this server").wait_for(timeout=120_000)

@@ -30,6 +30,18 @@ def test_page_opens_and_replays_play_without_training(runs_dir):
     assert not at.exception
     assert at.radio(key="tr_preset").value == "NegCLIP"
     assert {"Plain CLIP", "NegCLIP", "Multi-positive", "Sigmoid (SigLIP)", "Custom"} <= set(at.radio(key="tr_preset").options)
+    # Training-time variation: the registries' names, the held-out sketch renderer not offered.
+    from mmexplore.data.renderers import RENDERERS
+    from mmexplore.training.augment import AUGMENTATIONS
+
+    assert [o.split(" — ")[0] for o in at.selectbox(key="tr_augment").options] == list(AUGMENTATIONS)
+    assert at.multiselect(key="tr_renderers").options == ["train", "alt"]
+    assert "sketch" in RENDERERS and not RENDERERS["sketch"].trainable
+    at.selectbox(key="tr_augment").set_value("style").run()
+    at.multiselect(key="tr_renderers").select("alt").run()
+    assert at.session_state["tr_request"]["augment"] == "style"
+    assert at.session_state["tr_request"]["train_renderers"] == ["train", "alt"]
+    assert not at.exception
     replays = at.selectbox(key="tr_replay").options
     assert any(o.startswith("shipped:") for o in replays)  # the shipped replays need no training
     assert len(at.get("plotly_chart")) >= 1

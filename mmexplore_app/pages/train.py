@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mmexplore.data.renderers import RENDERERS, renderer_names
 from mmexplore.errors import MMExploreError
 from mmexplore.training import runs as runs_lib
+from mmexplore.training.augment import AUGMENTATIONS
 from mmexplore.training.data import NEGATIVE_LABELS, NEGATIVE_WEIGHTS
 from mmexplore.training.objectives import OBJECTIVES, REGULARIZERS
 from mmexplore.training.presets import PRESETS, QUICK, preset_config
@@ -97,6 +99,14 @@ def _settings_form() -> None:
                                   step=0.05, help="pairs of scenes with positions or colours swapped (needs negatives)")
         positives = st.number_input("True captions per image", 1, 4, key="tr_positives",
                                     help="multi-positive: each its own target")
+        augment = st.selectbox("Image variation", list(AUGMENTATIONS), key="tr_augment",
+                               format_func=lambda n: f"{n} — {AUGMENTATIONS[n].description}")
+        trainable = renderer_names(trainable=True)
+        drawn_by = st.multiselect("Drawn by", list(trainable), default=["train"], key="tr_renderers",
+                                  help="each training image by one of these renderers, at random ("
+                                  + "; ".join(f"{n}: {RENDERERS[n].label}" for n in trainable)
+                                  + "); training on alt makes it no longer independent, and the hand-drawn "
+                                  "sketches are never trained on")
     with c3:
         arch = st.selectbox("Model size", list(ARCHS), format_func=ARCHS.get, key="tr_arch")
         batch = st.select_slider("Batch size", [16, 32, 64, 128], value=64, key="tr_batch")
@@ -112,6 +122,7 @@ def _settings_form() -> None:
         "regularizer": "decorrelation" if reg_on else None, "reg_weight": float(reg_weight) if reg_on else None,
         "negatives": 0 if objective == "clip" else int(negatives), "negative_kinds": list(kinds),
         "pair_fraction": float(pair_fraction), "positives": int(positives), "arch": arch, "batch_size": int(batch),
+        "augment": str(augment), "train_renderers": list(drawn_by),
         "minutes": float(amount) if budget == "minutes" else None,
         "steps": int(amount) if budget == "steps" else QUICK["steps"],
         "name": (name or "").strip() or f"{(preset.name if preset else objective)}-{datetime.now():%Y%m%d-%H%M%S}",
@@ -126,6 +137,8 @@ def _start() -> None:
             raise MMExploreError(f"a run named '{name}' already exists: pick another name")
         if not req["negative_kinds"]:
             raise MMExploreError("pick at least one hard-negative kind (or set hard negatives to 0)")
+        if not req["train_renderers"]:
+            raise MMExploreError("pick at least one renderer to draw the training images")
         preset = req.pop("preset") or "clip"
         # One core stays with the web server: torch threads fighting it for the last core run ~10× slower.
         threads = max(1, (os.cpu_count() or 2) - 1)
