@@ -40,11 +40,14 @@ class VisualPass:
         Input of the last block (class token first, then m patch tokens).
     attentions : list of Tensor (B, heads, 1 + m, 1 + m)
         Attention probabilities of blocks ``attn_from ..`` (empty unless asked for).
+    tokens : Tensor (B, 1 + m, width)
+        Output of the last block, before ``ln_post`` (what the tower pools).
     """
 
     pooled: Any
     last_input: Any
     attentions: list
+    tokens: Any = None
 
 
 def check_visual(visual: Any) -> None:
@@ -122,7 +125,7 @@ def visual_pass(visual: Any, pixels: Any, *, attn_from: int | None = None) -> Vi
     pooled, _ = visual._pool(x)
     if visual.proj is not None:
         pooled = pooled @ visual.proj
-    return VisualPass(pooled, last_input, attentions)
+    return VisualPass(pooled, last_input, attentions, x)
 
 
 def dense_from_last_input(visual: Any, last_input: Any, mode: str = "value"):
@@ -153,6 +156,30 @@ def dense_from_last_input(visual: Any, last_input: Any, mode: str = "value"):
     if visual.proj is not None:
         tokens = tokens @ visual.proj
     return tokens
+
+
+def dense_from_average_pool(visual: Any, tokens: Any):
+    """Patch features of an average-pooled ViT: ``ln_post(x_k) · proj`` for every patch token x_k.
+
+    Such a tower's embedding is the mean of exactly these vectors (open_clip applies ``ln_post``
+    token by token before pooling and projects linearly), so the features decompose the embedding
+    without approximation: a patch's cosine with a caption is its share of the image's score, like a
+    class-activation map. No value-path surgery is needed, so there is only one mode.
+
+    Parameters
+    ----------
+    visual : open_clip VisionTransformer with ``pool_type == "avg"``
+    tokens : Tensor (B, 1 + m, width), the last block's output (:attr:`VisualPass.tokens`)
+
+    Returns
+    -------
+    Tensor (B, m, d), unnormalised, row-major grid order.
+    """
+    if getattr(visual, "final_ln_after_pool", False):
+        raise ModelLoadError("this average-pooled tower normalises after pooling, so its patch tokens do not "
+                             "decompose its embedding")
+    out = visual.ln_post(tokens[:, 1:])
+    return out @ visual.proj if visual.proj is not None else out
 
 
 def patch_features(encoder: Any, pixels: Any, *, mode: str = "value"):
@@ -299,7 +326,8 @@ def dense_patch_features(encoder: Any, pixels: Any, mode: str = "value"):
     ----------
     encoder : mmexplore Encoder
         Image tower per :attr:`Encoder.facts`: a class-token open_clip ViT (MaskCLIP on the last
-        block, ``mode`` as in :func:`dense_from_last_input`), a timm ViT with SigLIP's attention-pool
+        block, ``mode`` as in :func:`dense_from_last_input`), an average-pooled open_clip ViT (its
+        pooled patch tokens, :func:`dense_from_average_pool`; ``mode`` must be ``value``), a timm ViT with SigLIP's attention-pool
         head, or an open_clip ResNet with its attention pool (value path of the pool; ``mode`` must be
         ``value``: these towers have no residual around their pool).
     pixels : Tensor (B, 3, S, S) on the model's device
@@ -315,6 +343,10 @@ def dense_patch_features(encoder: Any, pixels: Any, mode: str = "value"):
     facts = encoder.facts
     visual = encoder.model.visual
     with torch.inference_mode():
+        if facts.vision_impl == "open_clip.VisionTransformer" and facts.pooling == "average":
+            if mode != "value":
+                raise ModelLoadError(f"dense mode '{mode}' needs a class-token ViT; this model averages its patch tokens")
+            return dense_from_average_pool(visual, visual_pass(visual, pixels).tokens).float()
         if facts.vision_impl == "open_clip.VisionTransformer":
             res = visual_pass(visual, pixels)
             return dense_from_last_input(visual, res.last_input, mode).float()

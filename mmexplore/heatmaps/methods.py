@@ -145,6 +145,7 @@ class RelevancyConfig:
 # (image tower, pooling) pairs with dense patch features in the joint space (features.dense_patch_features).
 DENSE_TOWERS = (
     ("open_clip.VisionTransformer", "class-token"),
+    ("open_clip.VisionTransformer", "average"),
     ("timm.VisionTransformer", "attention-pool"),
     ("open_clip.ModifiedResNet", "attention-pool"),
 )
