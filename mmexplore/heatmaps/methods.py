@@ -11,7 +11,8 @@ the app and :func:`pointing_game` list and run methods only through :func:`list_
   own logit scale (1/τ) as temperature: the course notes' softmax(I_iᵀ W_a T_j) where the model's
   projections play the part of W_a.
   Patch features per image tower (:func:`~mmexplore.heatmaps.features.dense_patch_features`): a
-  class-token ViT's last block (MaskCLIP); SigLIP's attention-pool (MAP) head applied to each patch
+  class-token ViT's last block (MaskCLIP); an average-pooled ViT's final patch tokens (exact: the
+  embedding is their mean); SigLIP's attention-pool (MAP) head applied to each patch
   token alone; a ResNet CLIP's QKV attention pool applied to each grid position alone (its value path).
 * ``relevancy``: Chefer et al. (2021). For the score y = ⟨image embedding, T_j⟩ and every kept image
   attention map A (blocks ``start_layer ..``), Ā = mean_heads(clamp(∇_A y ⊙ A, min=0)) and
