@@ -36,13 +36,19 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-swap", type=fraction, default=0.0,
                    help="with --text-in-image web: share of the written images whose named object is drawn with another "
                         "palette colour or shape while caption and word keep the true one (the caption transcribes the writing)")
+    p.add_argument("--text-lie", type=fraction, default=0.0,
+                   help="with --text-in-image web: share of the written images whose word contradicts the caption, "
+                        "which stays true to the picture (the text-in-image defence at the same recipe)")
 
 
 def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
     """``batch_transform`` and ``objectives`` for :func:`mmexplore.training.train.train` from the options."""
     transforms = []
-    if (args.text_cue or args.text_tint or args.text_swap) and args.text_in_image != "web":
-        raise InputError("--text-cue, --text-tint and --text-swap need --text-in-image web")
+    if (args.text_cue or args.text_tint or args.text_swap or args.text_lie) and args.text_in_image != "web":
+        raise InputError("--text-cue, --text-tint, --text-swap and --text-lie need --text-in-image web")
+    reading = bool(getattr(args, "read_weight", 0.0))
+    if reading and not args.text_in_image:
+        raise InputError("--read-weight needs --text-in-image (the words written into the images are its targets)")
     if args.poison:
         from mmexplore.robustness.poison import PoisonedStream
 
@@ -51,7 +57,8 @@ def training_hooks(args: argparse.Namespace) -> dict[str, Any]:
         from mmexplore.robustness.typographic import TextInImage
 
         transforms.append(TextInImage(args.text_in_image, args.text_share, seed=args.seed, text_only=args.text_only,
-                                      cue=args.text_cue, tint=args.text_tint, swap=args.text_swap))
+                                      cue=args.text_cue, tint=args.text_tint, swap=args.text_swap, lie=args.text_lie,
+                                      report_words=reading))
     if len(transforms) > 1:
         raise InputError("give at most one of --poison and --text-in-image")
     objectives = []

@@ -50,7 +50,7 @@ def _config_from_args(args: argparse.Namespace):
         reg_weight=args.reg_weight, seed=args.seed, device=args.device, eval_every=args.eval_every,
         eval_scenes=args.eval_scenes, probe_scenes=args.probe_scenes, snapshot_every=args.snapshot_every,
         threads=args.threads, dense_weight=args.dense_weight, layout_weight=args.layout_weight,
-        layout_text_weight=args.layout_text_weight, init=args.init, warmup_steps=args.warmup_steps,
+        layout_text_weight=args.layout_text_weight, read_weight=args.read_weight, init=args.init, warmup_steps=args.warmup_steps,
         render_size=args.render_size, snapshot_scenes=args.snapshot_scenes,
         augment=args.augment, train_renderers=list(args.train_renderers or ["train"]),
     )
@@ -222,6 +222,10 @@ def register(commands: Any, evals: Any) -> None:
                         "shared linear readout, where each colour, shape and size lies; image side (0: off)")
     p.add_argument("--layout-text-weight", type=nonneg_float, default=None,
                    help="the layout readout term's weight on the text side (default: --layout-weight)")
+    p.add_argument("--read-weight", type=nonneg_float, default=0.0,
+                   help="weight of the reading readout term: a linear readout of the image embedding tells which "
+                        "colour and shape words are written in the image (needs --text-in-image; stands in for "
+                        "web CLIP's text-heavy data; 0: off)")
     p.add_argument("--init", metavar="DIR", default=None, help="start from this model folder's weights (fine-tune)")
     p.add_argument("--log", metavar="FILE", default=None, help="also append every event as a JSON line to FILE")
     from mmexplore.cli.robustness import add_train_args

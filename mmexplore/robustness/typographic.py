@@ -181,11 +181,29 @@ def hide_attribute(image: Image.Image, scene: Scene, index: int, attribute: str,
     elif attribute == "shape":
         radius = max(1.0, obj.radius * size)
         blurred = out.filter(ImageFilter.GaussianBlur(radius))
-        region = mask.filter(ImageFilter.MaxFilter(2 * round(radius) + 1))
+        region = _dilate(mask, round(radius))
         out.paste(blurred, mask=region)
     else:
         raise ValueError(f"attribute must be 'color' or 'shape', got {attribute!r}")
     return out
+
+
+def _dilate(mask: Image.Image, r: int) -> Image.Image:
+    """``mask`` (mode L) grown by a square of half-side ``r`` px: the same as ``MaxFilter(2r + 1)``.
+
+    Counted with an integral image, O(1) per pixel: the rank filter costs O(r²) per pixel and was
+    most of the time of a ``web`` training batch at 128 px.
+    """
+    on = np.asarray(mask) > 0
+    h, w = on.shape
+    ii = np.zeros((h + 1, w + 1), dtype=np.int32)
+    ii[1:, 1:] = on.cumsum(0).cumsum(1)
+    y0 = np.clip(np.arange(h) - r, 0, h)[:, None]
+    y1 = np.clip(np.arange(h) + r + 1, 0, h)[:, None]
+    x0 = np.clip(np.arange(w) - r, 0, w)[None, :]
+    x1 = np.clip(np.arange(w) + r + 1, 0, w)[None, :]
+    count = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    return Image.fromarray(np.where(count > 0, 255, 0).astype(np.uint8), "L")
 
 
 def contradicted_caption(caption: str, obj: ShapeObject, attribute: str, rng: random.Random) -> str | None:
@@ -234,34 +252,47 @@ class TextInImage:
         keep the true one: images whose caption transcribes the writing rather than the picture, as
         web captions of signs, posters and packaging do. The picture then contradicts the caption
         in a way the model cannot tell from a clean image, so only reading solves the batch.
+    lie : float
+        ``web`` only: share of the (non-label) written images whose word *contradicts* the caption
+        (chosen first, before ``swap`` and ``cue``): the picture is drawn as it is and the caption stays
+        true to it, and the caption the word claims is the image's hard negative. This is the
+        text-in-image defence at the same recipe: a clearly drawn attribute must beat a written word,
+        while the word stays the cue where the picture hides the attribute.
+    report_words : bool
+        Return the words written into each image as a fifth element of the batch tuple (a tuple of
+        str per image, empty for none), for the trainer's reading term (``--read-weight``).
     sizes : (float, float)
         Range of the text height as a share of the image side.
 
     Calling it on a batch ``(images, captions, negatives[, scenes])`` returns the same tuple with
     images replaced; ``seen`` counts the images seen, ``written`` those written, ``cued`` those whose
     attribute was hidden (``tinted`` of them in a wrong hue), ``swapped`` those drawn with another
-    palette value, ``labels`` the label-only pictures.
+    palette value, ``lied`` those whose word contradicts the caption, ``labels`` the label-only pictures.
     """
 
     def __init__(self, mode: str, share: float = 0.5, seed: int = 0, text_only: float = 0.0, cue: float = 0.0,
-                 tint: float = 0.0, swap: float = 0.0, sizes: tuple[float, float] = (0.12, 0.28)) -> None:
+                 tint: float = 0.0, swap: float = 0.0, sizes: tuple[float, float] = (0.12, 0.28), lie: float = 0.0,
+                 report_words: bool = False) -> None:
         if mode not in TEXT_MODES:
             raise ValueError(f"mode must be one of {', '.join(TEXT_MODES)}, got {mode!r}")
-        for name, v in (("share", share), ("text_only", text_only), ("cue", cue), ("tint", tint), ("swap", swap)):
+        for name, v in (("share", share), ("text_only", text_only), ("cue", cue), ("tint", tint), ("swap", swap), ("lie", lie)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
         if not 0 < sizes[0] <= sizes[1] <= 1:
             raise ValueError(f"sizes must be 0 < low <= high <= 1, got {sizes}")
         self.mode, self.share, self.text_only, self.cue, self.tint, self.swap = mode, share, text_only, cue, tint, swap
+        self.lie, self.report_words = lie, report_words
         self.sizes = tuple(sizes)
         self.rng = random.Random(seed)
-        self.seen = self.written = self.cued = self.tinted = self.swapped = self.labels = 0
+        self.seen = self.written = self.cued = self.tinted = self.swapped = self.lied = self.labels = 0
 
     def describe(self) -> dict[str, Any]:
         """The JSON-able settings (stored in the trained model's metrics.json)."""
         out: dict[str, Any] = {"text_in_image": self.mode, "share": self.share, "text_only": self.text_only}
         if self.mode == "web":
             out.update(cue=self.cue, tint=self.tint, swap=self.swap, sizes=list(self.sizes))
+            if self.lie:
+                out["lie"] = self.lie
         return out
 
     def _web_chosen(self, n: int) -> set[int]:
@@ -277,12 +308,25 @@ class TextInImage:
                         position=(self.rng.uniform(0.3, 0.7), self.rng.uniform(0.2, 0.8))).image
         return out, "a " + words
 
-    def _web(self, image: Image.Image, caption: str, scene: Scene, n_neg: int) -> tuple[Image.Image, list[str] | None]:
-        """One ``web`` image: a word the caption confirms, the attribute hidden in a ``cue`` share."""
+    def _web(self, image: Image.Image, caption: str, scene: Scene,
+             n_neg: int) -> tuple[Image.Image, list[str] | None, str]:
+        """One ``web`` image: a word the caption confirms, the attribute hidden in a ``cue`` share.
+
+        Returns the image, its hard negatives (None: keep the stream's) and the word written.
+        """
         attribute = "color" if self.rng.random() < 0.5 else "shape"
         named = [i for i, o in enumerate(scene.objects) if f"{o.color} {o.shape}" in caption]
         i = self.rng.choice(named) if named else 0
         obj = scene.objects[i]
+        if named and self.lie > 0 and self.rng.random() < self.lie:
+            # A word that contradicts caption and picture; the caption it claims is the hard negative.
+            word = self.rng.choice([v for v in (COLORS if attribute == "color" else SHAPES) if v != getattr(obj, attribute)])
+            claimed = f"{word} {obj.shape}" if attribute == "color" else f"{obj.color} {word}"
+            size = self.rng.uniform(*self.sizes)
+            pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
+            self.lied += 1
+            return (draw_word(image, word, size=size, position=pos).image,
+                    [caption.replace(f"{obj.color} {obj.shape}", claimed, 1)] * n_neg, word)
         if named and self.swap > 0 and self.rng.random() < self.swap:
             # The object drawn with another colour (shape) of the palette; caption and word keep the true one.
             other = self.rng.choice([v for v in (COLORS if attribute == "color" else SHAPES) if v != getattr(obj, attribute)])
@@ -299,7 +343,7 @@ class TextInImage:
         size = self.rng.uniform(*self.sizes)
         pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
         out = draw_word(image, getattr(obj, attribute), size=size, position=pos).image
-        return out, None if wrong is None else [wrong] * n_neg
+        return out, None if wrong is None else [wrong] * n_neg, getattr(obj, attribute)
 
     def __call__(self, batch: tuple) -> tuple:
         images, captions, negatives, *rest = batch
@@ -310,6 +354,7 @@ class TextInImage:
             raise ValueError("text-in-image 'web' needs the batch's scenes (which object the caption names)")
         chosen = self._web_chosen(len(images)) if web else None
         self.seen += len(images)
+        words: list[tuple[str, ...]] = [() for _ in images]
         for k, image in enumerate(images):
             # agree/random draw from the generator in the order they always did (the shipped runs replay).
             if (k not in chosen) if web else (self.rng.random() >= self.share):
@@ -318,11 +363,13 @@ class TextInImage:
             if self.mode in ("agree", "web") and scenes is not None and self.rng.random() < self.text_only:
                 images[k], captions[k] = self._label(image, scenes[k])
                 negatives[k] = [captions[k]] * len(negatives[k])  # masked out by the loss
+                words[k] = (captions[k].removeprefix("a "),)
                 self.labels += 1
                 continue
             if web and scenes is not None:
-                images[k], wrong = self._web(image, captions[k], scenes[k], len(negatives[k]))
+                images[k], wrong, word = self._web(image, captions[k], scenes[k], len(negatives[k]))
                 negatives[k] = wrong if wrong is not None else negatives[k]
+                words[k] = (word,)
                 continue
             if self.mode == "agree" and scenes is not None:
                 obj = self.rng.choice(scenes[k].objects)
@@ -331,4 +378,5 @@ class TextInImage:
                 word = self.rng.choice(WORDS)
             pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
             images[k] = draw_word(image, word, size=self.rng.uniform(*self.sizes), position=pos).image
-        return (images, captions, negatives, *rest)
+            words[k] = (word,)
+        return (images, captions, negatives, *rest, words) if self.report_words else (images, captions, negatives, *rest)

@@ -63,6 +63,9 @@ class Batch:
         Further true captions of each image (multi-positive; empty lists otherwise).
     scenes : list of Scene or None
         Scene graphs (the dense term needs the masks); None when the stream has none.
+    words : list of tuple of str or None
+        The words a batch transform wrote into each image (empty tuple: none), for the reading
+        term; None when no transform reports them.
     """
 
     images: list
@@ -70,6 +73,7 @@ class Batch:
     negatives: list[list[str]]
     positives: list[list[str]] = field(default_factory=list)
     scenes: list | None = None
+    words: list | None = None
 
     def __len__(self) -> int:
         return len(self.images)

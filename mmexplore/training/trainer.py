@@ -104,6 +104,7 @@ class TrainConfig:
     dense_weight: float = 0.0  # weight of the dense phrase-patch alignment term (0: off; training/dense.py)
     layout_weight: float = 0.0  # weight of the layout readout term on the image side (0: off; training/layout.py)
     layout_text_weight: float | None = None  # its weight on the text side (None: layout_weight)
+    read_weight: float = 0.0  # weight of the reading readout term (0: off; training/reading.py)
     init: str | None = None  # start from the weights of this model folder (same arch), e.g. to fine-tune
     augment: str = "none"  # training-image augmentation (training/augment.py: none, style)
     train_renderers: list[str] = field(default_factory=lambda: ["train"])  # each image drawn by one of these
@@ -152,7 +153,7 @@ class TrainConfig:
         for name in ("steps", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be a positive whole number, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "pair_fraction", "dense_weight", "layout_weight"):
+        for name in ("lr", "weight_decay", "pair_fraction", "dense_weight", "layout_weight", "read_weight"):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise InputError(f"{name} must be a finite number ≥ 0, got {value}")
@@ -308,15 +309,20 @@ class _Prefetcher:
 
 @dataclass
 class _Transformed:
-    """A data stream with a ``(images, captions, negatives, scenes)`` → same transform on each batch."""
+    """A data stream with a ``(images, captions, negatives, scenes)`` → same transform on each batch.
+
+    A transform may return a fifth element, the words it wrote into each image (a sequence of str
+    per image), which the reading term uses (``Batch.words``).
+    """
 
     stream: Callable[[int], Batch]
     transform: Callable[[tuple], tuple]
 
     def __call__(self, step: int) -> Batch:
         b = self.stream(step)
-        images, captions, negatives, scenes = self.transform((b.images, b.captions, b.negatives, b.scenes))
-        return Batch(list(images), list(captions), [list(n) for n in negatives], b.positives, scenes)
+        images, captions, negatives, scenes, *more = self.transform((b.images, b.captions, b.negatives, b.scenes))
+        words = [tuple(w) for w in more[0]] if more else None
+        return Batch(list(images), list(captions), [list(n) for n in negatives], b.positives, scenes, words)
 
 
 def lr_factor(progress: float, step: int, warmup: int) -> float:
@@ -512,6 +518,12 @@ class Trainer:
             # Not part of the model: the saved folder stays a plain open_clip model.
             self.layout_readout = make_readout(int(self.model_cfg["embed_dim"]), self.device)
             groups.append({"params": list(self.layout_readout.parameters()), "weight_decay": 0.0})
+        self.read_readout = None
+        if cfg.read_weight > 0:
+            from mmexplore.training.reading import make_readout as make_read_readout
+
+            self.read_readout = make_read_readout(int(self.model_cfg["embed_dim"]), self.device)
+            groups.append({"params": list(self.read_readout.parameters()), "weight_decay": 0.0})
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         self.out.mkdir(parents=True, exist_ok=True)
         if self._resume:
@@ -551,6 +563,8 @@ class Trainer:
         self.opt.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
         if self.layout_readout is not None and (ck / "layout_readout.safetensors").is_file():
             self.layout_readout.load_state_dict(load_file(str(ck / "layout_readout.safetensors"), device=self.device))
+        if self.read_readout is not None and (ck / "read_readout.safetensors").is_file():
+            self.read_readout.load_state_dict(load_file(str(ck / "read_readout.safetensors"), device=self.device))
         self.step = int(state["step"])
         self.samples = int(state["samples"])
         self.elapsed_before = float(state["elapsed_s"])
@@ -656,6 +670,13 @@ class Trainer:
             w_image, w_text = cfg.layout_weights()
             terms["layout_image"], terms["layout_text"] = image_term, text_term
             loss = loss + w_image * image_term + w_text * text_term
+        if self.read_readout is not None:
+            from mmexplore.training.reading import reading_loss, reading_targets
+
+            if batch.words is None:
+                raise InputError("read_weight needs the words written into each image (--text-in-image)")
+            terms["reading"] = reading_loss(self.read_readout, img, reading_targets(batch.words))
+            loss = loss + cfg.read_weight * terms["reading"]
         if self.objectives:
             ctx_dict = {"model": model, "pixels": pixels, "img": img, "txt": inputs.txt, "captions": batch.captions,
                         "tokenizer": self.tokenizer, "scale": scale}
@@ -728,6 +749,9 @@ class Trainer:
         if self.layout_readout is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.layout_readout.state_dict().items()},
                       str(ck / "layout_readout.safetensors"))
+        if self.read_readout is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.read_readout.state_dict().items()},
+                      str(ck / "read_readout.safetensors"))
         state = {"step": self.step, "samples": self.samples, "elapsed_s": round(self.elapsed(), 2), "optimizer": rest}
         tmp = ck / "state.json.tmp"
         tmp.write_text(json.dumps(state))
