@@ -338,3 +338,15 @@ def test_web_swap_draws_another_palette_value_while_caption_and_word_keep_the_tr
         assert (moved & ~_dark(after)).sum() > 20
     with pytest.raises(ValueError):
         TextInImage("web", swap=1.5)
+
+
+def test_typographic_figures_of_a_model_without_attention_maps_say_why_the_map_is_missing():
+    # A mean-pooled image tower has no attention heatmap; the attack figures must not fail with it.
+    from mmexplore.models import load_model
+    from mmexplore.robustness.evaluate import RobustnessParams, evaluate_typographic, typographic_example
+
+    encoder = load_model("bundled-order-negclip-sincos-avg", "cpu")
+    res = evaluate_typographic(encoder, RobustnessParams(n_attack=4, sizes=(0.25,), positions=("top-left",)))
+    assert "heatmap" not in res and "pooling" in res["heatmap_unavailable"]
+    assert 0 <= res["success"] <= 1 and res["n_images"] == 4
+    assert typographic_example(encoder, attack_cases(1)[0], 0.25, "top-left")["maps"] is None

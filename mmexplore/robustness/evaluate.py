@@ -257,9 +257,19 @@ def evaluate_typographic(encoder: Any, params: RobustnessParams = RobustnessPara
         "clean_by_attribute": {a: float(clean[attrs == a].mean()) for a in ("color", "shape")},
     }
     out["label_reading"] = label_reading(encoder)
-    if with_heatmaps:
+    why = _no_attention_map(encoder) if with_heatmaps else None
+    if why:
+        out["heatmap_unavailable"] = why  # e.g. a mean-pooled image tower: the figures stand without the map
+    elif with_heatmaps:
         out["heatmap"] = _typographic_heatmaps(encoder, cases, clean_images, params.positions[0])
     return out
+
+
+def _no_attention_map(encoder: Any) -> str | None:
+    """Why the attention heatmap does not apply to ``encoder`` (None when it does)."""
+    from mmexplore.heatmaps.methods import get_method
+
+    return get_method("attention").unsupported(encoder)
 
 
 def label_reading(encoder: Any) -> dict[str, float]:
@@ -394,8 +404,8 @@ def typographic_example(encoder: Any, case: Any, size: float, position: str, *, 
     dict
         ``{"clean": PIL image, "attacked": PIL image, "box", "scores": {"clean"|"attacked":
         {"true", "claimed"}}, "success": bool, "maps": (clean HeatmapResult, attacked HeatmapResult)
-        or None, "energy": {"clean", "attacked"}}`` — ``energy`` is the share of the written word's
-        map inside the text box.
+        or None (not asked, or no attention map for this model), "energy": {"clean", "attacked"}}`` —
+        ``energy`` is the share of the written word's map inside the text box.
     """
     from mmexplore.data.shapes import render_scene
 
@@ -409,7 +419,7 @@ def typographic_example(encoder: Any, case: Any, size: float, position: str, *, 
         "scores": {k: {"true": float(sims[i, 0]), "claimed": float(sims[i, 1])} for i, k in enumerate(("clean", "attacked"))},
         "success": bool(sims[1, 1] > sims[1, 0]), "maps": None,
     }
-    if heatmaps:
+    if heatmaps and not _no_attention_map(encoder):
         from mmexplore.heatmaps import compute_heatmaps
 
         maps = compute_heatmaps(encoder, [clean, written.image], [case.attacked_caption] * 2,
