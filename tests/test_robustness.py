@@ -340,13 +340,16 @@ def test_web_swap_draws_another_palette_value_while_caption_and_word_keep_the_tr
         TextInImage("web", swap=1.5)
 
 
-def test_typographic_figures_of_a_model_without_attention_maps_say_why_the_map_is_missing():
-    # A mean-pooled image tower has no attention heatmap; the attack figures must not fail with it.
+def test_typographic_figures_of_a_model_without_attention_maps_say_why_the_map_is_missing(monkeypatch):
+    # A model with no attention heatmap (the attention method does not apply) still gets its attack figures.
     from mmexplore.models import load_model
-    from mmexplore.robustness.evaluate import RobustnessParams, evaluate_typographic, typographic_example
+    from mmexplore.robustness import evaluate as ev
 
-    encoder = load_model("bundled-order-negclip-sincos-avg", "cpu")
-    res = evaluate_typographic(encoder, RobustnessParams(n_attack=4, sizes=(0.25,), positions=("top-left",)))
-    assert "heatmap" not in res and "pooling" in res["heatmap_unavailable"]
+    encoder = load_model("bundled-order-clip", "cpu")
+    params = ev.RobustnessParams(n_attack=4, sizes=(0.25,), positions=("top-left",))
+    assert "heatmap" in ev.evaluate_typographic(encoder, params)  # the map applies to this model
+    monkeypatch.setattr(ev, "_no_attention_map", lambda encoder: "no dense patch features")
+    res = ev.evaluate_typographic(encoder, params)
+    assert "heatmap" not in res and res["heatmap_unavailable"] == "no dense patch features"
     assert 0 <= res["success"] <= 1 and res["n_images"] == 4
-    assert typographic_example(encoder, attack_cases(1)[0], 0.25, "top-left")["maps"] is None
+    assert ev.typographic_example(encoder, attack_cases(1)[0], 0.25, "top-left")["maps"] is None
