@@ -132,7 +132,7 @@ class Settings:
         # The Robustness lab's fine-tunes (poisoned, cleaned, taught to read).
         "bundled-poison-p0.03", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-cleanclip-p0.1", "bundled-reads",
         # The order family (mmexplore.models.specs.ORDER_FAMILY; a test checks they are all here).
-        "bundled-order-clip", "bundled-order-negclip", "bundled-order-negclip-sincos-avg",
+        "bundled-order-clip", "bundled-order-negclip", "bundled-order-layout",
     )
     max_images: int = 256
     max_texts: int = 1024

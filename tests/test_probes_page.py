@@ -69,3 +69,8 @@ def test_order_family_side_by_side_on_request():
     # The bag of words ties on relation order for every model.
     bow = [t for t in spec["data"] if t["name"] == "bag-of-words baseline"]
     assert all(dict(zip(t["x"], _decode_array(t["y"]), strict=True))["relation order"] == 0.5 for t in bow)
+    # The reading under the table quotes the figures just measured, not fixed ones.
+    reading = [m.value for m in at.markdown if m.value.startswith("**On these scenes:**")]
+    assert len(reading) == 1
+    for label, value in table["relation order"].items():
+        assert f"{label} {value:.2f}" in reading[0], reading[0]

@@ -37,8 +37,8 @@ BUNDLED_DIR = get_settings().assets_dir / "bundled"
 ORDER_FAMILY: dict[str, str] = {
     "bundled-order-clip": "plain CLIP (no hard negatives)",
     "bundled-order-negclip": "NegCLIP (hard negatives, counterfactual twins)",
-    "bundled-order-negclip-sincos-avg": "NegCLIP + spatial bias (fixed 2-D sin-cos positions, average-pooled "
-                                        "patch tokens)",
+    "bundled-order-layout": "NegCLIP + layout readout (image and text embeddings both predict where each "
+                            "colour, shape and size lies)",
 }
 
 
