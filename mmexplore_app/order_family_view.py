@@ -87,6 +87,7 @@ def _figure(table: pd.DataFrame, specs: list[str]):
         fig.add_trace(go.Bar(name="bag-of-words baseline", x=part["kind"], y=part["bag of words"],
                              marker_color="#bbbbbb", showlegend=col == 1), row=1, col=col)
         fig.add_hline(y=0.5, line_dash="dot", row=1, col=col)
+    fig.update_annotations(font_size=12)  # the panel titles fit three narrow panels at 1024 px
     fig.update_layout(barmode="group", height=400, margin={"t": 50, "b": 10}, legend={"orientation": "h", "y": -0.25})
     fig.update_yaxes(range=[0, 1.05], row=1, col=1, title="accuracy (true caption wins)")
     fig.update_xaxes(tickangle=-35)

@@ -42,6 +42,13 @@ def test_probes_page_compares_the_order_family(page):  # noqa: F811 - the fixtur
     assert chart.locator(".barlayer .trace").count() == 2 * len(ORDER_FAMILY)
     assert not pg.locator('[data-testid="stException"]').count()
     assert not pg.locator('[data-testid="stAlert"]').filter(has_text="not available").count()
+    # The reading under the table quotes the measured figures: only the layout model reads order.
+    import re
+
+    reading = pg.locator("p", has_text="On these scenes:").first.inner_text()
+    order = {m.group(1): float(m.group(2)) for m in re.finditer(r"(plain CLIP|NegCLIP \+ layout readout|NegCLIP) (\d\.\d\d)",
+                                                                 reading.split(";")[0])}
+    assert order["NegCLIP + layout readout"] >= 0.8 and order["plain CLIP"] < 0.65, reading
     out_dir = os.environ.get("MMEXPLORE_SCREENSHOTS")
     try:
         for width in (1400, 1024):
@@ -53,6 +60,10 @@ def test_probes_page_compares_the_order_family(page):  # noqa: F811 - the fixtur
             labels = [b for b in (t.bounding_box() for t in chart.locator(".xtick text").all()) if b]
             assert labels and all(b["x"] >= box["x"] - 1 and b["x"] + b["width"] <= box["x"] + box["width"] + 1
                                   for b in labels), width
+            # ... and so do the panel titles (the longest model name included).
+            heads = [b for b in (t.bounding_box() for t in chart.locator(".annotation-text").all()[:3]) if b]
+            assert len(heads) == 3 and all(b["x"] >= box["x"] - 1 and b["x"] + b["width"] <= box["x"] + box["width"] + 1
+                                           for b in heads), (width, heads, box)
             chart.scroll_into_view_if_needed()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / f"probes_family_{width}.png"))

@@ -1,0 +1,59 @@
+"""The order family's layout model (an average-pooled ViT) in a real browser: the Heatmaps page draws
+its attention maps (exact patch features of an average-pooled tower) and says why relevancy does not
+apply. Screenshots at 1024 and 1400 px go to ``tests/artifacts/heatmaps_order_layout_*.png``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_browser import ARTIFACTS, CHROMIUM_ARGS, PAGE_RUN_TIMEOUT_MS, _chromium, _open, _serve, _wait_idle
+
+pytestmark = pytest.mark.browser
+
+LAYOUT = "bundled-order-layout"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    if _chromium() is None:
+        pytest.skip("Chromium is not installed")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def layout_url(chromium):
+    with _serve("streamlit-order-layout.log", model=LAYOUT) as url:
+        yield url
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_heatmaps_page_on_the_average_pooled_layout_model(chromium, layout_url, width):
+    context = chromium.new_context(viewport={"width": width, "height": 1200})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(layout_url, wait_until="domcontentloaded")
+        button = pg.get_by_role("button", name="Shapes samples", exact=True)
+        button.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+        _wait_idle(pg)
+        button.click()
+        pg.get_by_text("8 images", exact=False).first.wait_for()
+        _wait_idle(pg)
+        _open(pg, "heatmaps")
+        pg.get_by_text("Per word (attention)", exact=True).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+        _wait_idle(pg)
+        assert not pg.locator('[data-testid="stException"]').count()
+        assert pg.locator('[data-testid="stImage"] img').count() >= 2  # the image and its word maps
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"heatmaps_order_layout_{width}.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+    finally:
+        context.close()
