@@ -1,4 +1,4 @@
-"""The order family's layout model (an average-pooled ViT) in a real browser: the Heatmaps page draws
+"""The order family's layout model (an average-pooled ViT) in a real browser: every page opens on it; Heatmaps draws
 its attention maps (exact patch features of an average-pooled tower) and says why relevancy does not
 apply. Screenshots at 1024 and 1400 px go to ``tests/artifacts/heatmaps_order_layout_*.png``.
 """
@@ -55,5 +55,30 @@ def test_heatmaps_page_on_the_average_pooled_layout_model(chromium, layout_url, 
         shot = ARTIFACTS / f"heatmaps_order_layout_{width}.png"
         pg.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
+    finally:
+        context.close()
+
+
+def test_every_page_runs_on_the_layout_model(chromium, layout_url):
+    """The shipped order model is an open_clip model like any other: every page opens on it without an
+    exception (screenshots ``tests/artifacts/order_layout_<page>.png``)."""
+    from test_browser import NAV_TITLES
+
+    context = chromium.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(layout_url, wait_until="domcontentloaded")
+        button = pg.get_by_role("button", name="Shapes samples", exact=True)
+        button.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+        _wait_idle(pg)
+        button.click()
+        pg.get_by_text("8 images", exact=False).first.wait_for()
+        _wait_idle(pg)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for stem in NAV_TITLES:
+            _open(pg, stem)
+            assert not pg.locator('[data-testid="stException"]').count(), stem
+            pg.screenshot(path=str(ARTIFACTS / f"order_layout_{stem}.png"))
     finally:
         context.close()
