@@ -64,6 +64,16 @@ def test_robustness_page_in_a_real_browser(page, width):  # noqa: F811
     rights = panel.locator("img").evaluate_all("els => els.map(e => e.getBoundingClientRect().right)")
     assert max(rights) <= width
     pg.screenshot(path=str(ARTIFACTS / f"robustness-typographic-{width}.png"), full_page=True)
+    # The explanation for a class opens and says what the experiments showed: reading alone does not
+    # make the attack work, and which defences exist.
+    panel.get_by_text("What am I looking at? (typographic attacks)").click()
+    lesson = panel.get_by_text("Reading is not enough", exact=False)
+    lesson.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+    lesson.scroll_into_view_if_needed()
+    assert panel.get_by_text("--text-lie", exact=False).count() >= 1
+    explained = panel.locator('[data-testid="stExpander"]').last.evaluate("e => e.getBoundingClientRect().right")
+    assert explained <= width
+    pg.screenshot(path=str(ARTIFACTS / f"robustness-typographic-explained-{width}.png"))
 
     _tab(pg, "Backdoor & CleanCLIP")
     panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first

@@ -60,11 +60,14 @@ shape words whose dark letters clutter the picture; a colour word almost never w
 **bundled-reads** stands in for web-trained CLIP: it was fine-tuned with words its captions confirm,
 including pictures of labels alone. It reads a label above chance, and the written word's heatmap
 lands on the letters, but on this small 64-pixel model, within a CPU budget, the drawn object still
-outweighs the word: the README's Robustness section lists what was tried (web-like data where the
-word is sometimes the only cue, or more reliable than the picture) and why none of it made the attack
-work. The text-in-image defence (random words written into the images, so a word predicts nothing)
-is implemented (`mmexplore train --text-in-image random`), but with no working attack there is nothing
-for it to remove, so no defence model is shipped.
+outweighs the word. Reading is not enough: small models trained from scratch on web-like data read
+a label alone 75 % of the time and are still not fooled, because a drawn colour, which one patch
+shows perfectly and every clean image rewards, outweighs a written one. The README's Robustness
+section lists what was tried (web-like data where the word is sometimes the only cue, or more
+reliable than the picture; a reading term) and why none of it made the attack work. The
+text-in-image defence (words that predict nothing, or that contradict the caption, written into the
+training images) is implemented (`mmexplore train --text-in-image random`, or `web --text-lie`),
+but with no working attack there is nothing for it to remove, so no defence model is shipped.
 """
 
 BACKDOOR_EXPLANATION = f"""
