@@ -439,6 +439,7 @@ class Trainer:
         self._resume = resume
         self._data = data
         self._setup_done = False
+        self.readouts: dict[str, Any] = {}  # filled by setup()
         self.last_probe: dict[str, Any] | None = None  # latest eval's figures and snapshot arrays
         self._checkpoint_step = -1
         self._log: Any = None
@@ -477,6 +478,16 @@ class Trainer:
         return cls(cfg, callbacks=callbacks, data=data, extra_losses=extra_losses, batch_transform=batch_transform,
                    objectives=objectives, resume=True)
 
+    @property
+    def layout_readout(self) -> Any:
+        """The layout term's readout (training/layout.py), or None when the term is off."""
+        return self.readouts.get("layout")
+
+    @property
+    def read_readout(self) -> Any:
+        """The reading term's readout (training/reading.py), or None when the term is off."""
+        return self.readouts.get("read")
+
     def setup(self) -> None:
         """Build the model, optimizer, data stream and probe (and load the checkpoint when resuming)."""
         if self._setup_done:
@@ -511,19 +522,18 @@ class Trainer:
         decay = [p for n, p in named if p.ndim >= 2 and "embedding" not in n]
         no_decay = [p for n, p in named if not (p.ndim >= 2 and "embedding" not in n)]
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        self.layout_readout = None
+        # Readouts of the auxiliary terms (name -> torch module): trained with the model, checkpointed as
+        # checkpoint/<name>_readout.safetensors, never saved into the model folder (it stays plain open_clip).
+        self.readouts = {}
         if cfg.layout_weights() != (0.0, 0.0):
-            from mmexplore.training.layout import make_readout
+            from mmexplore.training.layout import make_readout as make_layout_readout
 
-            # Not part of the model: the saved folder stays a plain open_clip model.
-            self.layout_readout = make_readout(int(self.model_cfg["embed_dim"]), self.device)
-            groups.append({"params": list(self.layout_readout.parameters()), "weight_decay": 0.0})
-        self.read_readout = None
+            self.readouts["layout"] = make_layout_readout(int(self.model_cfg["embed_dim"]), self.device)
         if cfg.read_weight > 0:
             from mmexplore.training.reading import make_readout as make_read_readout
 
-            self.read_readout = make_read_readout(int(self.model_cfg["embed_dim"]), self.device)
-            groups.append({"params": list(self.read_readout.parameters()), "weight_decay": 0.0})
+            self.readouts["read"] = make_read_readout(int(self.model_cfg["embed_dim"]), self.device)
+        groups += [{"params": list(r.parameters()), "weight_decay": 0.0} for r in self.readouts.values()]
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         self.out.mkdir(parents=True, exist_ok=True)
         if self._resume:
@@ -561,10 +571,9 @@ class Trainer:
         tensors = load_file(str(ck / "optimizer.safetensors"), device=self.device) \
             if (ck / "optimizer.safetensors").is_file() else {}
         self.opt.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
-        if self.layout_readout is not None and (ck / "layout_readout.safetensors").is_file():
-            self.layout_readout.load_state_dict(load_file(str(ck / "layout_readout.safetensors"), device=self.device))
-        if self.read_readout is not None and (ck / "read_readout.safetensors").is_file():
-            self.read_readout.load_state_dict(load_file(str(ck / "read_readout.safetensors"), device=self.device))
+        for name, readout in self.readouts.items():
+            if (ck / f"{name}_readout.safetensors").is_file():
+                readout.load_state_dict(load_file(str(ck / f"{name}_readout.safetensors"), device=self.device))
         self.step = int(state["step"])
         self.samples = int(state["samples"])
         self.elapsed_before = float(state["elapsed_s"])
@@ -746,12 +755,9 @@ class Trainer:
         ck = self.out / "checkpoint"
         ck.mkdir(exist_ok=True)
         save_file(tensors, str(ck / "optimizer.safetensors"))
-        if self.layout_readout is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.layout_readout.state_dict().items()},
-                      str(ck / "layout_readout.safetensors"))
-        if self.read_readout is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.read_readout.state_dict().items()},
-                      str(ck / "read_readout.safetensors"))
+        for name, readout in self.readouts.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in readout.state_dict().items()},
+                      str(ck / f"{name}_readout.safetensors"))
         state = {"step": self.step, "samples": self.samples, "elapsed_s": round(self.elapsed(), 2), "optimizer": rest}
         tmp = ck / "state.json.tmp"
         tmp.write_text(json.dumps(state))
