@@ -23,7 +23,7 @@ ON_KEY = "probe_family_on"
 
 FAMILY_TEXT = """
 **The lesson, measured.** Three models of the same small size, trained on the same shapes world for
-the same budget (2,400 steps × 64 pairs on one CPU thread; README, *Order-sensitive models*), differ
+the same budget (6,000 steps × 64 pairs on one CPU thread; README, *Order-sensitive models*), differ
 only in their recipe: **plain CLIP** (no hard negatives), **NegCLIP** (one hard negative per image and
 counterfactual image twins) and **NegCLIP + layout readout** (a linear readout shared by both towers
 must tell, from the image embedding and from the caption embedding, where each colour, shape and

@@ -31,7 +31,7 @@ def test_only_the_layout_readout_model_reads_relation_order(family, renderer):
     assert order["bundled-order-layout"] >= order["bundled-order-negclip"] + 0.2, order
 
 
-def test_hard_negatives_bind_attributes_better_than_plain_clip(family):
+def test_the_layout_model_binds_attributes_at_least_as_well_as_the_others(family):
     attr = {spec: family[spec]["accuracy"]["alt"]["attribute_swap"]["model"] for spec in ORDER_FAMILY}
-    assert attr["bundled-order-negclip"] > attr["bundled-order-clip"], attr
-    assert attr["bundled-order-layout"] > attr["bundled-order-clip"], attr
+    assert attr["bundled-order-layout"] >= 0.95, attr
+    assert attr["bundled-order-layout"] >= max(attr["bundled-order-clip"], attr["bundled-order-negclip"]), attr
