@@ -101,6 +101,17 @@ def _wait_idle(pg) -> None:
     pg.wait_for_timeout(300)
 
 
+def _load_samples(pg, url: str) -> None:
+    """Open the app at ``url`` and load the shapes samples (a first page run can take minutes)."""
+    pg.goto(url, wait_until="domcontentloaded")
+    button = pg.get_by_role("button", name="Shapes samples", exact=True)
+    button.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+    _wait_idle(pg)
+    button.click()
+    pg.get_by_text("8 images", exact=False).first.wait_for()
+    _wait_idle(pg)
+
+
 def _open(pg, stem: str) -> None:
     pg.locator('[data-testid="stSidebarNav"]').get_by_text(NAV_TITLES[stem], exact=True).first.click()
     _wait_idle(pg)

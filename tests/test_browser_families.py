@@ -8,7 +8,7 @@ small offline SigLIP-style model as the server's default. Screenshots at 1024 an
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, CHROMIUM_ARGS, PAGE_RUN_TIMEOUT_MS, _chromium, _open, _serve, _wait_idle
+from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _load_samples, _open, _serve, browser, chromium_path  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -16,39 +16,18 @@ SIGLIP = "mmexplore-shapes-siglip-xs:random"
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    """One headless Chromium for the module (Playwright's sync API allows one instance per thread)."""
-    from playwright.sync_api import sync_playwright
-
-    if _chromium() is None:
-        pytest.skip("Chromium is not installed")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def siglip_url(chromium):
+def siglip_url(browser):  # noqa: F811 - the fixture
     with _serve("streamlit-siglip.log", model=SIGLIP) as url:
         yield url
 
 
 @pytest.mark.parametrize("width", [1024, 1400])
-def test_similarity_page_sigmoid_model_in_a_real_browser(chromium, siglip_url, width):
-    context = chromium.new_context(viewport={"width": width, "height": 1200})
+def test_similarity_page_sigmoid_model_in_a_real_browser(browser, siglip_url, width):  # noqa: F811 - the fixture
+    context = browser.new_context(viewport={"width": width, "height": 1200})
     try:
         pg = context.new_page()
         pg.set_default_timeout(60_000)
-        pg.goto(siglip_url, wait_until="domcontentloaded")
-        button = pg.get_by_role("button", name="Shapes samples", exact=True)
-        button.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
-        _wait_idle(pg)
-        button.click()
-        pg.get_by_text("8 images", exact=False).first.wait_for()
-        _wait_idle(pg)
+        _load_samples(pg, siglip_url)
         assert pg.get_by_text("SigLIP-style ViT", exact=False).count() >= 1  # sidebar facts line
         _open(pg, "similarity")
         chart = pg.locator(".js-plotly-plot").first

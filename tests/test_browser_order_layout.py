@@ -6,7 +6,7 @@ apply. Screenshots at 1024 and 1400 px go to ``tests/artifacts/heatmaps_order_la
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, CHROMIUM_ARGS, PAGE_RUN_TIMEOUT_MS, _chromium, _open, _serve, _wait_idle
+from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _load_samples, _open, _serve, _wait_idle, browser, chromium_path  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -14,38 +14,18 @@ LAYOUT = "bundled-order-layout"
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    if _chromium() is None:
-        pytest.skip("Chromium is not installed")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def layout_url(chromium):
+def layout_url(browser):  # noqa: F811 - the fixture
     with _serve("streamlit-order-layout.log", model=LAYOUT) as url:
         yield url
 
 
 @pytest.mark.parametrize("width", [1024, 1400])
-def test_heatmaps_page_on_the_average_pooled_layout_model(chromium, layout_url, width):
-    context = chromium.new_context(viewport={"width": width, "height": 1200})
+def test_heatmaps_page_on_the_average_pooled_layout_model(browser, layout_url, width):  # noqa: F811 - the fixture
+    context = browser.new_context(viewport={"width": width, "height": 1200})
     try:
         pg = context.new_page()
         pg.set_default_timeout(60_000)
-        pg.goto(layout_url, wait_until="domcontentloaded")
-        button = pg.get_by_role("button", name="Shapes samples", exact=True)
-        button.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
-        _wait_idle(pg)
-        button.click()
-        pg.get_by_text("8 images", exact=False).first.wait_for()
-        _wait_idle(pg)
+        _load_samples(pg, layout_url)
         _open(pg, "heatmaps")
         pg.get_by_text("Per word (attention)", exact=True).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
         _wait_idle(pg)
@@ -59,22 +39,16 @@ def test_heatmaps_page_on_the_average_pooled_layout_model(chromium, layout_url, 
         context.close()
 
 
-def test_every_page_runs_on_the_layout_model(chromium, layout_url):
+def test_every_page_runs_on_the_layout_model(browser, layout_url):  # noqa: F811 - the fixture
     """The shipped order model is an open_clip model like any other: every page opens on it without an
     exception (screenshots ``tests/artifacts/order_layout_<page>.png``)."""
     from test_browser import NAV_TITLES
 
-    context = chromium.new_context(viewport={"width": 1400, "height": 1100})
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
     try:
         pg = context.new_page()
         pg.set_default_timeout(60_000)
-        pg.goto(layout_url, wait_until="domcontentloaded")
-        button = pg.get_by_role("button", name="Shapes samples", exact=True)
-        button.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
-        _wait_idle(pg)
-        button.click()
-        pg.get_by_text("8 images", exact=False).first.wait_for()
-        _wait_idle(pg)
+        _load_samples(pg, layout_url)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         for stem in NAV_TITLES:
             _open(pg, stem)
