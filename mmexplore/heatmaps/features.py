@@ -182,26 +182,23 @@ def dense_from_average_pool(visual: Any, tokens: Any):
     return out @ visual.proj if visual.proj is not None else out
 
 
-def patch_features(encoder: Any, pixels: Any, *, mode: str = "value"):
-    """Dense patch features and pooled embeddings of preprocessed images (no gradients).
+def dense_from_pass(visual: Any, res: VisualPass, mode: str = "value"):
+    """Patch features of an open_clip ViT from one unrolled pass, by how the tower pools.
 
-    Parameters
-    ----------
-    encoder : mmexplore Encoder
-    pixels : Tensor (B, 3, S, S) on ``encoder.device``
-    mode : {"value", "value_residual"}
+    The one place that decides between the two recipes, for the heatmaps
+    (:func:`dense_patch_features`) and the dense training term alike: an average-pooled tower's own
+    patch tokens (:func:`dense_from_average_pool`; ``mode`` must be ``value``), otherwise MaskCLIP's
+    value path of the last block (:func:`dense_from_last_input`).
 
     Returns
     -------
-    (patches, pooled) : Tensor (B, m, d) and Tensor (B, d), float32, L2-normalised
+    Tensor (B, m, d), unnormalised, row-major grid order.
     """
-    import torch
-
-    visual = encoder.model.visual
-    with torch.inference_mode():
-        res = visual_pass(visual, pixels)
-        dense = dense_from_last_input(visual, res.last_input, mode)
-    return (torch.nn.functional.normalize(dense.float(), dim=-1), torch.nn.functional.normalize(res.pooled.float(), dim=-1))
+    if getattr(visual, "pool_type", "tok") == "avg":
+        if mode != "value":
+            raise ModelLoadError(f"dense mode '{mode}' needs a class-token ViT; this model averages its patch tokens")
+        return dense_from_average_pool(visual, res.tokens)
+    return dense_from_last_input(visual, res.last_input, mode)
 
 
 def encode_text_from_embeddings(model: Any, ids: Any, embeddings: Any):
@@ -327,9 +324,9 @@ def dense_patch_features(encoder: Any, pixels: Any, mode: str = "value"):
     encoder : mmexplore Encoder
         Image tower per :attr:`Encoder.facts`: a class-token open_clip ViT (MaskCLIP on the last
         block, ``mode`` as in :func:`dense_from_last_input`), an average-pooled open_clip ViT (its
-        pooled patch tokens, :func:`dense_from_average_pool`; ``mode`` must be ``value``), a timm ViT with SigLIP's attention-pool
-        head, or an open_clip ResNet with its attention pool (value path of the pool; ``mode`` must be
-        ``value``: these towers have no residual around their pool).
+        pooled patch tokens, :func:`dense_from_average_pool`; ``mode`` must be ``value``), a timm ViT
+        with SigLIP's attention-pool head, or an open_clip ResNet with its attention pool (value path
+        of the pool; ``mode`` must be ``value``: these towers have no residual around their pool).
     pixels : Tensor (B, 3, S, S) on the model's device
 
     Returns
@@ -343,13 +340,8 @@ def dense_patch_features(encoder: Any, pixels: Any, mode: str = "value"):
     facts = encoder.facts
     visual = encoder.model.visual
     with torch.inference_mode():
-        if facts.vision_impl == "open_clip.VisionTransformer" and facts.pooling == "average":
-            if mode != "value":
-                raise ModelLoadError(f"dense mode '{mode}' needs a class-token ViT; this model averages its patch tokens")
-            return dense_from_average_pool(visual, visual_pass(visual, pixels).tokens).float()
         if facts.vision_impl == "open_clip.VisionTransformer":
-            res = visual_pass(visual, pixels)
-            return dense_from_last_input(visual, res.last_input, mode).float()
+            return dense_from_pass(visual, visual_pass(visual, pixels), mode).float()
         if mode != "value":
             raise ModelLoadError(f"dense mode '{mode}' needs a class-token ViT; this model's pooling is {facts.pooling_detail}")
         if facts.vision_impl == "timm.VisionTransformer" and facts.pooling == "attention-pool":

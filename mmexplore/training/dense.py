@@ -61,18 +61,13 @@ def dense_step(model: Any, pixels: Any, scenes: Sequence[Any], tokenizer: Any, r
     import torch
     import torch.nn.functional as F
 
-    from mmexplore.heatmaps.features import dense_from_average_pool, dense_from_last_input, visual_pass
+    from mmexplore.heatmaps.features import dense_from_pass, visual_pass
 
     visual = model.visual
     grid = int(visual.grid_size[0])
     res = visual_pass(visual, pixels)
     img = F.normalize(res.pooled, dim=-1)
-    # The same patch features the attention heatmap reads for this tower.
-    if getattr(visual, "pool_type", "tok") == "avg":
-        dense = dense_from_average_pool(visual, res.tokens)
-    else:
-        dense = dense_from_last_input(visual, res.last_input, "value")
-    patches = F.normalize(dense, dim=-1)  # (B, m, d)
+    patches = F.normalize(dense_from_pass(visual, res), dim=-1)  # (B, m, d): what the attention heatmap reads
     texts, cover = [], []
     for scene in scenes:
         text, fits = describe(scene, rng)
