@@ -153,15 +153,15 @@ class TrainConfig:
         for name in ("steps", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be a positive whole number, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "pair_fraction", "dense_weight", "layout_weight", "read_weight"):
+        for name in ("lr", "weight_decay", "pair_fraction", "dense_weight", "layout_weight", "layout_text_weight",
+                     "read_weight"):
+            if name == "layout_text_weight" and self.layout_text_weight is None:
+                continue  # None: the text side takes layout_weight
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise InputError(f"{name} must be a finite number ≥ 0, got {value}")
         if self.minutes is not None and (not math.isfinite(self.minutes) or self.minutes <= 0):
             raise InputError(f"minutes must be a finite number > 0, got {self.minutes}")
-        if self.layout_text_weight is not None and not (math.isfinite(self.layout_text_weight)
-                                                        and self.layout_text_weight >= 0):
-            raise InputError(f"layout_text_weight must be a finite number ≥ 0, got {self.layout_text_weight}")
         if self.tau is not None and (not math.isfinite(self.tau) or not 1 / MAX_SCALE <= self.tau <= 10):
             raise InputError(f"tau must lie in [{1 / MAX_SCALE}, 10], got {self.tau}")
         if self.pair_fraction > 1:
