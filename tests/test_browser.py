@@ -112,6 +112,19 @@ def _load_samples(pg, url: str) -> None:
     _wait_idle(pg)
 
 
+@contextlib.contextmanager
+def _samples_page(browser, url: str, width: int, height: int = 1200):
+    """A fresh page ``width`` px wide on ``url`` with the shapes samples loaded; closed afterwards."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        _load_samples(pg, url)
+        yield pg
+    finally:
+        context.close()
+
+
 def _open(pg, stem: str) -> None:
     pg.locator('[data-testid="stSidebarNav"]').get_by_text(NAV_TITLES[stem], exact=True).first.click()
     _wait_idle(pg)

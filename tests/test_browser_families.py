@@ -8,7 +8,7 @@ small offline SigLIP-style model as the server's default. Screenshots at 1024 an
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _load_samples, _open, _serve, browser, chromium_path  # noqa: F401 - fixtures
+from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _open, _samples_page, _serve, browser, chromium_path  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +23,7 @@ def siglip_url(browser):  # noqa: F811 - the fixture
 
 @pytest.mark.parametrize("width", [1024, 1400])
 def test_similarity_page_sigmoid_model_in_a_real_browser(browser, siglip_url, width):  # noqa: F811 - the fixture
-    context = browser.new_context(viewport={"width": width, "height": 1200})
-    try:
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        _load_samples(pg, siglip_url)
+    with _samples_page(browser, siglip_url, width) as pg:
         assert pg.get_by_text("SigLIP-style ViT", exact=False).count() >= 1  # sidebar facts line
         _open(pg, "similarity")
         chart = pg.locator(".js-plotly-plot").first
@@ -42,5 +38,3 @@ def test_similarity_page_sigmoid_model_in_a_real_browser(browser, siglip_url, wi
         shot = ARTIFACTS / f"similarity_sigmoid_{width}.png"
         pg.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
-    finally:
-        context.close()

@@ -6,7 +6,7 @@ apply. Screenshots at 1024 and 1400 px go to ``tests/artifacts/heatmaps_order_la
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _load_samples, _open, _serve, _wait_idle, browser, chromium_path  # noqa: F401 - fixtures
+from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _open, _samples_page, _serve, _wait_idle, browser, chromium_path  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
@@ -21,11 +21,7 @@ def layout_url(browser):  # noqa: F811 - the fixture
 
 @pytest.mark.parametrize("width", [1024, 1400])
 def test_heatmaps_page_on_the_average_pooled_layout_model(browser, layout_url, width):  # noqa: F811 - the fixture
-    context = browser.new_context(viewport={"width": width, "height": 1200})
-    try:
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        _load_samples(pg, layout_url)
+    with _samples_page(browser, layout_url, width) as pg:
         _open(pg, "heatmaps")
         pg.get_by_text("Per word (attention)", exact=True).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
         _wait_idle(pg)
@@ -35,8 +31,6 @@ def test_heatmaps_page_on_the_average_pooled_layout_model(browser, layout_url, w
         shot = ARTIFACTS / f"heatmaps_order_layout_{width}.png"
         pg.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
-    finally:
-        context.close()
 
 
 def test_every_page_runs_on_the_layout_model(browser, layout_url):  # noqa: F811 - the fixture
@@ -44,15 +38,9 @@ def test_every_page_runs_on_the_layout_model(browser, layout_url):  # noqa: F811
     exception (screenshots ``tests/artifacts/order_layout_<page>.png``)."""
     from test_browser import NAV_TITLES
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    try:
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        _load_samples(pg, layout_url)
+    with _samples_page(browser, layout_url, 1400, height=1100) as pg:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         for stem in NAV_TITLES:
             _open(pg, stem)
             assert not pg.locator('[data-testid="stException"]').count(), stem
             pg.screenshot(path=str(ARTIFACTS / f"order_layout_{stem}.png"))
-    finally:
-        context.close()
