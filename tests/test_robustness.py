@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmexplore.data.shapes import make_scene, render_scene
+from mmexplore.data.shapes import COLORS, SHAPES, make_scene, render_scene
 from mmexplore.errors import InputError
 from mmexplore.robustness import CORRUPTIONS, corrupt
 from mmexplore.robustness.poison import (
@@ -262,7 +262,6 @@ def test_web_text_share_is_exact_and_every_word_lies_inside_the_image():
 def test_web_words_agree_with_the_caption_and_the_negative_contradicts_them():
     import random
 
-    from mmexplore.data.shapes import COLORS, SHAPES
     from mmexplore.training.data import make_batch
 
     b = make_batch(random.Random(5), 48, 1, 128, with_scenes=True, pair_fraction=0.5)
@@ -328,11 +327,14 @@ def test_web_swap_draws_another_palette_value_while_caption_and_word_keep_the_tr
 
     b = make_batch(random.Random(7), 40, 1, 128, with_scenes=True, pair_fraction=0.0)
     t = TextInImage("web", share=1.0, seed=3, swap=1.0)
-    imgs, caps, _, _ = t((b.images, b.captions, b.negatives, b.scenes))
+    imgs, caps, negs, _ = t((b.images, b.captions, b.negatives, b.scenes))
     assert caps == b.captions and t.swapped > 30 and t.cued == 0
-    for before, after, cap, scene in zip(b.images, imgs, caps, b.scenes, strict=True):
+    for before, after, cap, neg, scene in zip(b.images, imgs, caps, negs, b.scenes, strict=True):
         if not any(f"{o.color} {o.shape}" in cap for o in scene.objects):
             continue
+        # The hard negative is the caption of what is now drawn: one word differs (maybe plural), a palette value.
+        changed = [(a, b) for a, b in zip(cap.split(), neg[0].split(), strict=True) if a != b]
+        assert len(changed) == 1 and changed[0][1].strip(",.").removesuffix("s") in (*COLORS, *SHAPES)
         # Away from the text, the picture changed: an object was drawn with another palette value.
         moved = np.abs(np.asarray(after, dtype=int) - np.asarray(before, dtype=int)).sum(axis=2) > 60
         assert (moved & ~_dark(after)).sum() > 20

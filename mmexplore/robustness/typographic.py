@@ -251,7 +251,8 @@ class TextInImage:
         another colour or shape *of the palette* (before any ``cue``), while the caption and the word
         keep the true one: images whose caption transcribes the writing rather than the picture, as
         web captions of signs, posters and packaging do. The picture then contradicts the caption
-        in a way the model cannot tell from a clean image, so only reading solves the batch.
+        in a way the model cannot tell from a clean image, so only reading solves the batch; the
+        image's hard negative is the caption of what is drawn (the word's claim against the picture's).
     lie : float
         ``web`` only: share of the (non-label) written images whose word *contradicts* the caption
         (chosen first, before ``swap`` and ``cue``): the picture is drawn as it is and the caption stays
@@ -334,6 +335,13 @@ class TextInImage:
             objects[i] = replace(obj, **{attribute: other})
             image = render_scene(replace(scene, objects=tuple(objects)), image.size[0])
             self.swapped += 1
+            # The hard negative is the caption of what is drawn, the exact contest of the attack (the
+            # word against the picture); a random other value would rarely be the pictured one.
+            pictured = caption.replace(f"{obj.color} {obj.shape}", f"{objects[i].color} {objects[i].shape}", 1)
+            size = self.rng.uniform(*self.sizes)
+            pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
+            word = getattr(obj, attribute)
+            return draw_word(image, word, size=size, position=pos).image, [pictured] * n_neg, word
         elif named and self.rng.random() < self.cue:
             tinted = attribute == "color" and self.rng.random() < self.tint
             image = hide_attribute(image, scene, i, attribute, tint=self.rng.uniform(0.25, 0.75) if tinted else None)
