@@ -28,14 +28,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmexplore.data.shapes import COLORS, SHAPES, SIZES
+from mmexplore.training.readouts import linear_readout, readout_logits
 
 # (attribute, value) pairs read out, in a fixed order.
 LAYOUT_VALUES: tuple[tuple[str, str], ...] = (
     *(("color", c) for c in COLORS), *(("shape", s) for s in SHAPES), *(("size", z) for z in SIZES),
 )
-# Unit-norm embeddings are scaled by this before the readout, so that a linear map with weights
-# of order one can reach confident presence logits.
-INPUT_SCALE = 8.0
 POSITION_WEIGHT = 10.0
 
 
@@ -94,7 +92,7 @@ def layout_loss(readout: Any, features: Any, presence: Any, centre: Any) -> Any:
     import torch.nn.functional as F
 
     n = len(LAYOUT_VALUES)
-    out = readout(features.float() * INPUT_SCALE)
+    out = readout_logits(readout, features)
     presence, centre = presence.to(out.device), centre.to(out.device)
     bce = F.binary_cross_entropy_with_logits(out[:, :n], presence)
     err = ((out[:, n:].view(-1, n, 2) - centre) ** 2).sum(-1)
@@ -104,9 +102,7 @@ def layout_loss(readout: Any, features: Any, presence: Any, centre: Any) -> Any:
 
 def make_readout(dim: int, device: str) -> Any:
     """The shared readout: ``torch.nn.Linear(dim, 3 · V)`` on ``device``."""
-    import torch
-
-    return torch.nn.Linear(dim, 3 * len(LAYOUT_VALUES)).to(device)
+    return linear_readout(dim, 3 * len(LAYOUT_VALUES), device)
 
 
 def layout_terms(readout: Any, img: Any, txt: Any, captions: Sequence[str], scenes: Sequence[Any]) -> tuple[Any, Any]:

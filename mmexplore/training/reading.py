@@ -20,11 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmexplore.data.shapes import COLORS, SHAPES
+from mmexplore.training.readouts import linear_readout, readout_logits
 
 READ_WORDS: tuple[str, ...] = (*COLORS, *SHAPES)
-# Unit-norm embeddings are scaled by this before the readout, so that a linear map with weights
-# of order one can reach confident logits (as in training/layout.py).
-INPUT_SCALE = 8.0
 
 
 def reading_targets(words: Sequence[Sequence[str]]) -> Any:
@@ -54,9 +52,7 @@ def reading_targets(words: Sequence[Sequence[str]]) -> Any:
 
 def make_readout(dim: int, device: str) -> Any:
     """The readout: ``torch.nn.Linear(dim, len(READ_WORDS))`` on ``device``."""
-    import torch
-
-    return torch.nn.Linear(dim, len(READ_WORDS)).to(device)
+    return linear_readout(dim, len(READ_WORDS), device)
 
 
 def reading_loss(readout: Any, features: Any, targets: Any) -> Any:
@@ -74,5 +70,5 @@ def reading_loss(readout: Any, features: Any, targets: Any) -> Any:
     """
     import torch.nn.functional as F
 
-    logits = readout(features.float() * INPUT_SCALE)
+    logits = readout_logits(readout, features)
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.device))
