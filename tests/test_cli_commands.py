@@ -108,6 +108,16 @@ def test_bad_option_exits_2_with_one_line(capsys, argv, needle):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_init_from_a_folder_of_another_arch_names_the_arch_it_was_trained_with(capsys, tmp_path):
+    from mmexplore.settings import get_settings
+
+    folder = get_settings().assets_dir / "bundled-web"  # trained with --arch mmexplore-shapes-o64-sincos-avg
+    code = main(["train", "--init", str(folder), "--out", str(tmp_path / "run"), "--steps", "1", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "do not fit architecture mmexplore-shapes-s" in err
+    assert "--arch mmexplore-shapes-o64-sincos-avg" in err and len(err.strip().splitlines()) == 1
+
+
 def test_an_unexpected_error_is_one_line_too(capsys, monkeypatch):
     import mmexplore.cli.core as core
 

@@ -348,6 +348,14 @@ def _flatten_optimizer(opt: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+def _trained_arch(folder: Path) -> str | None:
+    """The ``--arch`` a model folder was trained with (its metrics.json), None when it does not say."""
+    try:
+        return json.loads((folder / "metrics.json").read_text())["config"]["arch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _unflatten_optimizer(tensors: dict[str, Any], rest: dict[str, Any]) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {}
     for name, value in [*tensors.items(), *rest.get("scalars", {}).items()]:
@@ -557,10 +565,15 @@ class Trainer:
         from safetensors.torch import load_file
 
         state = load_file(str(folder / "open_clip_model.safetensors"), device=self.device)
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+        except RuntimeError:  # a tensor of another shape: strict=False does not cover that
+            missing, unexpected = [], ["(shapes differ)"]
         # A model trained without a logit bias can start a sigmoid run: only that may be missing.
         if unexpected or set(missing) - {"logit_bias"}:
-            raise InputError(f"weights in {folder.name} do not fit architecture {self.cfg.arch}")
+            trained = _trained_arch(folder)
+            hint = f"; it was trained with --arch {trained}" if trained and trained != self.cfg.arch else ""
+            raise InputError(f"weights in {folder} do not fit architecture {self.cfg.arch}{hint}")
 
     def _load_checkpoint(self) -> None:
         from safetensors.torch import load_file
