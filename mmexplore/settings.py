@@ -129,8 +129,9 @@ class Settings:
     data_roots: tuple[Path, ...] = ()
     allowed_models: tuple[str, ...] = (
         "bundled", "bundled-nodense", "bundled-noneg",
-        # The Robustness lab's fine-tunes (poisoned, cleaned, taught to read).
-        "bundled-poison-p0.03", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-cleanclip-p0.1", "bundled-reads",
+        # The Robustness lab's models (poisoned, cleaned; trained on web-like data, and with the defence).
+        "bundled-poison-p0.03", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-cleanclip-p0.1",
+        "bundled-web", "bundled-web-defence",
         # The order family (mmexplore.models.specs.ORDER_FAMILY; a test checks they are all here).
         "bundled-order-clip", "bundled-order-negclip", "bundled-order-layout",
     )

@@ -85,6 +85,7 @@ def typographic_table(results: dict[str, dict[str, Any]], clean_r1: dict[str, fl
             "colour words": round(r["by_attribute"]["color"], 3), "shape words": round(r["by_attribute"]["shape"], 3),
             "word map on the text, attacked": round(hm.get("energy_attacked", float("nan")), 3),
             "same box, clean": round(hm.get("energy_clean", float("nan")), 3),
+            "word map on the object, attacked": round(hm.get("energy_object_attacked", float("nan")), 3),
             "reads a label alone": round((r.get("label_reading") or {}).get("accuracy", float("nan")), 3),
             "clean R@1 i2t": round(v, 3) if (v := (clean_r1 or {}).get(spec)) is not None else float("nan"),
             "images": r["n_images"],
@@ -92,16 +93,24 @@ def typographic_table(results: dict[str, dict[str, Any]], clean_r1: dict[str, fl
     return pd.DataFrame(rows).set_index("model")
 
 
-WORKING_ATTACK = 0.3  # success at the largest text from which the page calls the attack working
+WORKING_ATTACK = 0.3  # success at the largest text from which the page calls an attack working ...
+WORKING_RATIO = 2.0  # ... when it is also at least this many times the rate without the word
+
+
+def attack_works(result: dict[str, Any]) -> bool:
+    """Whether the written word really wins on a model: at the largest text its success is at least
+    :data:`WORKING_ATTACK` and at least :data:`WORKING_RATIO` times the rate without the word (a model
+    that confuses the two captions anyway is not fooled by the writing)."""
+    big = result["by_size"][str(result["sizes"][-1])]
+    return big >= WORKING_ATTACK and big >= WORKING_RATIO * result["clean_success"]
 
 
 def typographic_summary(results: dict[str, dict[str, Any]], clean_r1: dict[str, float | None],
                         plain: str, reader: str, defence: str) -> str | None:
     """The typographic tab's reading of the shipped figures, with the numbers of ``results`` (markdown).
 
-    None when the plain or the reading model has no result. Whether the attack "works" is decided by
-    the reading model's success at the largest text (at least :data:`WORKING_ATTACK`); the defence
-    sentence appears only when ``defence`` has a result.
+    None when the plain or the reading model has no result. Whether the attack "works" on a model is
+    :func:`attack_works`; the defence sentence appears only when ``defence`` has a result.
     """
     if plain not in results or reader not in results:
         return None
@@ -121,24 +130,39 @@ def typographic_summary(results: dict[str, dict[str, Any]], clean_r1: dict[str, 
         f"**{plain}** never saw a letter: the written word wins {p['success']:.0%} of the time ({big(plain):.0%} at "
         f"the largest text; colour words {p['by_attribute']['color']:.0%}, shape words "
         f"{p['by_attribute']['shape']:.0%}) and it reads a label alone {p['label_reading']['accuracy']:.0%} of the "
-        f"time (chance {chance:.0%}). **{reader}**, taught to read, reads a label alone "
-        f"{r['label_reading']['accuracy']:.0%} of the time; the written word beats the true caption on "
-        f"{big(reader):.0%} of the images at the largest text ({size:.0%} of the side), {r['success']:.0%} over "
-        f"all sizes and positions (against {r['clean_success']:.0%} without the word)"
+        f"time (chance {chance:.0%}). **{reader}**, trained on web-like images whose captions follow the writing, "
+        f"reads a label alone {r['label_reading']['accuracy']:.0%} of the time; the written word beats the true "
+        f"caption on {big(reader):.0%} of the images at the largest text ({size:.0%} of the side), "
+        f"{r['success']:.0%} over all sizes and positions (against {r['clean_success']:.0%} without the word)"
     )
-    if big(reader) >= WORKING_ATTACK:
-        text += ": **the attack works**."
-    else:
-        text += (": **the attack does not work on it**; the drawn object outweighs the word "
-                 f"(clean image→text R@1 {r1(reader)}).")
+    works = attack_works(r)
+    text += (": **the attack works**." if works else
+             f": **the attack does not work on it** (clean image→text R@1 {r1(reader)}).")
     if defence in results:
         d = results[defence]
-        text += (f" **{defence}**, the same model fine-tuned with random words written into its images, is fooled "
-                 f"{big(defence):.0%} of the time at that size ({d['success']:.0%} overall), with clean image→text "
-                 f"R@1 {r1(defence)} against {r1(reader)} before the defence.")
-    else:
-        text += " No defence model is shipped: with no working attack, there is nothing for it to remove."
+        text += (f" **{defence}**, the same recipe and budget with the text-in-image defence (a written word that "
+                 f"contradicts the picture is captioned by the picture), is fooled {big(defence):.0%} of the time at "
+                 f"that size ({d['success']:.0%} overall, {d['clean_success']:.0%} without the word; it reads a label "
+                 f"alone {d['label_reading']['accuracy']:.0%} of the time), with clean image→text R@1 {r1(defence)} "
+                 f"against {r1(reader)}.")
+    elif works:
+        text += " No defence model is shipped."
+    maps = {m: results[m]["heatmap"] for m in (plain, reader, defence)
+            if m in results and "energy_attacked" in (results[m].get("heatmap") or {})}
+    if reader in maps and len(maps) > 1:
+        box = maps[reader]["box_area"]
+        text += (" The written word's heatmap on the attacked image: share inside the text box "
+                 + ", ".join(f"{m} {h['energy_attacked']:.0%}" for m, h in maps.items())
+                 + f" (the box is {box:.0%} of the image)")
+        on_object = {m: h["energy_object_attacked"] for m, h in maps.items() if "energy_object_attacked" in h}
+        if on_object:
+            text += ("; on the drawn object " + ", ".join(f"{m} {v:.0%}" for m, v in on_object.items())
+                     + f" ({maps[reader]['object_box_area']:.0%} of the image)")
+        text += "."
     return text
+
+
+CORNER_ARROWS = {"top-left": "↖", "top-right": "↗", "bottom-left": "↙", "bottom-right": "↘"}
 
 
 def grid_figure(result: dict[str, Any], title: str):
@@ -146,12 +170,17 @@ def grid_figure(result: dict[str, Any], title: str):
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Heatmap(
-        z=result["grid"], x=result["positions"], y=[f"{s:.0%} of the side" for s in result["sizes"]],
+        z=result["grid"], x=[CORNER_ARROWS.get(p, p) for p in result["positions"]],
+        y=[f"{s:.0%}" for s in result["sizes"]], customdata=[list(result["positions"])] * len(result["sizes"]),
         zmin=0, zmax=1, colorscale="Reds", text=[[f"{v:.2f}" for v in row] for row in result["grid"]],
-        texttemplate="%{text}", hovertemplate="%{y}, %{x}: %{z:.3f}<extra></extra>", colorbar={"title": "success"},
+        texttemplate="%{text}", hovertemplate="text %{y} of the side, %{customdata}: %{z:.3f}<extra></extra>",
+        colorbar={"thickness": 10, "len": 0.9},
     ))
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=260, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      xaxis={"title": "position"}, yaxis={"title": "text height"})
+    # Three of these share a row at 1024 px: short tick labels (arrows for the corners), titles say the rest.
+    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=280,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      xaxis={"title": "corner", "type": "category", "tickangle": 0},
+                      yaxis={"title": "text height", "type": "category"})
     return fig
 
 

@@ -22,7 +22,7 @@ from test_browser import (  # noqa: F401 - fixtures are used by name
 )
 
 from mmexplore.robustness import CORRUPTIONS
-from mmexplore.robustness.evaluate import TYPOGRAPHIC_READER
+from mmexplore.robustness.evaluate import TYPOGRAPHIC_DEFENCE, TYPOGRAPHIC_MODELS, TYPOGRAPHIC_READER
 
 pytestmark = pytest.mark.browser
 
@@ -52,22 +52,31 @@ def test_robustness_page_in_a_real_browser(page, width):  # noqa: F811
     _tab(pg, "Typographic attack")
     panel = pg.locator('[data-testid="stTabs"] [role="tabpanel"]:visible').first
     panel.get_by_text("on attacked:", exact=False).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
-    panel.get_by_text(f"({TYPOGRAPHIC_READER})", exact=False).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
-    # Clean image and its word map, then attacked image, word map and verdict for the sidebar's model
-    # and the reading model, side by side.
-    assert panel.locator("img").count() >= 6
-    verdict = re.compile(rf"^(Not fooled|Fooled).*\({re.escape(TYPOGRAPHIC_READER)}\)")
-    assert panel.get_by_text(verdict).count() == 1
+    panel.get_by_text(f"({TYPOGRAPHIC_DEFENCE})", exact=False).first.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
+    # Clean image and its word map, then for the sidebar's model, the web-trained model and its defended
+    # twin: attacked image, word map and verdict. On the first scene (25 % text, top-left) the web-trained
+    # model is fooled and the other two are not.
+    assert panel.locator("img").count() >= 8
+    for spec, verdict in (("bundled", "Not fooled"), (TYPOGRAPHIC_READER, "Fooled"), (TYPOGRAPHIC_DEFENCE, "Not fooled")):
+        assert panel.get_by_text(re.compile(rf"^{verdict}.*\({re.escape(spec)}\)")).count() == 1, spec
     assert panel.get_by_text("at the largest text", exact=False).count() >= 1
     assert panel.get_by_text("attack success", exact=False).count() >= 1
-    # The side-by-side images fit the page at this width.
+    # The side-by-side images fit the page at this width, and each row lines up across the columns
+    # (a header above each image wrapped to different heights at 1024 px).
     rights = panel.locator("img").evaluate_all("els => els.map(e => e.getBoundingClientRect().right)")
     assert max(rights) <= width
+    tops = pg.evaluate("""() => [...document.querySelectorAll('[data-testid="stImageCaption"]')].map(e => {
+        const i = (e.closest('[data-testid="stImage"]') || e.parentElement).querySelector('img');
+        return [e.textContent, i ? Math.round(i.getBoundingClientRect().top) : null]; })""")
+    attacked = {c.split(" · ")[0]: t for c, t in tops if c.split(" · ")[0] in TYPOGRAPHIC_MODELS and "claimed" in c}
+    maps = [t for c, t in tops if "on attacked:" in c]
+    assert set(attacked) == set(TYPOGRAPHIC_MODELS) and len(set(attacked.values())) == 1, attacked
+    assert len(maps) == len(TYPOGRAPHIC_MODELS) and len(set(maps)) == 1, maps
     pg.screenshot(path=str(ARTIFACTS / f"robustness-typographic-{width}.png"), full_page=True)
-    # The explanation for a class opens and says what the experiments showed: reading alone does not
-    # make the attack work, and which defences exist.
+    # The explanation for a class opens and says what the experiments showed: the attack works on the
+    # model whose captions followed the writing, and the defence (--text-lie) is the same data captioned by the picture.
     panel.get_by_text("What am I looking at? (typographic attacks)").click()
-    lesson = panel.get_by_text("Reading is not enough", exact=False)
+    lesson = panel.get_by_text("The attack needs a model that reads", exact=False)
     lesson.wait_for(timeout=PAGE_RUN_TIMEOUT_MS)
     lesson.scroll_into_view_if_needed()
     assert panel.get_by_text("--text-lie", exact=False).count() >= 1

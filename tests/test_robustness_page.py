@@ -8,11 +8,14 @@ from apptest_utils import figure_spec, image_captions, open_page, plotly_charts
 from mmexplore.robustness import CORRUPTIONS
 from mmexplore.robustness.evaluate import (
     PARAMS_DEFAULT,
+    TYPOGRAPHIC_DEFENCE,
+    TYPOGRAPHIC_MODELS,
     TYPOGRAPHIC_READER,
     backdoor_models,
     cached_result,
     shipped_models,
 )
+from mmexplore_app.robustness_view import attack_works
 
 PAGE = "mmexplore_app/pages/robustness.py"
 
@@ -69,20 +72,27 @@ def test_typographic_part_shows_attacked_image_heatmaps_and_table(page):
 
 
 def test_typographic_example_side_by_side_and_the_reading_quotes_the_stored_figures(page):
-    # The plain model (the sidebar's) and the reading model side by side, each with its attacked image,
-    # the word's heatmap and a verdict.
-    attacked = [c for c in image_captions(page) if c.startswith("attacked · true")]
-    assert len(attacked) == 2
+    # The plain model (the sidebar's), the web-trained model and its defended twin side by side, each
+    # with its attacked image, the word's heatmap and a verdict.
+    shown = [m for m in TYPOGRAPHIC_MODELS if m in shipped_models()]
+    assert shown == list(TYPOGRAPHIC_MODELS), "the typographic models must be shipped in mmexplore/assets/"
+    attacked = [c for c in image_captions(page) if c.split(" · ")[0] in TYPOGRAPHIC_MODELS and "claimed" in c]
+    assert len(attacked) == len(shown)
     verdicts = [e.value for e in [*page.warning, *page.success] if e.value.startswith(("Fooled", "Not fooled"))]
-    assert len(verdicts) == 2 and any(TYPOGRAPHIC_READER in v for v in verdicts)
+    assert len(verdicts) == len(shown) and all(any(f"({m})" in v for v in verdicts) for m in shown)
     reads = cached_result(TYPOGRAPHIC_READER, "typographic", PARAMS_DEFAULT)
+    defended = cached_result(TYPOGRAPHIC_DEFENCE, "typographic", PARAMS_DEFAULT)
     largest = reads["by_size"][str(PARAMS_DEFAULT.sizes[-1])]
     text = " ".join(m.value for m in page.markdown)
     assert f"on {largest:.0%} of the images at the largest text" in text
-    assert ("the attack works" in text) == (largest >= 0.3)
+    assert ("the attack works" in text) == attack_works(reads)
+    assert f"{defended['success']:.0%} overall" in text
+    assert f"text box bundled {cached_result('bundled', 'typographic', PARAMS_DEFAULT)['heatmap']['energy_attacked']:.0%}" \
+        in text and f"{TYPOGRAPHIC_READER} {reads['heatmap']['energy_object_attacked']:.0%}" in text
     table = _table_with(page, "attack success")
-    assert table.loc[TYPOGRAPHIC_READER, "attack success"] == round(reads["success"], 3)
-    assert table.loc[TYPOGRAPHIC_READER, "at the largest text"] == round(largest, 3)
+    for spec, r in ((TYPOGRAPHIC_READER, reads), (TYPOGRAPHIC_DEFENCE, defended)):
+        assert table.loc[spec, "attack success"] == round(r["success"], 3)
+        assert table.loc[spec, "at the largest text"] == round(r["by_size"][str(PARAMS_DEFAULT.sizes[-1])], 3)
 
 
 def test_backdoor_part_lists_every_shipped_poison_share(page):

@@ -118,6 +118,14 @@ def test_model_picker_offers_only_the_allow_list(roots):
     assert options == list(Settings.allowed_models)  # the shipped models, nothing typed
 
 
+def test_the_default_allow_list_is_every_shipped_model():
+    # A model shipped in mmexplore/assets/ but missing here would be unreachable on a shared server
+    # (and a listed one that is not shipped would fail to load).
+    from mmexplore.robustness.evaluate import shipped_models
+
+    assert set(Settings.allowed_models) == set(shipped_models())
+
+
 def test_shared_mode_without_roots_offers_no_server_source(monkeypatch):
     monkeypatch.setenv("MMEXPLORE_MODE", "shared")
     monkeypatch.delenv("MMEXPLORE_DATA_ROOTS", raising=False)

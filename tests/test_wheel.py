@@ -84,6 +84,7 @@ def test_installed_wheel_runs_the_bundled_model(installed, tmp_path):
              "'calibration': calibration_path('bundled').is_file()}))")
     shipped = json.loads(subprocess.run([str(py), "-c", check], cwd=tmp_path, capture_output=True, text=True, check=True,
                                         env={"HF_HUB_OFFLINE": "1"}).stdout)
-    assert {"bundled", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-reads"} <= set(shipped["models"])
+    assert {"bundled", "bundled-poison-p0.1", "bundled-cleanclip-p0.03", "bundled-web", "bundled-web-defence"} \
+        <= set(shipped["models"])
     assert shipped["results"] >= 24 and shipped["asr"] > 0.5 and shipped["calibration"]
     assert "clip" in shipped["replays"]

@@ -107,7 +107,10 @@ def _text(out: dict[str, Any]) -> str:
                 lines.append(f"  heatmap of the written word (attention, size {hm['size']}): share on the text "
                              f"{hm['energy_attacked']:.3f} attacked vs {hm['energy_clean']:.3f} clean (box area "
                              f"{hm['box_area']:.3f}); peak on the text {hm['peak_on_text_attacked']:.3f} vs "
-                             f"{hm['peak_on_text_clean']:.3f}")
+                             f"{hm['peak_on_text_clean']:.3f}"
+                             + (f"; share on the drawn object {hm['energy_object_attacked']:.3f} attacked vs "
+                                f"{hm['energy_object_clean']:.3f} clean (box area {hm['object_box_area']:.3f})"
+                                if "energy_object_attacked" in hm else ""))
         bd = res.get("backdoor")
         if bd:
             lines.append(f"backdoor: attack success rate {bd['asr']:.3f} (without trigger {bd['asr_clean']:.3f}; "

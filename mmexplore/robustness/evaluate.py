@@ -213,7 +213,8 @@ def evaluate_typographic(encoder: Any, params: RobustnessParams = RobustnessPara
         "grid": [[rate per position] per size], "heatmap": {...}}``; ``heatmap`` (size
         :data:`HEATMAP_SIZE`, first position): mean share of the written word's attention map inside
         the text box and how often its peak lies there, on the attacked image and on the clean image
-        (same box); ``label_reading`` (:func:`label_reading`): can the model read a label at all.
+        (same box), and its share on the drawn object (``energy_object_*``: the object's square grown
+        by 8 px); ``label_reading`` (:func:`label_reading`): can the model read a label at all.
     """
     cases = attack_cases(params.n_attack)
     from mmexplore.data.shapes import render_scene
@@ -302,14 +303,29 @@ def _typographic_heatmaps(encoder: Any, cases: Sequence[Any], clean_images: Sequ
     written = [draw_word(im, c.word, size=HEATMAP_SIZE, position=position) for im, c in zip(clean_images, cases, strict=True)]
     texts = [c.attacked_caption for c in cases]
     phrases = [[c.word] for c in cases]
+    objects = [_object_box(c.scene.objects[0]) for c in cases]
     res = {}
     for key, images in (("attacked", [w.image for w in written]), ("clean", clean_images)):
         maps = compute_heatmaps(encoder, images, texts, phrases=phrases, method="attention")
         stats = [_box_energy(r, c.word, w.box) for r, c, w in zip(maps, cases, written, strict=True)]
         res[f"energy_{key}"] = float(np.mean([e for e, _ in stats]))
         res[f"peak_on_text_{key}"] = float(np.mean([p for _, p in stats]))
+        # Where the word's map goes when it is not on the text: onto the drawn object (the word read as
+        # a property of the object) or nowhere in particular.
+        res[f"energy_object_{key}"] = float(np.mean([_box_energy(r, c.word, b)[0]
+                                                     for r, c, b in zip(maps, cases, objects, strict=True)]))
     box_area = float(np.mean([(w.box[2] - w.box[0]) * (w.box[3] - w.box[1]) / (128 * 128) for w in written]))
-    return {**res, "box_area": box_area, "size": HEATMAP_SIZE, "position": position, "method": "attention"}
+    object_area = float(np.mean([(b[2] - b[0]) * (b[3] - b[1]) / (128 * 128) for b in objects]))
+    return {**res, "box_area": box_area, "object_box_area": object_area, "size": HEATMAP_SIZE, "position": position,
+            "method": "attention"}
+
+
+def _object_box(obj: Any, size: int = 128, margin: int = 8) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) px of an object's circumscribed square grown by ``margin`` (half a patch
+    of the 64 px models at 128 px), clipped to the image."""
+    r = obj.radius * size + margin
+    cx, cy = obj.cx * size, obj.cy * size
+    return (max(0, int(cx - r)), max(0, int(cy - r)), min(size, int(np.ceil(cx + r))), min(size, int(np.ceil(cy + r))))
 
 
 # ---------------------------------------------------------------------------- backdoor
@@ -355,11 +371,11 @@ def shipped_models() -> list[str]:
 
 
 # ---------------------------------------------------------------------------- the shipped lab models
-# Models of the typographic part (mmexplore/assets/<spec>): the model taught to read (it stands in for
-# web-trained CLIP) and, when one is shipped, that model after the text-in-image defence. No defence
-# model is shipped while the attack fails on the reading model (README, Robustness lab).
-TYPOGRAPHIC_READER = "bundled-reads"
-TYPOGRAPHIC_DEFENCE = "bundled-typo-defence"
+# Models of the typographic part (mmexplore/assets/<spec>): a small model trained from scratch on web-like
+# images whose captions follow the writing (it stands in for web-trained CLIP, which reads), and the same
+# recipe and budget with the text-in-image defence (README, Robustness lab, for the commands).
+TYPOGRAPHIC_READER = "bundled-web"
+TYPOGRAPHIC_DEFENCE = "bundled-web-defence"
 # The page's first attack scene.
 TYPOGRAPHIC_EXAMPLE = 0
 # In the page's order: plain, reading, defended.

@@ -55,19 +55,23 @@ attack *succeeds* when the caption the word claims ("a small red circle") scores
 caption ("a small blue circle").
 
 The attack needs a model that reads. **bundled** was trained on shapes only and never saw a
-letter: a written word has nothing to act on, so it cannot be fooled by writing (its few "wins" are
-shape words whose dark letters clutter the picture; a colour word almost never wins).
-**bundled-reads** stands in for web-trained CLIP: it was fine-tuned with words its captions confirm,
-including pictures of labels alone. It reads a label above chance, and the written word's heatmap
-lands on the letters, but on this small 64-pixel model, within a CPU budget, the drawn object still
-outweighs the word. Reading is not enough: small models trained from scratch on web-like data read
-a label alone 75 % of the time and are still not fooled, because a drawn colour, which one patch
-shows perfectly and every clean image rewards, outweighs a written one. The README's Robustness
-section lists what was tried (web-like data where the word is sometimes the only cue, or more
-reliable than the picture; a reading term) and why none of it made the attack work. The
-text-in-image defence (words that predict nothing, or that contradict the caption, written into the
-training images) is implemented (`mmexplore train --text-in-image random`, or `web --text-lie`),
-but with no working attack there is nothing for it to remove, so no defence model is shipped.
+letter: a written word has nothing to act on (its few "wins" are shape words whose dark letters
+clutter the picture; a colour word almost never wins). **bundled-web** stands in for web-trained
+CLIP: a small model trained from scratch on web-like images, most of which carry a word its caption
+confirms; some are pictures of a label alone, some hide the written colour or shape in the pixels,
+and in some the drawn object contradicts the word while the caption *follows the writing*, as web
+captions of signs, posters and packaging do. It learns to read, and to trust the word over the
+picture, so a contradicting word written at test time fools it. **bundled-web-defence** is the
+text-in-image defence at the same recipe and budget: the same images, but a written word that
+contradicts the picture is now captioned by the picture (and the caption the word claims is the
+hard negative). It still reads (the word is still the only cue where the picture hides the
+attribute), but it has learned that a clearly drawn object outweighs writing. Look at the written word's
+map too, and compare it with the verdicts: **bundled** moves the word's map onto the letters and is
+not fooled, while both web-trained models keep it on the drawn object, fooled or not. Where a word's
+map lies says what the patches look like to that word, not what the model concludes. Both web-trained models
+come from `mmexplore train --text-in-image web` with the same options but one: `--text-swap 0.7`
+(the caption follows the writing) for bundled-web, `--text-lie 0.7` (the caption follows the
+picture) for the defence; the README's Robustness section gives the full commands.
 """
 
 BACKDOOR_EXPLANATION = f"""
@@ -179,28 +183,38 @@ def _corruptions(encoder) -> None:
     widgets.explain("What am I looking at? (corruption curves)", CORRUPTION_EXPLANATION)
 
 
-def _typographic_column(col, spec: str, role: str, encoder, case, size: float, position: str) -> None:
-    """One model's view of the attack: the attacked image with both scores, the word's heatmap, the verdict."""
+def _typographic_columns(specs: list[str], roles: dict[str, str], encoder, case, size: float, position: str) -> None:
+    """Each model's view of the attack side by side: attacked image with both scores, the word's heatmap,
+    the verdict and the model's role, one row each so that the columns line up at any width."""
     from mmexplore.heatmaps import overlay
 
-    try:
-        enc = encoder if spec == encoder.info.name else widgets.lab_encoder(spec)
-        ex = session_cached("robustness", cache_key(enc.model_id, "typographic", case.scene.seed, size, position),
-                            lambda: typographic_example(enc, case, size, position), max_entries=8)
-    except MMExploreError as exc:
-        col.caption(f"{spec}: {widgets.error_message(exc)}")
-        return
-    att = ex["scores"]["attacked"]
-    col.markdown(f"**{spec}** · {role}")
-    col.image(ex["attacked"], caption=f"attacked · true {att['true']:.3f} / claimed {att['claimed']:.3f}", width="stretch")
-    if ex["maps"] is not None:
-        col.image(overlay(ex["attacked"], ex["maps"][1], case.word),
-                  caption=f"“{case.word}” on attacked: {ex['energy']['attacked']:.0%} on the text", width="stretch")
-    # A result, not a fault: st.error is kept for things that went wrong.
-    if ex["success"]:
-        col.warning(f"Fooled: “{case.word}” wins ({spec}).")
-    else:
-        col.success(f"Not fooled: the true caption wins ({spec}).")
+    views = {}
+    for spec in specs:
+        try:
+            enc = encoder if spec == encoder.info.name else widgets.lab_encoder(spec)
+            views[spec] = session_cached("robustness", cache_key(enc.model_id, "typographic", case.scene.seed, size, position),
+                                         lambda enc=enc: typographic_example(enc, case, size, position), max_entries=8)
+        except MMExploreError as exc:
+            views[spec] = exc
+    for col, (spec, ex) in zip(st.columns(len(views)), views.items(), strict=True):
+        if isinstance(ex, MMExploreError):
+            col.caption(f"{spec}: {widgets.error_message(ex)}")
+            continue
+        att = ex["scores"]["attacked"]
+        col.image(ex["attacked"], caption=f"{spec} · true {att['true']:.3f} / claimed {att['claimed']:.3f}", width="stretch")
+    for col, ex in zip(st.columns(len(views)), views.values(), strict=True):
+        if not isinstance(ex, MMExploreError) and ex["maps"] is not None:
+            col.image(overlay(ex["attacked"], ex["maps"][1], case.word),
+                      caption=f"“{case.word}” on attacked: {ex['energy']['attacked']:.0%} on the text", width="stretch")
+    for col, (spec, ex) in zip(st.columns(len(views)), views.items(), strict=True):
+        if isinstance(ex, MMExploreError):
+            continue
+        # A result, not a fault: st.error is kept for things that went wrong.
+        if ex["success"]:
+            col.warning(f"Fooled: “{case.word}” wins ({spec}).")
+        else:
+            col.success(f"Not fooled: the true caption wins ({spec}).")
+        col.caption(f"**{spec}**: {roles.get(spec, 'the model picked in the sidebar')}")
 
 
 def _typographic(encoder) -> None:
@@ -227,17 +241,17 @@ def _typographic(encoder) -> None:
         if ex["maps"] is not None:
             st.image(overlay(ex["clean"], ex["maps"][0], case.word),
                      caption=f"“{case.word}” on clean: {ex['energy']['clean']:.0%} in the box", width="stretch")
-    roles = {"bundled": "never saw a letter", TYPOGRAPHIC_READER: "taught to read",
-             TYPOGRAPHIC_DEFENCE: "after the text-in-image defence"}
+    roles = {"bundled": "never saw a letter", TYPOGRAPHIC_READER: "web-like data: captions follow the writing",
+             TYPOGRAPHIC_DEFENCE: "the same data with the text-in-image defence"}
     compare = [m for m in dict.fromkeys([encoder.info.name, *TYPOGRAPHIC_MODELS])
                if m == encoder.info.name or m in shipped]
+    if encoder.info.name in roles:
+        roles[encoder.info.name] += " (the sidebar's model)"
     with right:
         st.markdown(f"Written: **“{case.word}”** · true caption “{case.true_caption}” · claimed “{case.attacked_caption}”")
-        for col, spec in zip(st.columns(len(compare)), compare, strict=True):
-            role = roles.get(spec, "the model picked in the sidebar")
-            if spec == encoder.info.name and spec in roles:
-                role += " (the sidebar's model)"
-            _typographic_column(col, spec, role, encoder, case, size, position)
+        st.caption("Each model on the attacked image: the cosines with the true and the claimed caption, the written "
+                   "word's heatmap and the verdict.")
+        _typographic_columns(compare, roles, encoder, case, size, position)
 
     models = [m for m in dict.fromkeys([*TYPOGRAPHIC_MODELS, encoder.info.name]) if m in shipped or m == encoder.info.name]
     results = {m: r for m in models if (r := _result(m, "typographic", encoder)) is not None}
@@ -250,6 +264,7 @@ def _typographic(encoder) -> None:
                     f"({PARAMS.n_attack} one-object held-out scenes × {len(PARAMS.sizes)} sizes × "
                     f"{len(PARAMS.positions)} positions):")
         st.dataframe(view.typographic_table(results, clean_r1), key="rb_typo_table")
+        st.markdown("Attack success by text height (rows) and corner (columns):")
         grids = [m for m in ("bundled", TYPOGRAPHIC_READER, TYPOGRAPHIC_DEFENCE) if m in results] or list(results)[:3]
         for col, m in zip(st.columns(len(grids)), grids, strict=True):
             col.plotly_chart(view.grid_figure(results[m], m), key=f"rb_grid_{m}", config={"displaylogo": False})
