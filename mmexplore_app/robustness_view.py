@@ -9,7 +9,9 @@ import pandas as pd
 from mmexplore.robustness.evaluate import METRICS
 
 # One colour per model on every chart of the page (Plotly's default sequence, fixed order).
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+# Tableau's 10, then six more that stay apart from them (every shipped model gets its own colour).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+           "#000000", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#8c6d31")
 
 
 def model_colors(specs: list[str]) -> dict[str, str]:
@@ -54,9 +56,12 @@ def legend_figure(colors: dict[str, str]):
     import plotly.graph_objects as go
 
     fig = go.Figure([go.Scatter(x=[None], y=[None], mode="lines+markers", name=s, line={"color": c}) for s, c in colors.items()])
-    rows = -(-len(colors) // 4)  # a horizontal legend wraps at about four names per line
+    # A horizontal legend wraps at three names per line at 1024 px (four at 1400): room for three, so
+    # that no name hides behind the legend's scroll bar.
+    rows = -(-len(colors) // 3)
     fig.update_layout(height=40 + 26 * rows, margin={"l": 0, "r": 0, "t": 0, "b": 0}, xaxis={"visible": False},
-                      yaxis={"visible": False}, legend={"orientation": "h", "y": 0.5}, plot_bgcolor="rgba(0,0,0,0)")
+                      yaxis={"visible": False}, plot_bgcolor="rgba(0,0,0,0)",
+                      legend={"orientation": "h", "y": 1, "yanchor": "top", "maxheight": 1})
     return fig
 
 

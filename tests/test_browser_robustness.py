@@ -22,7 +22,14 @@ from test_browser import (  # noqa: F401 - fixtures are used by name
 )
 
 from mmexplore.robustness import CORRUPTIONS
-from mmexplore.robustness.evaluate import TYPOGRAPHIC_DEFENCE, TYPOGRAPHIC_MODELS, TYPOGRAPHIC_READER
+from mmexplore.robustness.evaluate import (
+    PARAMS_DEFAULT,
+    TYPOGRAPHIC_DEFENCE,
+    TYPOGRAPHIC_MODELS,
+    TYPOGRAPHIC_READER,
+    cached_result,
+    shipped_models,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -45,6 +52,14 @@ def test_robustness_page_in_a_real_browser(page, width):  # noqa: F811
     titles = panel.locator(".js-plotly-plot .gtitle").evaluate_all("els => els.map(e => e.textContent)")
     assert len([t for t in titles if "strength 1" in t]) == len(CORRUPTIONS), titles
     assert not pg.locator('[data-testid="stException"]').count()
+    # The model legend shows every measured model, none hidden behind the legend's scroll bar.
+    legend = panel.locator(".js-plotly-plot").first
+    box = legend.bounding_box()
+    entries = legend.locator(".legend .traces").evaluate_all(
+        "els => els.map(e => { const r = e.getBoundingClientRect(); return [e.textContent, r.top, r.bottom]; })")
+    measured = [m for m in shipped_models() if cached_result(m, "corruptions", PARAMS_DEFAULT) is not None]
+    assert sorted(t for t, _, _ in entries) == sorted(measured)
+    assert all(box["y"] <= top and bottom <= box["y"] + box["height"] + 1 for _, top, bottom in entries), entries
     # Nothing spills sideways at this width: every chart fits inside the page.
     widths = pg.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(e => e.getBoundingClientRect().right)")
     assert max(widths) <= width

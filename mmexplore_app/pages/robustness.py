@@ -159,7 +159,7 @@ def _corruptions(encoder) -> None:
     results = {m: r for m in models if (r := _result(m, "corruptions", encoder)) is not None}
     missing = [m for m in models if m not in results]
     metric = st.radio("Measure", list(METRICS), format_func=METRICS.get, horizontal=True, key="rb_metric")
-    colors = view.model_colors(models)
+    colors = view.model_colors(list(results))  # measured models only: no colour spent on a missing line
     if not results:
         st.info("No corruption curves measured yet.")
     else:
