@@ -5,7 +5,8 @@ Three kinds of reuse, one rule each:
 * ``st.cache_resource`` — process-wide objects shared by every session and never copied: loaded
   models (:func:`mmexplore_app.widgets.load_encoder`).
 * ``st.cache_data`` — pure functions of small hashable inputs, shared by every session and copied on
-  each hit: the sample sets (:mod:`mmexplore_app.sidebar`).
+  each hit: the sample sets (:mod:`mmexplore_app.sidebar`), the shipped order family's figures
+  (:mod:`mmexplore_app.order_family_view`), the Train page's probe thumbnails and snapshot matrices.
 * :func:`session_cached` (this module) — results computed from a session's own data (its images,
   uploads, the model it picked): embeddings, heatmaps, relation labels, search indexes, projections,
   probe scores. They live in the session (another user's uploads never show up), are not copied
