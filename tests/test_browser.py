@@ -61,6 +61,20 @@ def _serve(log_name: str = "streamlit-server.log", model: str | None = None):
         pytest.fail(str(exc))  # the server did not start: a failure of the test, with the log's path
 
 
+def served_model(model: str, log_name: str):
+    """A module-scoped fixture that serves the app with ``model`` as its default and yields the URL.
+
+    Used as ``siglip_url = served_model(SIGLIP, "streamlit-siglip.log")`` in a test module.
+    """
+
+    @pytest.fixture(scope="module")
+    def url(browser):
+        with _serve(log_name, model=model) as u:
+            yield u
+
+    return url
+
+
 @pytest.fixture(scope="module")
 def app_url(chromium_path):
     """One server shared by the module's tests."""

@@ -8,17 +8,14 @@ small offline SigLIP-style model as the server's default. Screenshots at 1024 an
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _open, _samples_page, _serve, browser, chromium_path  # noqa: F401 - fixtures
+from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _open, _samples_page, browser, chromium_path, served_model  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
 SIGLIP = "mmexplore-shapes-siglip-xs:random"
 
 
-@pytest.fixture(scope="module")
-def siglip_url(browser):  # noqa: F811 - the fixture
-    with _serve("streamlit-siglip.log", model=SIGLIP) as url:
-        yield url
+siglip_url = served_model(SIGLIP, "streamlit-siglip.log")
 
 
 @pytest.mark.parametrize("width", [1024, 1400])

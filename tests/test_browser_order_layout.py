@@ -6,17 +6,14 @@ apply. Screenshots at 1024 and 1400 px go to ``tests/artifacts/heatmaps_order_la
 from __future__ import annotations
 
 import pytest
-from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _open, _samples_page, _serve, _wait_idle, browser, chromium_path  # noqa: F401 - fixtures
+from test_browser import ARTIFACTS, PAGE_RUN_TIMEOUT_MS, _open, _samples_page, _wait_idle, browser, chromium_path, served_model  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
 LAYOUT = "bundled-order-layout"
 
 
-@pytest.fixture(scope="module")
-def layout_url(browser):  # noqa: F811 - the fixture
-    with _serve("streamlit-order-layout.log", model=LAYOUT) as url:
-        yield url
+layout_url = served_model(LAYOUT, "streamlit-order-layout.log")
 
 
 @pytest.mark.parametrize("width", [1024, 1400])

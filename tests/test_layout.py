@@ -2,15 +2,17 @@
 
 import json
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from trainrun import small_run_config
 
 from mmexplore.data.shapes import Scene, ShapeObject
 from mmexplore.models import load_model
 from mmexplore.training.layout import LAYOUT_VALUES, layout_loss, layout_targets, layout_terms, make_readout, named_objects
-from mmexplore.training.trainer import TrainConfig, Trainer, read_events
+from mmexplore.training.trainer import Trainer, read_events
 
 RED_LEFT = ShapeObject("circle", "red", "small", cx=0.2, cy=0.5, radius=0.08)
 BLUE_RIGHT = ShapeObject("square", "blue", "large", cx=0.8, cy=0.4, radius=0.16)
@@ -73,10 +75,7 @@ def test_layout_terms_reach_both_towers_through_one_readout():
     assert img.grad.abs().sum() > 0 and txt.grad.abs().sum() > 0 and readout.weight.grad.abs().sum() > 0
 
 
-def _cfg(out, **kw):
-    base = dict(out=str(out), arch="mmexplore-shapes-xs", steps=12, batch_size=16, lr=2e-3, warmup_steps=2,
-                negatives=1, seed=5, eval_every=6, eval_scenes=8, probe_scenes=8, render_size=32, layout_weight=1.0)
-    return TrainConfig(**{**base, **kw})
+_cfg = partial(small_run_config, steps=12, batch_size=16, eval_every=6, render_size=32, layout_weight=1.0)
 
 
 def test_a_run_with_the_layout_term_reports_it_saves_a_plain_model_and_resumes(tmp_path):

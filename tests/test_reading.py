@@ -3,18 +3,20 @@ mode's contradicting words (``lie``, the defence) and the trainer run with the t
 
 import json
 import random
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFilter
+from trainrun import small_run_config
 
 from mmexplore.data.shapes import COLORS, SHAPES, make_scene, object_masks
 from mmexplore.models import load_model
 from mmexplore.robustness.typographic import TextInImage, _dilate
 from mmexplore.training.data import make_batch
 from mmexplore.training.reading import READ_WORDS, make_readout, reading_loss, reading_targets
-from mmexplore.training.trainer import TrainConfig, Trainer, read_events
+from mmexplore.training.trainer import Trainer, read_events
 
 
 def test_targets_mark_the_written_words_and_nothing_else():
@@ -92,10 +94,7 @@ def test_dilate_is_the_max_filter_it_replaces():
         assert np.array_equal(np.asarray(_dilate(mask, r)) > 0, want)
 
 
-def _cfg(out, **kw):
-    base = dict(out=str(out), arch="mmexplore-shapes-xs", steps=6, batch_size=12, lr=2e-3, warmup_steps=2,
-                negatives=1, seed=5, eval_every=3, eval_scenes=8, probe_scenes=8, render_size=64, read_weight=1.0)
-    return TrainConfig(**{**base, **kw})
+_cfg = partial(small_run_config, steps=6, batch_size=12, eval_every=3, render_size=64, read_weight=1.0)
 
 
 def test_a_run_with_the_reading_term_reports_it_saves_a_plain_model_and_resumes(tmp_path):
