@@ -314,10 +314,11 @@ def _typographic_heatmaps(encoder: Any, cases: Sequence[Any], clean_images: Sequ
         # a property of the object) or nowhere in particular.
         res[f"energy_object_{key}"] = float(np.mean([_box_energy(r, c.word, b)[0]
                                                      for r, c, b in zip(maps, cases, objects, strict=True)]))
-    box_area = float(np.mean([(w.box[2] - w.box[0]) * (w.box[3] - w.box[1]) / (128 * 128) for w in written]))
-    object_area = float(np.mean([(b[2] - b[0]) * (b[3] - b[1]) / (128 * 128) for b in objects]))
-    return {**res, "box_area": box_area, "object_box_area": object_area, "size": HEATMAP_SIZE, "position": position,
-            "method": "attention"}
+    def mean_area(boxes: Sequence[tuple[int, int, int, int]]) -> float:  # share of the 128 px image
+        return float(np.mean([(b[2] - b[0]) * (b[3] - b[1]) / (128 * 128) for b in boxes]))
+
+    return {**res, "box_area": mean_area([w.box for w in written]), "object_box_area": mean_area(objects),
+            "size": HEATMAP_SIZE, "position": position, "method": "attention"}
 
 
 def _object_box(obj: Any, size: int = 128, margin: int = 8) -> tuple[int, int, int, int]:

@@ -319,39 +319,35 @@ class TextInImage:
         named = [i for i, o in enumerate(scene.objects) if f"{o.color} {o.shape}" in caption]
         i = self.rng.choice(named) if named else 0
         obj = scene.objects[i]
+        phrase = f"{obj.color} {obj.shape}"
         if named and self.lie > 0 and self.rng.random() < self.lie:
             # A word that contradicts caption and picture; the caption it claims is the hard negative.
             word = self.rng.choice([v for v in (COLORS if attribute == "color" else SHAPES) if v != getattr(obj, attribute)])
-            claimed = f"{word} {obj.shape}" if attribute == "color" else f"{obj.color} {word}"
-            size = self.rng.uniform(*self.sizes)
-            pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
+            claimed = replace(obj, **{attribute: word})
+            negatives = [caption.replace(phrase, f"{claimed.color} {claimed.shape}", 1)] * n_neg
             self.lied += 1
-            return (draw_word(image, word, size=size, position=pos).image,
-                    [caption.replace(f"{obj.color} {obj.shape}", claimed, 1)] * n_neg, word)
-        if named and self.swap > 0 and self.rng.random() < self.swap:
+        elif named and self.swap > 0 and self.rng.random() < self.swap:
             # The object drawn with another colour (shape) of the palette; caption and word keep the true one.
             other = self.rng.choice([v for v in (COLORS if attribute == "color" else SHAPES) if v != getattr(obj, attribute)])
-            objects = list(scene.objects)
-            objects[i] = replace(obj, **{attribute: other})
-            image = render_scene(replace(scene, objects=tuple(objects)), image.size[0])
-            self.swapped += 1
+            drawn = replace(obj, **{attribute: other})
+            image = render_scene(replace(scene, objects=(*scene.objects[:i], drawn, *scene.objects[i + 1:])), image.size[0])
+            word = getattr(obj, attribute)
             # The hard negative is the caption of what is drawn, the exact contest of the attack (the
             # word against the picture); a random other value would rarely be the pictured one.
-            pictured = caption.replace(f"{obj.color} {obj.shape}", f"{objects[i].color} {objects[i].shape}", 1)
-            size = self.rng.uniform(*self.sizes)
-            pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
+            negatives = [caption.replace(phrase, f"{drawn.color} {drawn.shape}", 1)] * n_neg
+            self.swapped += 1
+        else:
+            if named and self.rng.random() < self.cue:
+                tinted = attribute == "color" and self.rng.random() < self.tint
+                image = hide_attribute(image, scene, i, attribute, tint=self.rng.uniform(0.25, 0.75) if tinted else None)
+                self.cued += 1
+                self.tinted += tinted
             word = getattr(obj, attribute)
-            return draw_word(image, word, size=size, position=pos).image, [pictured] * n_neg, word
-        elif named and self.rng.random() < self.cue:
-            tinted = attribute == "color" and self.rng.random() < self.tint
-            image = hide_attribute(image, scene, i, attribute, tint=self.rng.uniform(0.25, 0.75) if tinted else None)
-            self.cued += 1
-            self.tinted += tinted
-        wrong = contradicted_caption(caption, obj, attribute, self.rng)
+            wrong = contradicted_caption(caption, obj, attribute, self.rng)
+            negatives = None if wrong is None else [wrong] * n_neg
         size = self.rng.uniform(*self.sizes)
         pos = (self.rng.uniform(0.2, 0.8), self.rng.uniform(0.1, 0.9))
-        out = draw_word(image, getattr(obj, attribute), size=size, position=pos).image
-        return out, None if wrong is None else [wrong] * n_neg, getattr(obj, attribute)
+        return draw_word(image, word, size=size, position=pos).image, negatives, word
 
     def __call__(self, batch: tuple) -> tuple:
         images, captions, negatives, *rest = batch
